@@ -1,0 +1,253 @@
+"""The network driver: a whole forward/backward pass, and a chunk of training steps, in one call.
+
+Small networks are dominated by Python-to-numba dispatch (microseconds a call), so the
+loop over layers and the loop over the n steps of `Simulation.step(n)` both live here.
+The network is described by an *op table* (ints) and a float table, built in Python by
+`lab.engine.network`; every array the ops read or write is a slice of a few flat
+buffers, addressed by offsets in the table:
+
+    acts / dacts   node values and their gradients; node i is (B, width_i) at node_off[i]
+    params / grads every parameter, one contiguous buffer (the optimizer's single pass)
+    state          batchnorm running statistics (not trained by gradient)
+    aux / iaux     per-op caches: dropout masks, dropconnect masks and weights,
+                   batchnorm xhat and 1/std, maxout argmax
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._jit import jit
+from .activations import MAXOUT, activation_backward, activation_forward, maxout_backward, maxout_forward
+from .dense import dense_backward, dense_forward, dropconnect_grad, dropconnect_weights
+from .losses import loss_forward_backward
+from .optim import H_CLIP, H_L1, H_L2, optimizer_update, penalty_and_sq_norm
+from .regularizers import batchnorm_backward, batchnorm_forward, dropout_backward, dropout_forward
+
+# Op kinds.
+DENSE, BATCHNORM, ACTIVATION, DROPOUT, RESIDUAL_ADD = range(5)
+
+# Int columns of the op table.
+(O_KIND, O_IN, O_OUT, O_SKIP, O_P0, O_P1, O_AUX, O_IAUX, O_CODE, O_MODE, O_STATE,
+ O_NEED_DX, O_ACC_IN, O_ACC_SKIP) = range(14)
+N_INT_COLS = 14
+# Float columns.
+F_KEEP, F_ALPHA, F_EPS, F_MOMENTUM = range(4)
+N_FLOAT_COLS = 4
+
+
+@jit
+def node_view(buf, node_off, node_w, i, B):
+    """Node i of a node buffer as a (B, width) C-contiguous view."""
+    start = node_off[i]
+    return buf[start:start + B * node_w[i]].reshape((B, node_w[i]))
+
+
+@jit
+def forward(ops, fops, node_off, node_w, B, acts, params, state, aux, iaux, rng, train, update_running):
+    """Run every op in order; the last node holds the scores (B, C)."""
+    for k in range(ops.shape[0]):
+        kind = ops[k, O_KIND]
+        x = node_view(acts, node_off, node_w, ops[k, O_IN], B)
+        out = node_view(acts, node_off, node_w, ops[k, O_OUT], B)
+        n_in = x.shape[1]
+        n_out = out.shape[1]
+        if kind == DENSE:
+            size = n_in * n_out
+            w = params[ops[k, O_P0]:ops[k, O_P0] + size].reshape((n_in, n_out))
+            b = params[ops[k, O_P1]:ops[k, O_P1] + n_out]
+            if ops[k, O_MODE] == 1 and train:
+                a0 = ops[k, O_AUX]
+                mask = aux[a0:a0 + size].reshape((n_in, n_out))
+                w_eff = aux[a0 + size:a0 + 2 * size].reshape((n_in, n_out))
+                dropconnect_weights(w, mask, w_eff, fops[k, F_KEEP], rng, True)
+                dense_forward(x, w_eff, b, out)
+            else:
+                dense_forward(x, w, b, out)
+        elif kind == BATCHNORM:
+            gamma = params[ops[k, O_P0]:ops[k, O_P0] + n_out]
+            beta = params[ops[k, O_P1]:ops[k, O_P1] + n_out]
+            s0 = ops[k, O_STATE]
+            a0 = ops[k, O_AUX]
+            xhat = aux[a0:a0 + B * n_out].reshape((B, n_out))
+            inv_std = aux[a0 + B * n_out:a0 + B * n_out + n_out]
+            batchnorm_forward(x, gamma, beta, out, xhat, inv_std, state[s0:s0 + n_out],
+                              state[s0 + n_out:s0 + 2 * n_out], fops[k, F_EPS], fops[k, F_MOMENTUM],
+                              train, update_running)
+        elif kind == ACTIVATION:
+            code = ops[k, O_CODE]
+            if code == MAXOUT:
+                i0 = ops[k, O_IAUX]
+                maxout_forward(x, out, iaux[i0:i0 + B * n_out].reshape((B, n_out)))
+            else:
+                p0 = ops[k, O_P0]
+                slope = params[p0:p0 + n_out] if p0 >= 0 else params[0:0]
+                activation_forward(code, x, out, fops[k, F_ALPHA], slope)
+        elif kind == DROPOUT:
+            a0 = ops[k, O_AUX]
+            mask = aux[a0:a0 + B * n_out].reshape((B, n_out))
+            dropout_forward(x, out, mask, fops[k, F_KEEP], ops[k, O_MODE], train, rng)
+        else:  # RESIDUAL_ADD
+            skip = node_view(acts, node_off, node_w, ops[k, O_SKIP], B)
+            for i in range(B):
+                for j in range(n_out):
+                    out[i, j] = x[i, j] + skip[i, j]
+
+
+@jit
+def backward(ops, fops, node_off, node_w, B, acts, dacts, params, grads, aux, iaux, train):
+    """Reverse pass: dacts[last node] must hold dL/dscores; fills grads (data loss only)."""
+    for k in range(ops.shape[0] - 1, -1, -1):
+        kind = ops[k, O_KIND]
+        x = node_view(acts, node_off, node_w, ops[k, O_IN], B)
+        out = node_view(acts, node_off, node_w, ops[k, O_OUT], B)
+        dx = node_view(dacts, node_off, node_w, ops[k, O_IN], B)
+        dout = node_view(dacts, node_off, node_w, ops[k, O_OUT], B)
+        n_in = x.shape[1]
+        n_out = out.shape[1]
+        if kind == DENSE:
+            size = n_in * n_out
+            p0 = ops[k, O_P0]
+            w = params[p0:p0 + size].reshape((n_in, n_out))
+            dw = grads[p0:p0 + size].reshape((n_in, n_out))
+            db = grads[ops[k, O_P1]:ops[k, O_P1] + n_out]
+            dropconnect = ops[k, O_MODE] == 1 and train
+            if dropconnect:
+                a0 = ops[k, O_AUX]
+                w = aux[a0 + size:a0 + 2 * size].reshape((n_in, n_out))
+            dense_backward(dout, x, w, dx, dw, db, ops[k, O_NEED_DX] == 1, ops[k, O_ACC_IN] == 1)
+            if dropconnect:
+                a0 = ops[k, O_AUX]
+                dropconnect_grad(dw, aux[a0:a0 + size].reshape((n_in, n_out)), fops[k, F_KEEP])
+        elif kind == BATCHNORM:
+            p0 = ops[k, O_P0]
+            a0 = ops[k, O_AUX]
+            xhat = aux[a0:a0 + B * n_out].reshape((B, n_out))
+            inv_std = aux[a0 + B * n_out:a0 + B * n_out + n_out]
+            batchnorm_backward(dout, xhat, inv_std, params[p0:p0 + n_out], dx,
+                               grads[p0:p0 + n_out], grads[ops[k, O_P1]:ops[k, O_P1] + n_out], train)
+        elif kind == ACTIVATION:
+            code = ops[k, O_CODE]
+            if code == MAXOUT:
+                i0 = ops[k, O_IAUX]
+                maxout_backward(dout, iaux[i0:i0 + B * n_out].reshape((B, n_out)), dx)
+            else:
+                p0 = ops[k, O_P0]
+                if p0 >= 0:
+                    slope = params[p0:p0 + n_out]
+                    dslope = grads[p0:p0 + n_out]
+                else:
+                    slope = params[0:0]
+                    dslope = grads[0:0]
+                activation_backward(code, dout, x, out, fops[k, F_ALPHA], slope, dx, dslope)
+        elif kind == DROPOUT:
+            a0 = ops[k, O_AUX]
+            dropout_backward(dout, aux[a0:a0 + B * n_out].reshape((B, n_out)), fops[k, F_KEEP],
+                             ops[k, O_MODE], dx)
+        else:  # RESIDUAL_ADD: the gradient flows unchanged into both branches
+            dskip = node_view(dacts, node_off, node_w, ops[k, O_SKIP], B)
+            acc_in = ops[k, O_ACC_IN] == 1
+            acc_skip = ops[k, O_ACC_SKIP] == 1
+            for i in range(B):
+                for j in range(n_out):
+                    g = dout[i, j]
+                    dx[i, j] = dx[i, j] + g if acc_in else g
+                    dskip[i, j] = dskip[i, j] + g if acc_skip else g
+
+
+@jit
+def loss_and_grads(ops, fops, node_off, node_w, B, acts, dacts, params, grads, state, aux, iaux,
+                   rng, y, loss_code, reg, l1, l2, train):
+    """One forward and backward pass with no update (running statistics untouched).
+
+    Returns (total loss, correct count); grads holds the data-loss gradient (the
+    penalty's gradient is added by the caller, which owns the parameter names).
+    """
+    forward(ops, fops, node_off, node_w, B, acts, params, state, aux, iaux, rng, train, False)
+    last = node_off.size - 1
+    scores = node_view(acts, node_off, node_w, last, B)
+    dscores = node_view(dacts, node_off, node_w, last, B)
+    loss, correct = loss_forward_backward(loss_code, scores, y, dscores)
+    backward(ops, fops, node_off, node_w, B, acts, dacts, params, grads, aux, iaux, train)
+    pen, _ = penalty_and_sq_norm(params, grads, reg, l1, l2)
+    return loss + pen, correct
+
+
+@jit
+def evaluate(ops, fops, node_off, node_w, B, acts, dacts, params, state, aux, iaux, rng,
+             X, Y, loss_code):
+    """Eval-mode loss (data part, summed) and correct count over X, in chunks of B rows."""
+    N, D = X.shape
+    last = node_off.size - 1
+    total = 0.0
+    correct = 0
+    start = 0
+    while start < N:
+        b = min(B, N - start)
+        x0 = node_view(acts, node_off, node_w, 0, b)
+        x0[:, :] = X[start:start + b]
+        forward(ops, fops, node_off, node_w, b, acts, params, state, aux, iaux, rng, False, False)
+        scores = node_view(acts, node_off, node_w, last, b)
+        dscores = node_view(dacts, node_off, node_w, last, b)
+        loss, c = loss_forward_backward(loss_code, scores, Y[start:start + b], dscores)
+        total += loss * b
+        correct += c
+        start += b
+    return total, correct
+
+
+@jit
+def train_steps(n_steps, lrs, X, Y, perm, cursor, B, ops, fops, node_off, node_w, acts, dacts,
+                params, grads, state, aux, iaux, ybuf, reg, opt_code, hyper, m1, m2, t_count,
+                rng, loss_code, out_loss, out_acc, out_gnorm, last_update):
+    """Train n_steps minibatch steps; return how many ran (fewer only if the run diverged).
+
+    Batches walk a shuffled permutation of the training set (reshuffled each epoch);
+    `cursor` (1,) and `t_count` (1,) carry state between calls, so chunking never
+    changes the result.  A non-finite loss or gradient stops before the update; a
+    non-finite parameter stops after it.  Either way the diverging step is counted and
+    its metrics recorded, and the caller marks the run diverged.
+    """
+    N, D = X.shape
+    last = node_off.size - 1
+    x0 = node_view(acts, node_off, node_w, 0, B)
+    scores = node_view(acts, node_off, node_w, last, B)
+    dscores = node_view(dacts, node_off, node_w, last, B)
+    l1 = hyper[H_L1]
+    l2 = hyper[H_L2]
+    clip = hyper[H_CLIP]
+    for s in range(n_steps):
+        # 1) next minibatch
+        if cursor[0] + B > N:
+            rng.shuffle(perm)
+            cursor[0] = 0
+        c0 = cursor[0]
+        for i in range(B):
+            r = perm[c0 + i]
+            for d in range(D):
+                x0[i, d] = X[r, d]
+            ybuf[i] = Y[r]
+        cursor[0] = c0 + B
+        # 2) forward, loss, backward
+        forward(ops, fops, node_off, node_w, B, acts, params, state, aux, iaux, rng, True, True)
+        loss, correct = loss_forward_backward(loss_code, scores, ybuf, dscores)
+        backward(ops, fops, node_off, node_w, B, acts, dacts, params, grads, aux, iaux, True)
+        # 3) penalties and the global gradient norm
+        pen, sq = penalty_and_sq_norm(params, grads, reg, l1, l2)
+        loss += pen
+        gnorm = math.sqrt(sq)
+        out_loss[s] = loss
+        out_acc[s] = correct / B
+        out_gnorm[s] = gnorm
+        if not (math.isfinite(loss) and math.isfinite(gnorm)):
+            return s + 1
+        # 4) clip and update
+        scale = clip / gnorm if clip > 0.0 and gnorm > clip else 1.0
+        t_count[0] += 1
+        ok = optimizer_update(opt_code, params, grads, reg, hyper, scale, lrs[s], t_count[0],
+                              m1, m2, last_update, s == n_steps - 1)
+        if not ok:
+            return s + 1
+    return n_steps

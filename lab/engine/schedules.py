@@ -1,0 +1,60 @@
+"""Learning-rate schedules (lecture: "Learning rate decay"), vectorised over steps.
+
+`t` is the 0-based index of the step about to be taken; `total` the scenario's steps.
+1) optional linear warmup: lr * (t + 1) / warmup for t < warmup;
+2) then the base schedule, at the absolute step t:
+   constant      lr
+   step          lr * factor ** (number of milestones <= t); milestones are steps, or
+                 fractions of `total` (0.8 -> step 0.8*total): "multistep by fraction"
+   cosine        min_lr + (lr - min_lr) * (1 + cos(pi * p)) / 2,  p = (t - warmup)/(total - warmup)
+   linear        lr + (min_lr - lr) * p
+   inverse_sqrt  lr * sqrt(timescale / max(t, timescale)), timescale defaults to warmup (or 1)
+Past `total`, cosine and linear stay at min_lr.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SCHEDULE_KINDS = ("constant", "step", "cosine", "linear", "inverse_sqrt")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    kind: str = "constant"
+    warmup: int = 0
+    milestones: tuple[float, ...] = ()  # steps (>= 1) or fractions of total (< 1)
+    factor: float = 0.1
+    min_lr: float = 0.0
+    timescale: int | None = None
+
+    def milestone_steps(self, total: int) -> np.ndarray:
+        return np.array([m * total if m < 1 else m for m in self.milestones], dtype=np.float64)
+
+
+def learning_rates(schedule: Schedule, lr: float, total: int, steps: np.ndarray) -> np.ndarray:
+    """The lr used at each (0-based) step in `steps`, as float64."""
+    t = np.asarray(steps, dtype=np.float64)
+    w = float(schedule.warmup)
+    kind = schedule.kind
+    if kind == "constant":
+        out = np.full_like(t, lr)
+    elif kind == "step":
+        passed = (t[:, None] >= schedule.milestone_steps(total)[None, :]).sum(axis=1)
+        out = lr * schedule.factor ** passed
+    elif kind in ("cosine", "linear"):
+        p = np.clip((t - w) / max(total - w, 1.0), 0.0, 1.0)
+        if kind == "cosine":
+            out = schedule.min_lr + (lr - schedule.min_lr) * 0.5 * (1.0 + np.cos(np.pi * p))
+        else:
+            out = lr + (schedule.min_lr - lr) * p
+    elif kind == "inverse_sqrt":
+        tau = float(schedule.timescale or max(schedule.warmup, 1))
+        out = lr * np.sqrt(tau / np.maximum(t, tau))
+    else:
+        raise ValueError(f"unknown schedule {kind!r}; expected one of {', '.join(SCHEDULE_KINDS)}")
+    if schedule.warmup > 0:
+        out = np.where(t < w, lr * (t + 1.0) / w, out)
+    return out

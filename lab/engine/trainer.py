@@ -1,0 +1,88 @@
+"""Trainer: the network, its data and optimizer state, stepped in compiled chunks.
+
+It knows nothing of scenarios or events (that is lab.sim); it turns "run n steps at
+these learning rates" into one kernel call and hands back the per-step scalars.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .kernels import network as K
+from .kernels.losses import LOSS_CODES
+from .network import Network
+from .optim import OptimizerConfig, OptimizerState
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """Scalars of the steps one call ran (arrays of equal length)."""
+
+    loss: np.ndarray
+    train_acc: np.ndarray
+    grad_norm: np.ndarray
+    diverged: bool
+
+
+class Trainer:
+    def __init__(self, network: Network, X: np.ndarray, y: np.ndarray, batch_size: int,
+                 optimizer: OptimizerConfig, rng: np.random.Generator) -> None:
+        self.network = network  # replaced (same dtype) when an on-the-fly change rebuilds it
+        self.rng = rng  # batches and dropout masks: the training stream
+        self.optimizer = optimizer
+        self.set_data(X, y)
+        self.batch_size = batch_size
+        self.reset_optimizer()
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        self._batch = max(1, min(int(value), self.X.shape[0]))
+
+    def set_data(self, X: np.ndarray, y: np.ndarray) -> None:
+        """New training data (e.g. after a preprocessing change); restarts the epoch."""
+        self.X = np.ascontiguousarray(X, dtype=self.network.dtype)
+        self.y = np.ascontiguousarray(y, dtype=np.int64)
+        self.perm = np.arange(self.X.shape[0], dtype=np.int64)
+        self.cursor = np.array([self.X.shape[0]], dtype=np.int64)  # forces a shuffle first
+
+    def reset_optimizer(self) -> None:
+        self.opt_state = OptimizerState(self.network.plan.n_params, self.network.dtype)
+        self.last_update = np.zeros(self.network.plan.n_params, self.network.dtype)
+
+    def run(self, lrs: np.ndarray) -> StepRecord:
+        """Train len(lrs) steps, step i at learning rate lrs[i]."""
+        n = int(lrs.shape[0])
+        net = self.network
+        ws = net.workspace(self.batch_size)
+        loss = np.empty(n)
+        acc = np.empty(n)
+        gnorm = np.empty(n)
+        opt = self.optimizer
+        done = K.train_steps(n, np.ascontiguousarray(lrs, np.float64), self.X, self.y, self.perm, self.cursor,
+                             ws.batch, ws.ops, ws.fops, ws.node_off, ws.node_w, ws.acts, ws.dacts, net.params,
+                             net.grads, net.state, ws.aux, ws.iaux, ws.ybuf, net.reg, opt.code, opt.hyper(),
+                             self.opt_state.m1, self.opt_state.m2, self.opt_state.t, self.rng,
+                             LOSS_CODES[net.arch.loss], loss, acc, gnorm, self.last_update)
+        net._last_ws = ws
+        diverged = done < n or not np.all(np.isfinite(net.params))
+        return StepRecord(loss[:done], acc[:done], gnorm[:done], bool(diverged))
+
+    def evaluate(self, X: np.ndarray, y: np.ndarray, chunk: int = 512) -> tuple[float, float]:
+        """Eval-mode (loss incl. penalties, accuracy) over a whole set; (nan, nan) if empty."""
+        if X.shape[0] == 0:
+            return float("nan"), float("nan")
+        net = self.network
+        ws = net.workspace(min(chunk, X.shape[0]))
+        Xc = np.ascontiguousarray(X, dtype=net.dtype)
+        total, correct = K.evaluate(ws.ops, ws.fops, ws.node_off, ws.node_w, ws.batch, ws.acts, ws.dacts,
+                                    net.params, net.state, ws.aux, ws.iaux, net._side_rng, Xc,
+                                    np.ascontiguousarray(y, np.int64), LOSS_CODES[net.arch.loss])
+        w = net.params[net.reg.astype(bool)].astype(np.float64)
+        penalty = 0.5 * net.l2 * float(w @ w) + net.l1 * float(np.abs(w).sum())
+        return total / X.shape[0] + penalty, correct / X.shape[0]
