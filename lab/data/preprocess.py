@@ -93,9 +93,9 @@ class Preprocessor:
     whiten    : subtract the train mean, rotate onto all principal components and divide
                 each by sqrt(eigenvalue) exactly - no epsilon, so the train covariance
                 becomes the identity. Components with numerically zero variance
-                (eigenvalue <= 1e-18 * largest,
-                i.e. singular value <= 1e-9 * largest) are *dropped*: dividing by ~0 would
-                blow up noise, and zeroing them would leave 0s on the diagonal.
+                (eigenvalue <= 1e-18 * largest, i.e. singular value <= 1e-9 * largest)
+                are *dropped*: dividing by ~0 would blow up rounding noise, and zeroing
+                them would leave 0s on the covariance diagonal.
                 ``output_dim`` therefore can be < D (digits' blank corner pixels).
     """
 

@@ -62,8 +62,9 @@ class Network:
             if spec.role == "W":
                 self.reg[spec.offset:spec.offset + spec.size] = 1
         self._by_name = {spec.name: spec for spec in self.plan.params}
-        self._workspaces: dict[int, Workspace] = {}
+        self._workspaces: dict[tuple[int, str], Workspace] = {}
         self._last_ws: Workspace | None = None
+        self.batch_ws: Workspace | None = None  # what the last *training* step left behind
         self._side_rng = np.random.default_rng(0x5EED)  # masks for loss_and_grads(train=True)
         self.reset_running_stats()
 
@@ -140,8 +141,11 @@ class Network:
         return copied
 
     # -- workspaces -------------------------------------------------------------------
-    def workspace(self, batch: int) -> Workspace:
-        ws = self._workspaces.get(batch)
+    def workspace(self, batch: int, purpose: str = "train") -> Workspace:
+        """Buffers for `batch` rows.  Each purpose (train, eval, probe, call) has its own, so
+        evaluating or probing never overwrites what the last training step left behind."""
+        key = (batch, purpose)
+        ws = self._workspaces.get(key)
         if ws is None:
             ops, fops, aux_size, iaux_size = op_tables(self.plan, batch)
             widths = np.array(self.plan.node_widths, dtype=np.int64)
@@ -153,25 +157,25 @@ class Network:
                            np.zeros(batch, np.int64))
             if len(self._workspaces) > 8:  # a long session of varied probe sizes stays bounded
                 self._workspaces.pop(next(iter(self._workspaces)))
-            self._workspaces[batch] = ws
+            self._workspaces[key] = ws
         return ws
 
     # -- passes -----------------------------------------------------------------------
-    def _load_batch(self, x: np.ndarray) -> Workspace:
+    def _load_batch(self, x: np.ndarray, purpose: str = "call") -> Workspace:
         x = np.ascontiguousarray(x, dtype=self.dtype)
         if x.ndim != 2 or x.shape[1] != self.arch.input_dim:
             raise ValueError(f"x must have shape (B, {self.arch.input_dim}), got {x.shape}")
-        ws = self.workspace(x.shape[0])
+        ws = self.workspace(x.shape[0], purpose)
         ws.node(0)[...] = x
         return ws
 
-    def forward(self, x: np.ndarray, *, train: bool = False, ws: Workspace | None = None) -> np.ndarray:
+    def forward(self, x: np.ndarray, *, train: bool = False, purpose: str = "call") -> np.ndarray:
         """Scores for x (a copy); train=True uses batch statistics and draws dropout masks.
 
         Nothing is updated (running statistics included); intermediate nodes stay in
         the workspace, which `last_workspace` returns.
         """
-        ws = self._load_batch(x)
+        ws = self._load_batch(x, purpose)
         K.forward(ws.ops, ws.fops, ws.node_off, ws.node_w, ws.batch, ws.acts, self.params, self.state,
                   ws.aux, ws.iaux, self._side_rng, train, False)
         self._last_ws = ws

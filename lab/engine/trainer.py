@@ -69,7 +69,7 @@ class Trainer:
                              net.grads, net.state, ws.aux, ws.iaux, ws.ybuf, net.reg, opt.code, opt.hyper(),
                              self.opt_state.m1, self.opt_state.m2, self.opt_state.t, self.rng,
                              LOSS_CODES[net.arch.loss], loss, acc, gnorm, self.last_update)
-        net._last_ws = ws
+        net.batch_ws = ws
         diverged = done < n or not np.all(np.isfinite(net.params))
         return StepRecord(loss[:done], acc[:done], gnorm[:done], bool(diverged))
 
@@ -78,7 +78,7 @@ class Trainer:
         if X.shape[0] == 0:
             return float("nan"), float("nan")
         net = self.network
-        ws = net.workspace(min(chunk, X.shape[0]))
+        ws = net.workspace(min(chunk, X.shape[0]), "eval")
         Xc = np.ascontiguousarray(X, dtype=net.dtype)
         total, correct = K.evaluate(ws.ops, ws.fops, ws.node_off, ws.node_w, ws.batch, ws.acts, ws.dacts,
                                     net.params, net.state, ws.aux, ws.iaux, net._side_rng, Xc,

@@ -1,0 +1,27 @@
+"""Errors a user can act on, and the exit codes that are part of the CLI's API."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    CHECK_FAILED = 1
+    USAGE = 2  # invalid input: a bad scenario file, a bad option
+
+
+class LabError(Exception):
+    """An error caused by the user's input, reported without a traceback."""
+
+
+class ScenarioError(LabError):
+    def __init__(self, path: str, problems: list[str]):
+        self.path = path
+        self.problems = problems
+        super().__init__(f"{path}: " + "; ".join(problems))
+
+    def __str__(self) -> str:
+        lines = [f"{self.path}: {len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}"]
+        lines += [f"  - {p}" for p in self.problems]
+        return "\n".join(lines)

@@ -1,0 +1,184 @@
+"""The scenario format, declared once (pydantic v2).
+
+Every field has a default and a description; unknown keys are errors (they are
+usually typos).  The JSON Schema for editors is generated from these classes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DataKind = Literal["spiral", "circles", "moons", "xor", "gaussians", "checkerboard", "positive-blobs",
+                   "random-normal", "digits", "iris", "wine", "breast-cancer"]
+PreprocessStep = Literal["center", "normalize", "pca", "whiten"]
+Activation = Literal["sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "selu", "gelu", "maxout"]
+InitScheme = Literal["zeros", "constant", "normal", "uniform", "xavier", "glorot", "kaiming", "lecun", "orthogonal"]
+DropoutMode = Literal["inverted", "vanilla", "vanilla-noscale"]
+Loss = Literal["softmax", "mse", "hinge"]
+Optimizer = Literal["sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"]
+ScheduleKind = Literal["constant", "step", "cosine", "linear", "inverse_sqrt"]
+Dtype = Literal["float32", "float64"]
+
+MAX_WIDTH = 16384
+MAX_PARAMETERS = 200_000_000  # ~800 MB of float32 weights: beyond that the machine would swap
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ScenarioMeta(Strict):
+    name: str = Field("Untitled", description="Title shown in the browser and reports.")
+    topic: str = Field("misc", description="Curriculum topic (the folder it lives in).")
+    seed: int = Field(0, ge=0, description="One seed drives data, initialisation, batches and dropout masks.")
+    explain: str = Field("", description="Markdown shown beside the run: what to watch and why.")
+
+
+class DataSpec(Strict):
+    kind: DataKind = Field("spiral", description="Which data set to generate or load (never downloaded).")
+    n: int = Field(600, ge=2, le=1_000_000, description="Number of examples (real data sets: a subsample if smaller).")
+    classes: int = Field(3, ge=2, le=1000, description="Number of classes, for synthetic kinds that support it.")
+    noise: float = Field(0.2, ge=0.0, description="Noise level of synthetic data.")
+    dim: int = Field(2, ge=1, le=MAX_WIDTH, description="Input dimension of random-normal (and gaussians).")
+    preprocess: list[PreprocessStep] = Field(default_factory=list, description="Steps fitted on train only, applied to val.")
+    pca_components: int | None = Field(None, ge=1, description="Components kept by pca (default: all).")
+    val_fraction: float = Field(0.2, ge=0.0, le=0.9, description="Fraction held out for validation.")
+
+
+class ModelSpec(Strict):
+    hidden: list[Annotated[int, Field(ge=1, le=MAX_WIDTH)]] = Field(
+        default_factory=lambda: [100], min_length=1, max_length=64, description="Hidden layer widths.")
+    activation: Activation = Field("relu", description="Activation of every hidden layer.")
+    alpha: float | None = Field(None, description="leaky_relu slope (0.01) or elu alpha (1.0).")
+    maxout_k: int = Field(2, ge=2, le=8, description="Pieces per maxout unit.")
+    init: InitScheme = Field("kaiming", description="Weight initialisation scheme.")
+    init_scale: float | None = Field(None, ge=0.0, description="normal: std; uniform: half-width; constant: value; others: gain.")
+    bias_init: float = Field(0.0, description="Initial value of every bias (0.01 against dead ReLUs).")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Drop probability after each hidden activation.")
+    dropout_mode: DropoutMode = Field("inverted", description="inverted, vanilla, or vanilla-noscale (the bug).")
+    dropconnect: float = Field(0.0, ge=0.0, lt=1.0, description="Drop probability of each hidden weight.")
+    batchnorm: bool = Field(False, description="Batchnorm before each hidden activation.")
+    residual: bool = Field(False, description="Residual blocks: hidden[0] projects, then pairs of layers + skip.")
+    residual_zero_init: bool = Field(False, description="Zero-initialise the second layer of every block.")
+    loss: Loss = Field("softmax", description="softmax cross-entropy, mse on one-hot targets, or multiclass hinge.")
+    dtype: Dtype = Field("float32", description="Floating-point precision of the engine.")
+
+
+class ScheduleSpec(Strict):
+    kind: ScheduleKind = Field("constant", description="Learning-rate schedule.")
+    warmup: int = Field(0, ge=0, description="Linear warmup steps in front of the schedule.")
+    milestones: list[Annotated[float, Field(gt=0)]] = Field(
+        default_factory=list, description="step: steps (>= 1) or fractions of training (< 1) where lr *= factor.")
+    factor: float = Field(0.1, gt=0.0, description="step: multiplier at each milestone.")
+    min_lr: float = Field(0.0, ge=0.0, description="cosine/linear: final learning rate.")
+    timescale: int | None = Field(None, ge=1, description="inverse_sqrt: steps before decay starts (default: warmup).")
+
+
+class TrainSpec(Strict):
+    optimizer: Optimizer = Field("sgd", description="Update rule.")
+    lr: float = Field(0.1, gt=0.0, description="Base (peak) learning rate.")
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="momentum / nesterov coefficient.")
+    beta1: float = Field(0.9, ge=0.0, lt=1.0, description="adam/adamw first-moment decay.")
+    beta2: float | None = Field(None, ge=0.0, lt=1.0, description="adam/adamw second-moment decay (0.999), rmsprop decay (0.99).")
+    eps: float = Field(1e-8, gt=0.0, description="adam/rmsprop denominator epsilon.")
+    weight_decay: float = Field(0.0, ge=0.0, description="Decoupled weight decay on W (AdamW style), any optimizer.")
+    l1: float = Field(0.0, ge=0.0, description="L1 penalty coefficient (added to the loss).")
+    l2: float = Field(0.0, ge=0.0, description="L2 penalty coefficient: + 0.5*l2*sum(W^2) in the loss.")
+    clip_norm: float = Field(0.0, ge=0.0, description="Clip the global gradient norm to this (0 = off).")
+    batch_size: int = Field(64, ge=1, le=65536, description="Examples per step.")
+    steps: int = Field(1000, ge=1, le=10_000_000, description="Training steps of a headless run.")
+    eval_every: int = Field(50, ge=1, description="Validation loss/accuracy every this many steps.")
+    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec, description="Learning-rate schedule.")
+
+
+class Changes(Strict):
+    """What an event or a variant may change; everything optional."""
+
+    lr: float | None = Field(None, gt=0.0)
+    optimizer: Optimizer | None = None
+    momentum: float | None = Field(None, ge=0.0, lt=1.0)
+    weight_decay: float | None = Field(None, ge=0.0)
+    l1: float | None = Field(None, ge=0.0)
+    l2: float | None = Field(None, ge=0.0)
+    clip_norm: float | None = Field(None, ge=0.0)
+    batch_size: int | None = Field(None, ge=1, le=65536)
+    schedule: ScheduleSpec | None = None
+    init: InitScheme | None = None
+    init_scale: float | None = Field(None, ge=0.0)
+    bias_init: float | None = None
+    activation: Activation | None = None
+    alpha: float | None = None
+    dropout: float | None = Field(None, ge=0.0, lt=1.0)
+    dropout_mode: DropoutMode | None = None
+    dropconnect: float | None = Field(None, ge=0.0, lt=1.0)
+    batchnorm: bool | None = None
+    preprocess: list[PreprocessStep] | None = None
+    reinit: bool | None = Field(None, description="Re-initialise the weights with the current scheme.")
+
+    def given(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True, exclude_unset=True)
+
+
+class Event(Strict):
+    at: int = Field(..., ge=0, description="Step at which the change applies (before that step runs).")
+    set: Changes = Field(..., description="The changes, as Simulation.set(**changes).")
+
+
+class Variant(Strict):
+    name: str = Field(..., min_length=1, description="Variant name; the unchanged run is 'base'.")
+    set: Changes = Field(default_factory=Changes, description="Overrides applied from step 0.")
+
+
+class Expectation(Strict):
+    metric: str = Field(..., description="A Snapshot metric, e.g. loss, val_acc, dead_fraction, steps_to_train_acc(0.9).")
+    layer: int | None = Field(None, ge=1, description="Layer number (1 = first hidden) for per-layer metrics.")
+    at: int | None = Field(None, ge=0, description="Check at this step.")
+    by: int | None = Field(None, ge=0, description="Holds at some step <= by.")
+    throughout: bool = Field(False, description="Holds at every recorded step.")
+    op: Literal["<", "<=", ">", ">=", "==", "!="] = Field("<", description="Comparison.")
+    value: float = Field(..., description="Right-hand side.")
+    variant: str = Field("base", description="Which run the metric is read from.")
+    ratio_over: str | None = Field(None, description="Compare metric(variant) / metric(this variant).")
+    difference_over: str | None = Field(None, description="Compare metric(variant) - metric(this variant).")
+
+
+class Scenario(Strict):
+    scenario: ScenarioMeta = Field(default_factory=ScenarioMeta)
+    data: DataSpec = Field(default_factory=DataSpec)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    events: list[Event] = Field(default_factory=list)
+    variants: list[Variant] = Field(default_factory=list)
+    expect: list[Expectation] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _fits_in_memory(self) -> "Scenario":
+        widths = [self.data.dim if self.data.kind == "random-normal" else 64, *self.model.hidden, self.data.classes]
+        k = self.model.maxout_k if self.model.activation == "maxout" else 1
+        n_params = sum(a * b * k for a, b in zip(widths[:-1], widths[1:]))
+        if n_params > MAX_PARAMETERS:
+            raise ValueError(f"the model would have about {n_params:,} weights; the limit is {MAX_PARAMETERS:,}")
+        return self
+
+    @property
+    def seed(self) -> int:
+        return self.scenario.seed
+
+    @property
+    def name(self) -> str:
+        return self.scenario.name
+
+    def with_changes(self, changes: Changes | dict[str, Any]) -> "Scenario":
+        """This scenario with `changes` applied to the sections they belong to."""
+        given = changes.given() if isinstance(changes, Changes) else Changes(**changes).given()
+        sections = {"model": dict(self.model.model_dump()), "train": dict(self.train.model_dump()),
+                    "data": dict(self.data.model_dump())}
+        for key, value in given.items():
+            if key == "reinit":
+                continue
+            section = "data" if key == "preprocess" else "model" if key in ModelSpec.model_fields else "train"
+            sections[section][key] = value.model_dump() if isinstance(value, BaseModel) else value
+        return self.model_copy(update={"model": ModelSpec(**sections["model"]), "train": TrainSpec(**sections["train"]),
+                                       "data": DataSpec(**sections["data"])})

@@ -1,0 +1,6 @@
+"""The simulation layer: a scenario trained step by step, observed through Snapshots."""
+
+from .simulation import Simulation
+from .snapshot import Event, LayerStats, Snapshot
+
+__all__ = ["Simulation", "Snapshot", "LayerStats", "Event"]

@@ -1,0 +1,258 @@
+"""Simulation: one run of a scenario, stepped, changed on the fly, observed through Snapshots.
+
+scenario --build--> Simulation --step()--> Snapshot --> views
+                        ^  set(...)
+                        +-- events (the scenario's timeline, or a key press)
+
+Determinism: the seed feeds independent streams (data, initialisation, training), so
+the same scenario, events and seed give bit-identical metrics however the steps are
+chunked, on whichever thread.  Snapshots only read; they never draw random numbers.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from lab.data import load_data
+from lab.engine.architecture import Architecture
+from lab.engine.network import Network
+from lab.engine.optim import OptimizerConfig
+from lab.engine.schedules import Schedule, learning_rates
+from lab.engine.trainer import Trainer
+from lab.errors import LabError
+from lab.scenario.schema import Changes, Scenario
+
+from .history import History
+from .snapshot import Event, Snapshot
+from .stats import layer_stats, probe_size
+
+INIT_STREAM, TRAIN_STREAM = 2, 3  # the data module uses streams seed and [seed, 1]
+
+ARCH_KEYS = {"activation", "alpha", "dropout", "dropout_mode", "dropconnect", "batchnorm"}
+INIT_KEYS = {"init", "init_scale", "bias_init", "reinit"}
+OPTIMIZER_KEYS = {"optimizer", "momentum", "weight_decay", "l1", "l2", "clip_norm"}
+
+
+def architecture_of(sc: Scenario, input_dim: int, classes: int) -> Architecture:
+    m = sc.model
+    return Architecture(input_dim=input_dim, classes=classes, hidden=tuple(m.hidden), activation=m.activation,
+                        alpha=m.alpha, maxout_k=m.maxout_k, batchnorm=m.batchnorm, dropout=m.dropout,
+                        dropout_mode=m.dropout_mode, dropconnect=m.dropconnect, residual=m.residual,
+                        residual_zero_init=m.residual_zero_init, loss=m.loss)
+
+
+def optimizer_of(sc: Scenario) -> OptimizerConfig:
+    t = sc.train
+    return OptimizerConfig(t.optimizer, momentum=t.momentum, beta1=t.beta1, beta2=t.beta2, eps=t.eps,
+                           weight_decay=t.weight_decay, l1=t.l1, l2=t.l2, clip_norm=t.clip_norm)
+
+
+def schedule_of(sc: Scenario) -> Schedule:
+    s = sc.train.schedule
+    return Schedule(s.kind, s.warmup, tuple(s.milestones), s.factor, s.min_lr, s.timescale)
+
+
+class Simulation:
+    """A scenario being trained.  Not thread-safe by itself: one thread steps it at a time
+    (the TUI's worker); `lock` is there for callers that share it."""
+
+    def __init__(self, scenario: Scenario, *, history_capacity: int = 50_000):
+        self.original = scenario
+        self.lock = threading.RLock()
+        self._history_capacity = history_capacity
+        self._overrides: dict[str, Any] = {}  # every change the user made, for reset()
+        self._build(scenario)
+
+    # -- construction -------------------------------------------------------------------
+    def _build(self, scenario: Scenario, seed_offset: int = 0) -> None:
+        self.base = scenario  # what step 0 looks like; user events are relative to it
+        self.current = scenario
+        self.seed = scenario.seed + seed_offset
+        self.step_count = 0
+        self.diverged = False
+        self.diverged_at: int | None = None
+        self.history = History(self._history_capacity)
+        self.events: list[Event] = []
+        self._timeline = sorted(scenario.events, key=lambda e: e.at)
+        self._next_event = 0
+        self._reinits = 0
+        self._snapshot: Snapshot | None = None
+        self.data = self._load_data(scenario)
+        dtype = np.float32 if scenario.model.dtype == "float32" else np.float64
+        self.network = Network(architecture_of(scenario, self.data.X_train.shape[1], self.data.n_classes), dtype,
+                               l1=scenario.train.l1, l2=scenario.train.l2)
+        self.network.initialize(scenario.model.init, self._init_rng(), scale=scenario.model.init_scale,
+                                bias=scenario.model.bias_init)
+        self.trainer = Trainer(self.network, self.data.X_train, self.data.y_train, scenario.train.batch_size,
+                               optimizer_of(scenario), np.random.default_rng([self.seed, TRAIN_STREAM]))
+        self._set_probe()
+        self._apply_due_events()
+
+    def _load_data(self, sc: Scenario):
+        d = sc.data
+        return load_data(d.kind, n=d.n, classes=d.classes, noise=d.noise, dim=d.dim, preprocess=tuple(d.preprocess),
+                         val_fraction=d.val_fraction, seed=self.seed, pca_components=d.pca_components)
+
+    def _init_rng(self) -> np.random.Generator:
+        """The first initialisation replays exactly on reset; each later re-init gets its own stream."""
+        key = [self.seed, INIT_STREAM] if self._reinits == 0 else [self.seed, INIT_STREAM, self.step_count, self._reinits]
+        self._reinits += 1
+        return np.random.default_rng(key)
+
+    def _set_probe(self) -> None:
+        n = probe_size(self.network, self.data.X_train.shape[0], self.trainer.batch_size)
+        self._probe_x = self.data.X_train[:n]
+        self._probe_y = self.data.y_train[:n]
+
+    # -- stepping -------------------------------------------------------------------------
+    @property
+    def step_number(self) -> int:
+        return self.step_count
+
+    def lr_at(self, steps: np.ndarray) -> np.ndarray:
+        return learning_rates(schedule_of(self.current), self.current.train.lr, self.current.train.steps, steps)
+
+    def step(self, n: int = 1) -> int:
+        """Train up to n steps (fewer if the run diverges); return how many ran.
+
+        Steps run in compiled chunks that end at scenario events and evaluations, so the
+        result does not depend on n.
+        """
+        done = 0
+        with self.lock:
+            while done < n and not self.diverged:
+                chunk = n - done
+                every = self.current.train.eval_every
+                chunk = min(chunk, every - self.step_count % every)
+                if self._next_event < len(self._timeline):
+                    chunk = min(chunk, self._timeline[self._next_event].at - self.step_count)
+                steps = np.arange(self.step_count, self.step_count + chunk)
+                lrs = self.lr_at(steps)
+                rec = self.trainer.run(lrs)
+                ran = len(rec.loss)
+                self.history.record_steps(self.step_count + 1, lrs[:ran], rec.loss, rec.train_acc, rec.grad_norm)
+                self.step_count += ran
+                done += ran
+                self._snapshot = None
+                if rec.diverged:
+                    self.diverged = True
+                    self.diverged_at = self.step_count
+                    break
+                if self.step_count % every == 0:
+                    self._evaluate()
+                self._apply_due_events()
+        return done
+
+    def run_to(self, step: int) -> None:
+        """Step until `step` steps are done (or the run diverges)."""
+        self.step(max(0, step - self.step_count))
+
+    def _evaluate(self) -> None:
+        loss, acc = self.trainer.evaluate(self.data.X_val, self.data.y_val)
+        self.history.record_val(self.step_count, loss, acc)
+
+    def _apply_due_events(self) -> None:
+        while self._next_event < len(self._timeline) and self._timeline[self._next_event].at <= self.step_count:
+            event = self._timeline[self._next_event]
+            self._next_event += 1
+            self._apply(event.set.given(), source="scenario")
+
+    # -- on-the-fly changes -------------------------------------------------------------------
+    def set(self, **changes: Any) -> Event:
+        """Apply a change now (before the next step) and record it as an event.
+
+        Keys are those of `lab.scenario.Changes`: lr, optimizer, momentum, weight_decay, l1, l2,
+        clip_norm, batch_size, schedule, init (re-initialises), init_scale, bias_init, reinit,
+        activation, alpha, dropout, dropout_mode, dropconnect, batchnorm, preprocess.
+        """
+        try:
+            given = Changes(**changes).given()
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise LabError(f"invalid change: {problems}") from None
+        with self.lock:
+            self._overrides.update({k: v for k, v in given.items() if k != "reinit"})
+            return self._apply(given, source="user")
+
+    def _apply(self, given: dict[str, Any], source: str) -> Event:
+        old = self.current
+        new = old.with_changes(given)
+        keys = set(given)
+        self.current = new
+        rebuild = bool(keys & ARCH_KEYS) or "preprocess" in keys
+        if "preprocess" in keys:
+            self.data = self._load_data(new)
+            self.trainer.set_data(self.data.X_train, self.data.y_train)
+            self.trainer.batch_size = new.train.batch_size
+        if rebuild:
+            net = Network(architecture_of(new, self.data.X_train.shape[1], self.data.n_classes), self.network.dtype,
+                          l1=new.train.l1, l2=new.train.l2)
+            net.initialize(new.model.init, self._init_rng(), scale=new.model.init_scale, bias=new.model.bias_init)
+            net.copy_matching_from(self.network)  # keep what fits: the run continues
+            self.network = net
+            self.trainer.network = net
+            self.trainer.reset_optimizer()
+        if keys & INIT_KEYS:
+            self.network.initialize(new.model.init, self._init_rng(), scale=new.model.init_scale,
+                                    bias=new.model.bias_init)
+            self.trainer.reset_optimizer()
+            self.diverged, self.diverged_at = False, None  # fresh weights: the run can go on
+        if keys & OPTIMIZER_KEYS:
+            self.trainer.optimizer = optimizer_of(new)
+            self.network.l1, self.network.l2 = new.train.l1, new.train.l2
+            if new.train.optimizer != old.train.optimizer:
+                self.trainer.reset_optimizer()
+        if "batch_size" in keys:
+            self.trainer.batch_size = new.train.batch_size
+        if rebuild or "batch_size" in keys:
+            self._set_probe()
+        event = Event(self.step_count, dict(given), source)
+        self.events.append(event)
+        self._snapshot = None
+        return event
+
+    def reset(self, *, new_seed: bool = False) -> None:
+        """Back to step 0 with the settings in force now and the same initialisation
+        (a new one with new_seed=True).  The scenario's own events replay; the user's
+        changes become the starting point."""
+        with self.lock:
+            base = self.original.with_changes(self._overrides) if self._overrides else self.original
+            offset = (self.seed - self.original.seed + 1) if new_seed else (self.seed - self.original.seed)
+            self._build(base, seed_offset=offset)
+
+    # -- observing ----------------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        """An immutable picture of the run now (cached until the next step or change)."""
+        with self.lock:
+            if self._snapshot is None:
+                self._snapshot = self._take_snapshot()
+            return self._snapshot
+
+    def _take_snapshot(self) -> Snapshot:
+        h = self.history
+        last = lambda name: h.series[name].last()  # noqa: E731
+        with np.errstate(all="ignore"):  # a diverged run has inf/nan weights: stats say so, quietly
+            layers = layer_stats(self.network, self.trainer.last_update, self._probe_x, self._probe_y)
+        settings = {**self.current.model.model_dump(), **self.current.train.model_dump(),
+                    "preprocess": list(self.current.data.preprocess), "seed": self.seed}
+        return Snapshot(
+            step=self.step_count,
+            lr=float(self.lr_at(np.array([self.step_count]))[0]),
+            loss=last("loss"), train_acc=last("train_acc"), grad_norm=last("grad_norm"),
+            val_loss=last("val_loss"), val_acc=last("val_acc"),
+            diverged=self.diverged, diverged_at=self.diverged_at,
+            layers=layers, history=h.arrays(), events=tuple(self.events),
+            scenario_name=self.current.name, settings=settings,
+        )
+
+    def scenario_with_events(self) -> Scenario:
+        """The scenario that replays this session headless: the base plus every user event."""
+        from lab.scenario.schema import Event as EventSpec
+
+        user = [EventSpec(at=e.step, set=Changes(**e.changes)) for e in self.events if e.source == "user"]
+        merged = sorted([*self.base.events, *user], key=lambda e: e.at)
+        return self.base.model_copy(update={"events": merged})
