@@ -1,0 +1,1 @@
+"""Headless views of Snapshots: tables for the terminal."""

@@ -1,0 +1,73 @@
+"""Kernels compile once and load from numba's on-disk cache afterwards, also from a
+read-only install (where lab._numba_cache redirects the cache to a user directory)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+PROBE = r"""
+import json, numpy as np
+import lab, lab._numba_cache as cache
+from lab.engine.architecture import Architecture
+from lab.engine.network import Network
+from lab.engine.trainer import Trainer
+from lab.engine.optim import OptimizerConfig
+from lab.engine.kernels import network as K
+net = Network(Architecture(2, 3, (8,)), np.float32)
+net.initialize("kaiming", np.random.default_rng(0))
+X = np.random.default_rng(1).standard_normal((32, 2)); y = np.arange(32) % 3
+Trainer(net, X, y, 8, OptimizerConfig("sgd"), np.random.default_rng(2)).run(np.full(3, 0.1))
+print(json.dumps({"cache_dir": cache.CACHE_DIR, "lab": lab.__file__,
+                  "hits": sum(K.train_steps.stats.cache_hits.values()),
+                  "misses": sum(K.train_steps.stats.cache_misses.values())}))
+"""
+
+
+def _readonly_runner(root: Path) -> list[str] | None:
+    """A command prefix that runs a shell with `root` mounted read-only, if this machine allows it."""
+    if shutil.which("unshare") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind -o ro {root} {root}"],
+                               capture_output=True)
+        if probe.returncode == 0:
+            return ["unshare", "-m", "sh", "-c", f'mount --bind -o ro {root} {root} && exec "$@"', "sh"]
+    if hasattr(os, "geteuid") and os.geteuid() != 0:
+        for path in [root, *root.rglob("*")]:  # a non-root user cannot write where w bits are off
+            path.chmod(path.stat().st_mode & ~0o222)
+        return []
+    return None
+
+
+@pytest.mark.slow
+def test_readonly_install_compiles_once_into_the_user_cache(tmp_path):
+    pkg_root = tmp_path / "site"
+    shutil.copytree(REPO / "lab", pkg_root / "lab", ignore=shutil.ignore_patterns("__pycache__"))
+    user_cache = tmp_path / "cache"
+    runner = _readonly_runner(pkg_root)
+    if runner is None:
+        pytest.skip("cannot make a read-only directory here (root without mount namespaces)")
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "NUMBA_DISABLE_JIT")}
+    env.update(PYTHONPATH=str(pkg_root), XDG_CACHE_HOME=str(user_cache), PYTHONDONTWRITEBYTECODE="1")
+
+    def run() -> dict:
+        out = subprocess.run([*runner, sys.executable, "-c", PROBE], env=env, capture_output=True, text=True,
+                             cwd=tmp_path, timeout=600)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    first = run()
+    assert first["lab"].startswith(str(pkg_root)), "the probe must import the read-only copy"
+    assert first["cache_dir"] == str(user_cache / "nnlab" / "numba")
+    assert first["misses"] > 0 and first["hits"] == 0  # compiled: nothing was cached yet
+    assert list(user_cache.rglob("*.nbi")), "compiled kernels must be stored in the user cache"
+    assert not list(pkg_root.rglob("*.nbi")), "nothing may be written into the read-only package"
+    second = run()
+    assert second["hits"] > 0 and second["misses"] == 0  # loaded, not recompiled
