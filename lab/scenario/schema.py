@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from lab.metrics import parse_metric
 
 DataKind = Literal["spiral", "circles", "moons", "xor", "gaussians", "checkerboard", "positive-blobs",
                    "random-normal", "digits", "iris", "wine", "breast-cancer"]
@@ -26,7 +28,8 @@ MAX_PARAMETERS = 200_000_000  # ~800 MB of float32 weights: beyond that the mach
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a TOML string "100" is not silently an integer; ints still count as floats.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ScenarioMeta(Strict):
@@ -132,16 +135,41 @@ class Variant(Strict):
 
 
 class Expectation(Strict):
-    metric: str = Field(..., description="A Snapshot metric, e.g. loss, val_acc, dead_fraction, steps_to_train_acc(0.9).")
-    layer: int | None = Field(None, ge=1, description="Layer number (1 = first hidden) for per-layer metrics.")
-    at: int | None = Field(None, ge=0, description="Check at this step.")
-    by: int | None = Field(None, ge=0, description="Holds at some step <= by.")
-    throughout: bool = Field(False, description="Holds at every recorded step.")
+    metric: str = Field(..., description="A Snapshot metric: loss, val_acc, dead_fraction (with layer), "
+                                         "or steps_to(train_acc >= 0.9).")
+    layer: int | None = Field(None, ge=1, description="Layer number (1 = first hidden, L = output) for per-layer metrics.")
+    at: int | Literal["initial", "final"] | None = Field(
+        None, description="Read the metric at this step ('initial' = step 0, 'final' = the last step; default final).")
+    by: int | None = Field(None, ge=0, description="Holds at some checkpoint <= by.")
+    throughout: bool = Field(False, description="Holds at every checkpoint (every eval_every steps and the end).")
+    reduce: Literal["min", "max", "mean"] | None = Field(
+        None, description="Compare the min/max/mean over the checkpoints (up to `by` if given).")
     op: Literal["<", "<=", ">", ">=", "==", "!="] = Field("<", description="Comparison.")
     value: float = Field(..., description="Right-hand side.")
+    tolerance: float = Field(0.0, ge=0.0, description="Slack for == and != (absolute).")
+    smooth: int = Field(1, ge=1, description="Trailing moving average (steps) applied to per-step series first.")
     variant: str = Field("base", description="Which run the metric is read from.")
-    ratio_over: str | None = Field(None, description="Compare metric(variant) / metric(this variant).")
-    difference_over: str | None = Field(None, description="Compare metric(variant) - metric(this variant).")
+    ratio_over: str | None = Field(None, description="Compare metric(variant) / metric(ratio_over variant).")
+    difference_over: str | None = Field(None, description="Compare metric(variant) - metric(difference_over variant).")
+    why: str = Field("", description="The claim this checks, in a sentence (shown when it fails).")
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        parse_metric(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_time_selector(self) -> "Expectation":
+        chosen = [name for name, on in (("at", self.at is not None), ("throughout", self.throughout),
+                                        ("reduce", self.reduce is not None)) if on]
+        if len(chosen) > 1:
+            raise ValueError(f"use only one of at, throughout, reduce (found {', '.join(chosen)})")
+        if self.by is not None and (self.at is not None or self.throughout):
+            raise ValueError("by cannot be combined with at or throughout")
+        if self.ratio_over and self.difference_over:
+            raise ValueError("use ratio_over or difference_over, not both")
+        return self
 
 
 class Scenario(Strict):
@@ -152,6 +180,44 @@ class Scenario(Strict):
     events: list[Event] = Field(default_factory=list)
     variants: list[Variant] = Field(default_factory=list)
     expect: list[Expectation] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Scenario":
+        problems = []
+        steps = self.train.steps
+        for i, event in enumerate(self.events):
+            if event.at > steps:
+                problems.append(f"events[{i}].at: step {event.at} is beyond train.steps ({steps})")
+        names = ["base"]
+        for i, variant in enumerate(self.variants):
+            if variant.name in names:
+                problems.append(f"variants[{i}].name: duplicate variant name {variant.name!r}")
+            names.append(variant.name)
+        n_layers = len(self.model.hidden) + 1
+        for i, ex in enumerate(self.expect):
+            ref = parse_metric(ex.metric)
+            for key in ("variant", "ratio_over", "difference_over"):
+                name = getattr(ex, key)
+                if name is not None and name not in names:
+                    problems.append(f"expect[{i}].{key}: unknown variant {name!r} (variants: {', '.join(dict.fromkeys(names))})")
+            if ref.per_layer and ex.layer is None:
+                problems.append(f"expect[{i}].layer: {ex.metric} is per layer: say which layer (1..{n_layers})")
+            if not ref.per_layer and ex.layer is not None:
+                problems.append(f"expect[{i}].layer: {ex.metric} is not a per-layer metric")
+            if ex.layer is not None and ex.layer > n_layers:
+                problems.append(f"expect[{i}].layer: layer {ex.layer} does not exist (the model has layers 1..{n_layers})")
+            for key in ("at", "by"):
+                step = getattr(ex, key)
+                if isinstance(step, int) and step > steps:
+                    problems.append(f"expect[{i}].{key}: step {step} is beyond train.steps ({steps})")
+        if self.model.residual:
+            h = self.model.hidden
+            if len(h) < 3 or len(h) % 2 == 0 or any(w != h[0] for w in h):
+                problems.append("model.hidden: residual networks need an odd number (>= 3) of equal widths: the first "
+                                "layer projects the input, then pairs of layers form blocks")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
 
     @model_validator(mode="after")
     def _fits_in_memory(self) -> "Scenario":

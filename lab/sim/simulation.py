@@ -91,6 +91,7 @@ class Simulation:
                                optimizer_of(scenario), np.random.default_rng([self.seed, TRAIN_STREAM]))
         self._set_probe()
         self._apply_due_events()
+        self._evaluate()  # validation metrics at step 0: where the run starts from
 
     def _load_data(self, sc: Scenario):
         d = sc.data

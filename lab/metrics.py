@@ -1,0 +1,60 @@
+"""Metric names shared by the Snapshot, the scenario schema and the checker.
+
+Expectations may name a scalar metric, a per-layer metric (with `layer`), or a derived
+one: `steps_to(METRIC OP VALUE)`, the first step at which the per-step series satisfies
+the condition (e.g. `steps_to(train_acc >= 0.9)`); the shorthand `steps_to_METRIC(V)`
+means `>=` for accuracies and `<=` for everything else.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+SCALAR_METRICS = ("lr", "loss", "train_acc", "grad_norm", "val_loss", "val_acc", "diverged")
+STEP_SERIES_METRICS = ("lr", "loss", "train_acc", "grad_norm")  # recorded every step
+LAYER_METRICS = ("act_mean", "act_std", "grad_mean", "grad_std", "wgrad_std", "weight_std", "update_ratio",
+                 "dead_fraction", "saturated_fraction", "zero_fraction", "sign_agreement", "unit_similarity")
+OPS = ("<=", ">=", "==", "!=", "<", ">")
+
+_STEPS_TO = re.compile(r"^steps_to\(\s*([a-z_]+)\s*(<=|>=|==|!=|<|>)\s*([-+0-9.eE]+)\s*\)$")
+_STEPS_TO_SHORT = re.compile(r"^steps_to_([a-z_]+)\(\s*([-+0-9.eE]+)\s*\)$")
+
+
+@dataclass(frozen=True)
+class MetricRef:
+    name: str  # the underlying metric
+    per_layer: bool
+    steps_to: tuple[str, float] | None = None  # (op, threshold) for derived steps_to metrics
+
+
+def parse_metric(text: str) -> MetricRef:
+    """Parse a metric name; raise ValueError saying what is allowed."""
+    text = text.strip()
+    if text in SCALAR_METRICS:
+        return MetricRef(text, False)
+    if text in LAYER_METRICS:
+        return MetricRef(text, True)
+    m = _STEPS_TO.match(text)
+    if m:
+        name, op, value = m.group(1), m.group(2), m.group(3)
+    else:
+        m = _STEPS_TO_SHORT.match(text)
+        if not m:
+            import difflib
+
+            options = [*SCALAR_METRICS, *LAYER_METRICS]
+            close = difflib.get_close_matches(text, options, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"unknown metric {text!r}{hint} (scalar: {', '.join(SCALAR_METRICS)}; per layer: "
+                             f"{', '.join(LAYER_METRICS)}; derived: steps_to(train_acc >= 0.9))")
+        name, value = m.group(1), m.group(2)
+        op = ">=" if name.endswith("acc") else "<="
+    if name not in STEP_SERIES_METRICS and name not in ("val_loss", "val_acc"):
+        raise ValueError(f"steps_to needs a recorded series: one of {', '.join(STEP_SERIES_METRICS)}, val_loss, "
+                         f"val_acc (found {name!r})")
+    try:
+        threshold = float(value)
+    except ValueError:
+        raise ValueError(f"steps_to threshold {value!r} is not a number") from None
+    return MetricRef(name, False, (op, threshold))

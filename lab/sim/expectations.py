@@ -1,0 +1,209 @@
+"""Expectations: the lecture's claims, checked against recorded runs.
+
+A scenario's variants each run once (the base run is variant "base") with checkpoints
+at step 0, every `eval_every` steps, every step an expectation names, and the end.
+Per-step scalars come from the history (every step); per-layer metrics and validation
+metrics from the checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lab.metrics import STEP_SERIES_METRICS, MetricRef, parse_metric
+from lab.scenario.schema import Expectation, Scenario
+
+from .simulation import Simulation
+
+OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+@dataclass
+class Recording:
+    """What one variant's run left behind, enough to evaluate any expectation."""
+
+    name: str
+    history: dict[str, np.ndarray]
+    checkpoints: list[int]
+    layer_values: dict[int, dict[tuple[str, int], float]] = field(default_factory=dict)
+    diverged: bool = False
+    diverged_at: int | None = None
+    final_step: int = 0
+
+    def series(self, ref: MetricRef, layer: int | None, smooth: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, values) of a metric over the run."""
+        if ref.name in STEP_SERIES_METRICS:
+            steps, values = self.history["step"], self.history[ref.name]
+            if smooth > 1 and values.size:
+                kernel = np.ones(smooth) / smooth
+                padded = np.concatenate([np.full(smooth - 1, values[0]), values])
+                values = np.convolve(padded, kernel, mode="valid")
+            return steps, values
+        if ref.name in ("val_loss", "val_acc"):
+            return self.history["val_step"], self.history[ref.name]
+        if ref.name == "diverged":
+            steps = np.array(self.checkpoints, dtype=float)
+            return steps, np.array([float(self.diverged and self.diverged_at is not None and s >= self.diverged_at)
+                                    for s in self.checkpoints])
+        steps = [s for s in self.checkpoints if s in self.layer_values]
+        return np.array(steps, dtype=float), np.array([self.layer_values[s][(ref.name, layer)] for s in steps])
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    index: int  # position in the scenario's [[expect]] list
+    description: str  # the expectation in words
+    passed: bool
+    actual: float
+    expected: str
+    why: str = ""
+    error: str | None = None
+
+
+def compare(actual: float, op: str, value: float, tolerance: float = 0.0) -> bool:
+    if math.isnan(actual):
+        return False
+    if op == "==":
+        return abs(actual - value) <= tolerance
+    if op == "!=":
+        return abs(actual - value) > tolerance
+    return OPS[op](actual, value)
+
+
+def describe(ex: Expectation) -> str:
+    what = ex.metric + (f"[layer {ex.layer}]" if ex.layer is not None else "")
+    if ex.ratio_over:
+        what = f"{what}({ex.variant}) / {what}({ex.ratio_over})"
+    elif ex.difference_over:
+        what = f"{what}({ex.variant}) - {what}({ex.difference_over})"
+    elif ex.variant != "base":
+        what = f"{what}({ex.variant})"
+    if ex.throughout:
+        when = "throughout"
+    elif ex.reduce:
+        when = f"{ex.reduce} over the run" + (f" up to step {ex.by}" if ex.by is not None else "")
+    elif ex.by is not None:
+        when = f"by step {ex.by}"
+    else:
+        when = f"at step {ex.at}" if isinstance(ex.at, int) else f"at {ex.at or 'final'} step"
+    return f"{what} {ex.op} {ex.value:g} {when}"
+
+
+def _value_at(steps: np.ndarray, values: np.ndarray, ex: Expectation, rec: Recording) -> float:
+    if values.size == 0:
+        return float("nan")
+    if ex.at == "initial" or ex.at == 0:
+        return float(values[0])
+    if ex.at is None or ex.at == "final":
+        return float(values[-1])
+    hit = np.nonzero(steps == ex.at)[0]
+    if hit.size:
+        return float(values[hit[0]])
+    return float("nan")  # the run never reached that step (it diverged)
+
+
+def _steps_to(steps: np.ndarray, values: np.ndarray, op: str, threshold: float) -> float:
+    ok = np.array([compare(float(v), op, threshold) for v in values], dtype=bool)
+    hit = np.nonzero(ok)[0]
+    return float(steps[hit[0]]) if hit.size else float("inf")
+
+
+def scalar_value(ex: Expectation, rec: Recording) -> float:
+    """The single number an expectation compares (not for throughout/by)."""
+    ref = parse_metric(ex.metric)
+    steps, values = rec.series(ref, ex.layer, ex.smooth)
+    if ref.steps_to is not None:
+        return _steps_to(steps, values, *ref.steps_to)
+    if ex.reduce is not None:
+        if ex.by is not None:
+            values = values[steps <= ex.by]
+        finite = values[np.isfinite(values)]
+        if finite.size == 0:
+            return float("nan")
+        return float({"min": np.min, "max": np.max, "mean": np.mean}[ex.reduce](finite))
+    return _value_at(steps, values, ex, rec)
+
+
+def evaluate(ex: Expectation, index: int, runs: dict[str, Recording]) -> CheckResult:
+    expected = f"{ex.op} {ex.value:g}"
+    ref = parse_metric(ex.metric)
+    other = ex.ratio_over or ex.difference_over
+    if other is None and ref.steps_to is None and (ex.throughout or (ex.by is not None and ex.reduce is None)):
+        rec = runs[ex.variant]
+        steps, values = rec.series(ref, ex.layer, ex.smooth)
+        if ex.by is not None:
+            keep = steps <= ex.by
+            steps, values = steps[keep], values[keep]
+        ok = [compare(float(v), ex.op, ex.value, ex.tolerance) for v in values]
+        if ex.throughout:
+            passed = bool(ok) and all(ok)
+            bad = [float(v) for v, good in zip(values, ok) if not good]
+            actual = bad[0] if bad else (float(values[-1]) if values.size else float("nan"))
+        else:
+            passed = any(ok)
+            actual = float(values[int(np.argmax(ok))]) if passed else (
+                float(np.nanmin(values)) if ex.op in ("<", "<=") and values.size else
+                float(np.nanmax(values)) if values.size else float("nan"))
+        return CheckResult(index, describe(ex), passed, actual, expected, ex.why)
+    actual = scalar_value(ex, runs[ex.variant])
+    if other is not None:
+        base = scalar_value(ex, runs[other])
+        if ex.ratio_over:
+            actual = actual / base if base != 0 else (float("inf") if actual > 0 else float("nan"))
+        else:
+            actual = actual - base
+    return CheckResult(index, describe(ex), compare(actual, ex.op, ex.value, ex.tolerance), actual, expected, ex.why)
+
+
+def variant_scenarios(scenario: Scenario) -> dict[str, Scenario]:
+    """The base run and every [[variants]] entry, as full scenarios."""
+    runs = {"base": scenario}
+    for variant in scenario.variants:
+        runs[variant.name] = scenario.with_changes(variant.set)
+    return runs
+
+
+def record(name: str, scenario: Scenario, needs_layers: bool, extra_steps: set[int]) -> Recording:
+    sim = Simulation(scenario)
+    total = scenario.train.steps
+    every = scenario.train.eval_every
+    checkpoints = sorted({0, total, *range(every, total + 1, every), *(s for s in extra_steps if s <= total)})
+    reached = []
+    layer_values = {}
+    for cp in checkpoints:
+        sim.run_to(cp)
+        if sim.step_count < cp:
+            break
+        reached.append(cp)
+        if needs_layers:
+            layer_values[cp] = {(m, s.index): s.metric(m) for s in sim.snapshot().layers
+                                for m in ("act_mean", "act_std", "grad_mean", "grad_std", "wgrad_std", "weight_std",
+                                          "update_ratio", "dead_fraction", "saturated_fraction", "zero_fraction",
+                                          "sign_agreement", "unit_similarity")}
+    if sim.diverged and sim.step_count not in reached:
+        reached.append(sim.step_count)
+        if needs_layers:
+            layer_values[sim.step_count] = {(m, s.index): s.metric(m) for s in sim.snapshot().layers
+                                            for m in ("act_std",)}
+    return Recording(name, sim.history.arrays(), reached, layer_values, sim.diverged, sim.diverged_at, sim.step_count)
+
+
+def check(scenario: Scenario) -> list[CheckResult]:
+    """Run every variant an expectation needs, then evaluate every expectation."""
+    wanted: dict[str, tuple[bool, set[int]]] = {}
+    for ex in scenario.expect:
+        ref = parse_metric(ex.metric)
+        for name in filter(None, (ex.variant, ex.ratio_over, ex.difference_over)):
+            layers, steps = wanted.get(name, (False, set()))
+            if isinstance(ex.at, int):
+                steps = steps | {ex.at}
+            if ex.by is not None:
+                steps = steps | {ex.by}
+            wanted[name] = (layers or ref.per_layer, steps)
+    scenarios = variant_scenarios(scenario)
+    runs = {name: record(name, scenarios[name], layers, steps) for name, (layers, steps) in wanted.items()}
+    return [evaluate(ex, i, runs) for i, ex in enumerate(scenario.expect)]
