@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import runpy
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
 
-from lab.errors import ExitCode, LabError
+from lab.errors import ExitCode, LabError, ScenarioError
 
-app = typer.Typer(add_completion=False, no_args_is_help=False, help=__doc__,
+app = typer.Typer(add_completion=False, no_args_is_help=False, rich_markup_mode="rich",
                   context_settings={"help_option_names": ["-h", "--help"]})
 console = Console()
 err_console = Console(stderr=True)
@@ -27,19 +29,21 @@ DEFAULT_SCENARIO = {
 
 
 def _fail(exc: LabError) -> None:
-    err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
     raise typer.Exit(ExitCode.USAGE)
 
 
-def _load(path: Optional[Path]):
+def _load(name_or_path: Optional[str]):
     from lab.scenario import Scenario, load_scenario
+    from lab.scenario.catalog import resolve
 
-    if path is None:
+    if name_or_path is None:
         return Scenario.model_validate(DEFAULT_SCENARIO)
-    return load_scenario(path)
+    return load_scenario(resolve(name_or_path))
 
 
-def run_headless(scenario, steps: Optional[int] = None, chunk: int = 100) -> None:
+def run_headless(scenario, steps: Optional[int] = None, *, csv: Optional[Path] = None, plot: bool = False,
+                 chunk: int = 100) -> None:
     """Train with a progress bar, then print the summary and the per-layer table."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -62,13 +66,27 @@ def run_headless(scenario, steps: Optional[int] = None, chunk: int = 100) -> Non
             progress.update(task, completed=sim.step_count, loss=f"{sim.history.series['loss'].last():.4f}")
     elapsed = time.perf_counter() - start
     snap = sim.snapshot()
-    console.print(summary_table(snap, (sim.step_count - 1) / elapsed if elapsed > 0 else None))
+    if plot:
+        from lab.report.plots import layer_charts, loss_chart
+
+        print(loss_chart(snap, width=min(console.width, 100)))
+        for chart in layer_charts(snap, width=min(console.width, 100)):
+            print(chart)
+    console.print(summary_table(snap, (sim.step_count - 1) / elapsed if elapsed > 0 and sim.step_count > 1 else None))
     console.print(layer_table(snap))
+    if snap.diverged:
+        console.print(f"[bold red]The run diverged at step {snap.diverged_at}[/]: the loss or a weight became "
+                      "NaN/Inf. Usually the learning rate is too high (or the initialisation too large).")
+    if csv is not None:
+        from lab.report.export import write_history_csv
+
+        rows = write_history_csv(snap.history, csv)
+        console.print(f"wrote {rows} rows of history to {csv}")
 
 
 @app.callback(invoke_without_command=True)
 def main_callback(ctx: typer.Context) -> None:
-    """nnlab: watch a neural network train, layer by layer.  With no command, runs the default scenario."""
+    """nnlab: watch a neural network train, layer by layer.  With no command, trains the default scenario."""
     if ctx.invoked_subcommand is None:
         try:
             run_headless(_load(None))
@@ -78,15 +96,152 @@ def main_callback(ctx: typer.Context) -> None:
 
 @app.command()
 def run(
-    scenario: Optional[Path] = typer.Argument(None, help="Scenario TOML file (default: the built-in spiral run)."),
+    scenario: Optional[str] = typer.Argument(None, help="Scenario file or bundled name (e.g. init/xavier-tanh)."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Steps to train (default: the scenario's)."),
     headless: bool = typer.Option(True, "--headless/--tui", help="Run without the UI (the UI is not built yet)."),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Write the per-step history to this CSV file."),
+    plot: bool = typer.Option(False, "--plot", help="Print plotext charts: loss, per-layer histograms."),
 ) -> None:
-    """Train a scenario and print the per-layer table."""
+    """Train a scenario and print the summary and the per-layer table."""
     try:
-        run_headless(_load(scenario), steps)
+        run_headless(_load(scenario), steps, csv=csv, plot=plot)
     except LabError as exc:
         _fail(exc)
+
+
+def _check_one(path: str, blas_threads: int | None):
+    """Check one file (runs in a worker process with -j)."""
+    from lab.engine.threads import limit_blas_threads
+    from lab.report.check import ScenarioOutcome
+    from lab.scenario import load_scenario
+    from lab.sim.expectations import check
+
+    if blas_threads:
+        limit_blas_threads(blas_threads)
+    start = time.perf_counter()
+    try:
+        sc = load_scenario(path)
+    except ScenarioError as exc:
+        return ScenarioOutcome(path, "", error=str(exc), seconds=time.perf_counter() - start), True
+    try:
+        results = check(sc)
+    except LabError as exc:
+        return ScenarioOutcome(path, sc.name, error=str(exc), seconds=time.perf_counter() - start), True
+    return ScenarioOutcome(path, sc.name, results, seconds=time.perf_counter() - start), False
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+@app.command()
+def check(
+    paths: Optional[list[str]] = typer.Argument(None, help="Scenario files, folders (recursed) or bundled names; "
+                                                         "default: the bundled curriculum."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="Also write a JUnit XML report here."),
+    jobs: int = typer.Option(1, "-j", "--jobs", min=1, help="Worker processes."),
+) -> None:
+    """Run scenarios headless and check their expectations.  Exit 0: all pass; 1: a check failed; 2: invalid input."""
+    from lab.report.check import check_table, failure_lines, to_json, to_junit
+    from lab.scenario.catalog import bundled_root, resolve, scenario_files
+
+    try:
+        targets = [resolve(p) for p in paths] if paths else [bundled_root()]
+    except ScenarioError as exc:
+        _fail(exc)
+    files = [_display_path(f) for f in scenario_files(targets)]
+    if not files:
+        err_console.print("[bold red]error:[/] no scenario files found in " + ", ".join(map(str, targets)))
+        raise typer.Exit(ExitCode.USAGE)
+    status = err_console.status(f"checking {len(files)} scenario(s)...") if not as_json else None
+    if status:
+        status.start()
+    try:
+        if jobs > 1 and len(files) > 1:
+            with ProcessPoolExecutor(max_workers=jobs) as pool:
+                done = list(pool.map(_check_one, files, [1] * len(files)))
+        else:
+            done = [_check_one(f, None) for f in files]
+    finally:
+        if status:
+            status.stop()
+    outcomes = [o for o, _ in done]
+    invalid = any(bad for _, bad in done)
+    if junit is not None:
+        junit.write_text(to_junit(outcomes))
+    if as_json:
+        print(to_json(outcomes))
+    else:
+        console.print(check_table(outcomes))
+        for line in failure_lines(outcomes):
+            console.print(line, highlight=False, markup=False)
+        for o in outcomes:
+            if o.error:
+                err_console.print(o.error, highlight=False, markup=False)
+        n_exp = sum(len(o.results) for o in outcomes)
+        n_fail = sum(not r.passed for o in outcomes for r in o.results)
+        console.print(f"{len(outcomes)} scenario(s), {n_exp} expectation(s): {n_exp - n_fail} passed, {n_fail} failed"
+                      + (f", {sum(o.error is not None for o in outcomes)} invalid" if invalid else ""))
+    if invalid:
+        raise typer.Exit(ExitCode.USAGE)
+    raise typer.Exit(ExitCode.OK if all(o.passed for o in outcomes) else ExitCode.CHECK_FAILED)
+
+
+@app.command("list")
+def list_scenarios() -> None:
+    """The bundled curriculum, by topic."""
+    from rich.table import Table
+
+    from lab.scenario import load_scenario
+    from lab.scenario.catalog import bundled
+
+    table = Table(show_header=True, box=None, pad_edge=False)
+    table.add_column("scenario")
+    table.add_column("title")
+    table.add_column("checks", justify="right")
+    topic = None
+    for entry in bundled():
+        if entry.topic != topic:
+            topic = entry.topic
+            table.add_row(f"[bold]{topic}/[/]", "", "")
+        try:
+            sc = load_scenario(entry.path)
+            table.add_row(f"  {entry.name}", sc.name, str(len(sc.expect)))
+        except ScenarioError as exc:
+            table.add_row(f"  {entry.name}", f"[red]invalid: {exc.problems[0]}[/]", "")
+    console.print(table)
+
+
+@app.command()
+def show(scenario: str = typer.Argument(..., help="Scenario file or bundled name.")) -> None:
+    """Print a scenario: its explanation, settings and expectations."""
+    from rich.markdown import Markdown
+    from rich.syntax import Syntax
+
+    from lab.scenario import load_scenario
+    from lab.scenario.catalog import resolve
+
+    try:
+        path = resolve(scenario)
+        sc = load_scenario(path)
+    except ScenarioError as exc:
+        _fail(exc)
+    console.print(f"[bold]{sc.name}[/]  [dim]({path}, topic {sc.scenario.topic}, seed {sc.seed})[/]")
+    if sc.scenario.explain:
+        console.print(Markdown(sc.scenario.explain))
+    console.print(Syntax(Path(path).read_text(encoding="utf-8"), "toml", word_wrap=True))
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of scenario files (for editors)."""
+    from lab.scenario.schema import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
 
 
 @app.command()

@@ -70,7 +70,10 @@ class Trainer:
                              self.opt_state.m1, self.opt_state.m2, self.opt_state.t, self.rng,
                              LOSS_CODES[net.arch.loss], loss, acc, gnorm, self.last_update)
         net.batch_ws = ws
-        diverged = done < n or not np.all(np.isfinite(net.params))
+        # The kernel stops at the first non-finite loss/gradient (before the update) or
+        # parameter (after it); the stopping step is counted, so look at it, not at `done`.
+        last_bad = done > 0 and not (np.isfinite(loss[done - 1]) and np.isfinite(gnorm[done - 1]))
+        diverged = done < n or last_bad or not np.all(np.isfinite(net.params))
         return StepRecord(loss[:done], acc[:done], gnorm[:done], bool(diverged))
 
     def evaluate(self, X: np.ndarray, y: np.ndarray, chunk: int = 512) -> tuple[float, float]:

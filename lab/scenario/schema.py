@@ -248,3 +248,11 @@ class Scenario(Strict):
             sections[section][key] = value.model_dump() if isinstance(value, BaseModel) else value
         return self.model_copy(update={"model": ModelSpec(**sections["model"]), "train": TrainSpec(**sections["train"]),
                                        "data": DataSpec(**sections["data"])})
+
+
+def json_schema() -> dict:
+    """The JSON Schema of scenario files (a committed copy lives in docs/scenario.schema.json)."""
+    schema = Scenario.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "nnlab scenario"
+    return schema

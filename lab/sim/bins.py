@@ -35,6 +35,10 @@ class Bins:
         return np.sign(t) * (10.0 ** np.abs(t) - 1.0) * SYMLOG_FLOOR
 
     @property
+    def _transformed_edges(self) -> np.ndarray:
+        return np.linspace(self.lo, self.hi, self.count + 1)
+
+    @property
     def edges(self) -> np.ndarray:
         """Bin edges in value space (count + 1)."""
         return self.inverse(np.linspace(self.lo, self.hi, self.count + 1))
@@ -43,7 +47,9 @@ class Bins:
         """Counts per bin (int64); non-finite values are not counted."""
         v = np.asarray(values, dtype=np.float64).ravel()
         t = self.transform(v[np.isfinite(v)])
-        idx = np.floor((t - self.lo) * (self.count / (self.hi - self.lo))).astype(np.int64)
+        # searchsorted against the exact edges (not floor of a quotient, which can round a
+        # value sitting on an edge into the bin below); outliers clip into the end bins
+        idx = np.searchsorted(self._transformed_edges, t, side="right") - 1
         np.clip(idx, 0, self.count - 1, out=idx)
         return np.bincount(idx, minlength=self.count)
 

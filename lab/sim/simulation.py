@@ -142,9 +142,10 @@ class Simulation:
                 if rec.diverged:
                     self.diverged = True
                     self.diverged_at = self.step_count
-                    break
-                if self.step_count % every == 0:
+                elif self.step_count % every == 0:
                     self._evaluate()
+                # events due now still apply after a divergence: one may re-initialise and
+                # let the run go on, exactly as it would have in the session being replayed
                 self._apply_due_events()
         return done
 
@@ -237,7 +238,8 @@ class Simulation:
         h = self.history
         last = lambda name: h.series[name].last()  # noqa: E731
         with np.errstate(all="ignore"):  # a diverged run has inf/nan weights: stats say so, quietly
-            layers = layer_stats(self.network, self.trainer.last_update, self._probe_x, self._probe_y)
+            layers = layer_stats(self.network, self.trainer.last_update, self._probe_x, self._probe_y,
+                                 self.trainer.batch_size)
         settings = {**self.current.model.model_dump(), **self.current.train.model_dump(),
                     "preprocess": list(self.current.data.preprocess), "seed": self.seed}
         return Snapshot(
@@ -256,4 +258,7 @@ class Simulation:
 
         user = [EventSpec(at=e.step, set=Changes(**e.changes)) for e in self.events if e.source == "user"]
         merged = sorted([*self.base.events, *user], key=lambda e: e.at)
-        return self.base.model_copy(update={"events": merged})
+        # a session may run past train.steps; the replay must reach as far
+        steps = max([self.base.train.steps, self.step_count, *(e.at for e in merged)])
+        train = self.base.train.model_copy(update={"steps": steps})
+        return self.base.model_copy(update={"events": merged, "train": train})

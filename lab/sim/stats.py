@@ -88,11 +88,11 @@ def _mean(x: np.ndarray) -> float:
 
 
 def layer_stats(network: Network, last_update: np.ndarray, probe_x: np.ndarray,
-                probe_y: np.ndarray) -> tuple[LayerStats, ...]:
+                probe_y: np.ndarray, batch_size: int) -> tuple[LayerStats, ...]:
     """Statistics of every layer from the last training step, and dead units on the probe set."""
     batch_ws = network.batch_ws
-    if batch_ws is None:  # no step yet: a gradient pass (no update) on the start of the probe set
-        n = min(64, probe_x.shape[0])
+    if batch_ws is None:  # no step yet: a gradient pass (no update) on a training-sized batch
+        n = min(batch_size, probe_x.shape[0])
         network.loss_and_grads(probe_x[:n], probe_y[:n], train=False)
         batch_ws = network.last_workspace
     network.forward(probe_x, train=False, purpose="probe")

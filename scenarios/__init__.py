@@ -1,0 +1,1 @@
+"""The bundled scenario curriculum (TOML files, one folder per topic); installed as lab.scenarios."""
