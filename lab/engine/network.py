@@ -29,7 +29,9 @@ class Workspace:
     dacts: np.ndarray
     aux: np.ndarray
     iaux: np.ndarray
-    ybuf: np.ndarray
+    ybuf: np.ndarray  # the batch's labels
+    y2buf: np.ndarray  # mixup partners' labels
+    lambuf: np.ndarray  # mixup weights (1 = no mixing)
 
     def node(self, i: int, rows: int | None = None) -> np.ndarray:
         """Node i as a (rows, width) view (rows defaults to the batch size)."""
@@ -154,7 +156,7 @@ class Network:
             ws = Workspace(batch, ops, fops, node_off, widths,
                            np.zeros(total, self.dtype), np.zeros(total, self.dtype),
                            np.zeros(aux_size, self.dtype), np.zeros(iaux_size, np.int64),
-                           np.zeros(batch, np.int64))
+                           np.zeros(batch, np.int64), np.zeros(batch, np.int64), np.ones(batch, np.float64))
             if len(self._workspaces) > 8:  # a long session of varied probe sizes stays bounded
                 self._workspaces.pop(next(iter(self._workspaces)))
             self._workspaces[key] = ws

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .kernels import network as K
+from .kernels.augment import N_AUG
 from .kernels.losses import LOSS_CODES
 from .network import Network
 from .optim import OptimizerConfig, OptimizerState
@@ -32,6 +33,8 @@ class Trainer:
         self.network = network  # replaced (same dtype) when an on-the-fly change rebuilds it
         self.rng = rng  # batches and dropout masks: the training stream
         self.optimizer = optimizer
+        self.augment = np.zeros(N_AUG)  # see kernels/augment.py for the layout; zeros = off
+        self.image_shape = np.ones(3, dtype=np.int64)
         self.set_data(X, y)
         self.batch_size = batch_size
         self.reset_optimizer()
@@ -51,6 +54,15 @@ class Trainer:
         self.perm = np.arange(self.X.shape[0], dtype=np.int64)
         self.cursor = np.array([self.X.shape[0]], dtype=np.int64)  # forces a shuffle first
 
+    def set_augmentation(self, params: np.ndarray, image_shape: tuple[int, int, int] | None) -> None:
+        """Augment every training batch (params laid out as kernels/augment.py; zeros = off)."""
+        params = np.asarray(params, dtype=np.float64)
+        if np.any(params != 0):
+            if image_shape is None or int(np.prod(image_shape)) != self.X.shape[1]:
+                raise ValueError("augmentation needs image data whose rows are (C, H, W) images")
+            self.image_shape = np.asarray(image_shape, dtype=np.int64)
+        self.augment = params
+
     def reset_optimizer(self) -> None:
         self.opt_state = OptimizerState(self.network.plan.n_params, self.network.dtype)
         self.last_update = np.zeros(self.network.plan.n_params, self.network.dtype)
@@ -68,7 +80,8 @@ class Trainer:
                              ws.batch, ws.ops, ws.fops, ws.node_off, ws.node_w, ws.acts, ws.dacts, net.params,
                              net.grads, net.state, ws.aux, ws.iaux, ws.ybuf, net.reg, opt.code, opt.hyper(),
                              self.opt_state.m1, self.opt_state.m2, self.opt_state.t, self.rng,
-                             LOSS_CODES[net.arch.loss], loss, acc, gnorm, self.last_update)
+                             LOSS_CODES[net.arch.loss], loss, acc, gnorm, self.last_update, self.augment,
+                             self.image_shape, ws.y2buf, ws.lambuf, np.empty(self.X.shape[1], net.dtype))
         net.batch_ws = ws
         # The kernel stops at the first non-finite loss/gradient (before the update) or
         # parameter (after it); the stopping step is counted, so look at it, not at `done`.

@@ -39,6 +39,23 @@ class ScenarioMeta(Strict):
     explain: str = Field("", description="Markdown shown beside the run: what to watch and why.")
 
 
+class AugmentSpec(Strict):
+    flip: bool = Field(False, description="Flip each training image horizontally with probability 1/2.")
+    crop_pad: int = Field(0, ge=0, le=8, description="Pad by this many pixels and crop back at a random offset.")
+    noise: float = Field(0.0, ge=0.0, description="Std of gaussian noise added to every pixel.")
+    brightness: float = Field(0.0, ge=0.0, description="Add U(-b, b) to each image.")
+    contrast: float = Field(0.0, ge=0.0, lt=1.0, description="Scale each image around its mean by U(1-c, 1+c).")
+    cutout: int = Field(0, ge=0, le=32, description="Zero a random square of this side in each image.")
+    mixup: float = Field(0.0, ge=0.0, le=10.0, description="Mixup alpha: blend each batch with a shuffled copy, "
+                                                           "weight ~ Beta(alpha, alpha).")
+
+    def active(self) -> bool:
+        return any(v for v in self.model_dump().values())
+
+
+IMAGE_KINDS = ("digits",)
+
+
 class DataSpec(Strict):
     kind: DataKind = Field("spiral", description="Which data set to generate or load (never downloaded).")
     n: int = Field(600, ge=2, le=1_000_000, description="Number of examples (real data sets: a subsample if smaller).")
@@ -48,6 +65,7 @@ class DataSpec(Strict):
     preprocess: list[PreprocessStep] = Field(default_factory=list, description="Steps fitted on train only, applied to val.")
     pca_components: int | None = Field(None, ge=1, description="Components kept by pca (default: all).")
     val_fraction: float = Field(0.2, ge=0.0, le=0.9, description="Fraction held out for validation.")
+    augment: AugmentSpec = Field(default_factory=AugmentSpec, description="Training-time augmentation (image data).")
 
 
 class ModelSpec(Strict):
@@ -210,6 +228,12 @@ class Scenario(Strict):
                 step = getattr(ex, key)
                 if isinstance(step, int) and step > steps:
                     problems.append(f"expect[{i}].{key}: step {step} is beyond train.steps ({steps})")
+        if self.data.augment.active():
+            if self.data.kind not in IMAGE_KINDS:
+                problems.append(f"data.augment: augmentation needs image data ({', '.join(IMAGE_KINDS)}), "
+                                f"not {self.data.kind!r}")
+            elif {"pca", "whiten"} & set(self.data.preprocess):
+                problems.append("data.augment: pca/whiten turn images into other features; augmentation needs images")
         if self.model.residual:
             h = self.model.hidden
             if len(h) < 3 or len(h) % 2 == 0 or any(w != h[0] for w in h):

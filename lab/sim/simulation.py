@@ -89,6 +89,7 @@ class Simulation:
                                 bias=scenario.model.bias_init)
         self.trainer = Trainer(self.network, self.data.X_train, self.data.y_train, scenario.train.batch_size,
                                optimizer_of(scenario), np.random.default_rng([self.seed, TRAIN_STREAM]))
+        self._set_augmentation(scenario)
         self._set_probe()
         self._apply_due_events()
         self._evaluate()  # validation metrics at step 0: where the run starts from
@@ -97,6 +98,11 @@ class Simulation:
         d = sc.data
         return load_data(d.kind, n=d.n, classes=d.classes, noise=d.noise, dim=d.dim, preprocess=tuple(d.preprocess),
                          val_fraction=d.val_fraction, seed=self.seed, pca_components=d.pca_components)
+
+    def _set_augmentation(self, sc: Scenario) -> None:
+        a = sc.data.augment
+        params = np.array([float(a.flip), a.crop_pad, a.noise, a.brightness, a.contrast, a.cutout, a.mixup])
+        self.trainer.set_augmentation(params, self.data.image_shape)
 
     def _init_rng(self) -> np.random.Generator:
         """The first initialisation replays exactly on reset; each later re-init gets its own stream."""
@@ -190,6 +196,7 @@ class Simulation:
             self.data = self._load_data(new)
             self.trainer.set_data(self.data.X_train, self.data.y_train)
             self.trainer.batch_size = new.train.batch_size
+            self._set_augmentation(new)
         if rebuild:
             net = Network(architecture_of(new, self.data.X_train.shape[1], self.data.n_classes), self.network.dtype,
                           l1=new.train.l1, l2=new.train.l2)

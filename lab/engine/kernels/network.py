@@ -22,7 +22,8 @@ import numpy as np
 from ._jit import jit
 from .activations import MAXOUT, activation_backward, activation_forward, maxout_backward, maxout_forward
 from .dense import dense_backward, dense_forward, dropconnect_grad, dropconnect_weights
-from .losses import loss_forward_backward
+from .augment import augment_batch
+from .losses import loss_forward_backward, plain_loss
 from .optim import H_CLIP, H_L1, H_L2, optimizer_update, penalty_and_sq_norm
 from .regularizers import batchnorm_backward, batchnorm_forward, dropout_backward, dropout_forward
 
@@ -169,7 +170,7 @@ def loss_and_grads(ops, fops, node_off, node_w, B, acts, dacts, params, grads, s
     last = node_off.size - 1
     scores = node_view(acts, node_off, node_w, last, B)
     dscores = node_view(dacts, node_off, node_w, last, B)
-    loss, correct = loss_forward_backward(loss_code, scores, y, dscores)
+    loss, correct = plain_loss(loss_code, scores, y, dscores)
     backward(ops, fops, node_off, node_w, B, acts, dacts, params, grads, aux, iaux, train)
     pen, _ = penalty_and_sq_norm(params, grads, reg, l1, l2)
     return loss + pen, correct
@@ -191,7 +192,7 @@ def evaluate(ops, fops, node_off, node_w, B, acts, dacts, params, state, aux, ia
         forward(ops, fops, node_off, node_w, b, acts, params, state, aux, iaux, rng, False, False)
         scores = node_view(acts, node_off, node_w, last, b)
         dscores = node_view(dacts, node_off, node_w, last, b)
-        loss, c = loss_forward_backward(loss_code, scores, Y[start:start + b], dscores)
+        loss, c = plain_loss(loss_code, scores, Y[start:start + b], dscores)
         total += loss * b
         correct += c
         start += b
@@ -201,7 +202,8 @@ def evaluate(ops, fops, node_off, node_w, B, acts, dacts, params, state, aux, ia
 @jit
 def train_steps(n_steps, lrs, X, Y, perm, cursor, B, ops, fops, node_off, node_w, acts, dacts,
                 params, grads, state, aux, iaux, ybuf, reg, opt_code, hyper, m1, m2, t_count,
-                rng, loss_code, out_loss, out_acc, out_gnorm, last_update):
+                rng, loss_code, out_loss, out_acc, out_gnorm, last_update, aug, image_shape, y2buf, lambuf,
+                img_tmp):
     """Train n_steps minibatch steps; return how many ran (fewer only if the run diverged).
 
     Batches walk a shuffled permutation of the training set (reshuffled each epoch);
@@ -209,6 +211,8 @@ def train_steps(n_steps, lrs, X, Y, perm, cursor, B, ops, fops, node_off, node_w
     changes the result.  A non-finite loss or gradient stops before the update; a
     non-finite parameter stops after it.  Either way the diverging step is counted and
     its metrics recorded, and the caller marks the run diverged.
+    With any `aug` entry non-zero, each batch is augmented (rows are (C, H, W) images
+    of `image_shape`); mixup fills y2buf/lambuf for the loss.
     """
     N, D = X.shape
     last = node_off.size - 1
@@ -218,6 +222,12 @@ def train_steps(n_steps, lrs, X, Y, perm, cursor, B, ops, fops, node_off, node_w
     l1 = hyper[H_L1]
     l2 = hyper[H_L2]
     clip = hyper[H_CLIP]
+    augmenting = False
+    for k in range(aug.size):
+        if aug[k] != 0.0:
+            augmenting = True
+    for i in range(B):
+        lambuf[i] = 1.0
     for s in range(n_steps):
         # 1) next minibatch
         if cursor[0] + B > N:
@@ -230,9 +240,15 @@ def train_steps(n_steps, lrs, X, Y, perm, cursor, B, ops, fops, node_off, node_w
                 x0[i, d] = X[r, d]
             ybuf[i] = Y[r]
         cursor[0] = c0 + B
+        if augmenting:
+            augment_batch(x0, ybuf, y2buf, lambuf, aug, image_shape[0], image_shape[1], image_shape[2], rng,
+                          img_tmp)
+        else:
+            for i in range(B):
+                y2buf[i] = ybuf[i]
         # 2) forward, loss, backward
         forward(ops, fops, node_off, node_w, B, acts, params, state, aux, iaux, rng, True, True)
-        loss, correct = loss_forward_backward(loss_code, scores, ybuf, dscores)
+        loss, correct = loss_forward_backward(loss_code, scores, ybuf, y2buf, lambuf, dscores)
         backward(ops, fops, node_off, node_w, B, acts, dacts, params, grads, aux, iaux, True)
         # 3) penalties and the global gradient norm
         pen, sq = penalty_and_sq_norm(params, grads, reg, l1, l2)

@@ -1,0 +1,92 @@
+"""Data augmentation of an image batch, in place, inside the training loop.
+
+Rows of the batch are flattened (C, H, W) images.  Everything is drawn from the training
+stream, per batch, so augmented runs stay deterministic; evaluation never augments.
+Mixup returns the partner labels and the mixing weight for the loss.
+"""
+
+from __future__ import annotations
+
+from ._jit import jit
+
+# Layout of the `aug` parameter array.
+A_FLIP, A_CROP_PAD, A_NOISE, A_BRIGHTNESS, A_CONTRAST, A_CUTOUT, A_MIXUP = range(7)
+N_AUG = 7
+
+
+@jit
+def augment_batch(x, y, y2, lam, aug, C, H, W, rng, tmp):
+    """x (B, C*H*W) is augmented in place; y2/lam (B,) receive mixup partners and weights.
+
+    tmp is scratch of one image (C*H*W).  Without mixup, y2 = y and lam = 1.
+    """
+    B = x.shape[0]
+    HW = H * W
+    flip = aug[A_FLIP] > 0
+    pad = int(aug[A_CROP_PAD])
+    noise = aug[A_NOISE]
+    bright = aug[A_BRIGHTNESS]
+    contrast = aug[A_CONTRAST]
+    cut = int(aug[A_CUTOUT])
+    for i in range(B):
+        row = x[i]
+        # 1) horizontal flip with probability 1/2
+        if flip and rng.random() < 0.5:
+            for c in range(C):
+                for h in range(H):
+                    base = c * HW + h * W
+                    for w in range(W // 2):
+                        t = row[base + w]
+                        row[base + w] = row[base + W - 1 - w]
+                        row[base + W - 1 - w] = t
+        # 2) pad with zeros by `pad` and crop back at a random offset = shift by (dy, dx)
+        if pad > 0:
+            dy = rng.integers(-pad, pad + 1)
+            dx = rng.integers(-pad, pad + 1)
+            for k in range(C * HW):
+                tmp[k] = row[k]
+            for c in range(C):
+                for h in range(H):
+                    for w in range(W):
+                        sh = h + dy
+                        sw = w + dx
+                        inside = 0 <= sh < H and 0 <= sw < W
+                        row[c * HW + h * W + w] = tmp[c * HW + sh * W + sw] if inside else 0.0
+        # 3) contrast (scale around the image mean) and brightness (shift)
+        if contrast > 0 or bright > 0:
+            scale = rng.uniform(1.0 - contrast, 1.0 + contrast) if contrast > 0 else 1.0
+            shift = rng.uniform(-bright, bright) if bright > 0 else 0.0
+            mean = 0.0
+            for k in range(C * HW):
+                mean += row[k]
+            mean /= C * HW
+            for k in range(C * HW):
+                row[k] = (row[k] - mean) * scale + mean + shift
+        # 4) gaussian noise
+        if noise > 0:
+            for k in range(C * HW):
+                row[k] += noise * rng.standard_normal()
+        # 5) cutout: zero a cut x cut square centred anywhere (clipped at the border)
+        if cut > 0:
+            cy = rng.integers(0, H)
+            cx = rng.integers(0, W)
+            for c in range(C):
+                for h in range(max(0, cy - cut // 2), min(H, cy - cut // 2 + cut)):
+                    for w in range(max(0, cx - cut // 2), min(W, cx - cut // 2 + cut)):
+                        row[c * HW + h * W + w] = 0.0
+    # 6) mixup: one weight per batch, each image blended with a shuffled partner
+    for i in range(B):
+        y2[i] = y[i]
+        lam[i] = 1.0
+    if aug[A_MIXUP] > 0 and B > 1:
+        a = aug[A_MIXUP]
+        l = rng.beta(a, a)
+        perm = rng.permutation(B)
+        mixed = x.copy()
+        for i in range(B):
+            p = perm[i]
+            for k in range(x.shape[1]):
+                mixed[i, k] = l * x[i, k] + (1.0 - l) * x[p, k]
+            y2[i] = y[p]
+            lam[i] = l
+        x[:, :] = mixed

@@ -1,0 +1,138 @@
+"""Training-time augmentation of image batches (lab/engine/kernels/augment.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lab.engine.kernels.augment import (A_BRIGHTNESS, A_CONTRAST, A_CROP_PAD, A_CUTOUT, A_FLIP, A_MIXUP, A_NOISE,
+                                        N_AUG, augment_batch)
+from lab.errors import ScenarioError
+from lab.scenario.load import parse_scenario
+from lab.sim import Simulation
+
+C, H, W = 2, 5, 6
+
+
+def batch(B=8, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((B, C * H * W)), rng.integers(0, 3, B)
+
+
+def run(x, y, **params):
+    aug = np.zeros(N_AUG)
+    for name, value in params.items():
+        aug[{"flip": A_FLIP, "crop_pad": A_CROP_PAD, "noise": A_NOISE, "brightness": A_BRIGHTNESS,
+             "contrast": A_CONTRAST, "cutout": A_CUTOUT, "mixup": A_MIXUP}[name]] = value
+    x = x.copy()
+    y2 = np.empty_like(y)
+    lam = np.empty(len(y))
+    augment_batch(x, y, y2, lam, aug, C, H, W, np.random.default_rng(42), np.empty(C * H * W))
+    return x, y2, lam
+
+
+def images(x):
+    return x.reshape(-1, C, H, W)
+
+
+def test_nothing_on_means_identity():
+    x, y = batch()
+    out, y2, lam = run(x, y)
+    np.testing.assert_array_equal(out, x)
+    np.testing.assert_array_equal(y2, y)
+    np.testing.assert_array_equal(lam, 1.0)
+
+
+def test_flip_mirrors_some_images_and_leaves_the_rest():
+    x, y = batch(B=64)
+    out, _, _ = run(x, y, flip=1)
+    imgs, src = images(out), images(x)
+    flipped = [np.array_equal(imgs[i], src[i, :, :, ::-1]) for i in range(64)]
+    kept = [np.array_equal(imgs[i], src[i]) for i in range(64)]
+    assert all(f or k for f, k in zip(flipped, kept))
+    assert 16 < sum(flipped) < 48  # about half, drawn per image
+
+
+def test_crop_pad_is_a_shift_with_zero_fill():
+    x, y = batch(B=32)
+    out, _, _ = run(x, y, crop_pad=2)
+    imgs, src = images(out), images(x)
+    for i in range(32):
+        matches = []
+        for dy in range(-2, 3):
+            for dx in range(-2, 3):
+                shifted = np.zeros_like(src[i])
+                for h in range(H):
+                    for w in range(W):
+                        if 0 <= h + dy < H and 0 <= w + dx < W:
+                            shifted[:, h, w] = src[i, :, h + dy, w + dx]
+                matches.append(np.array_equal(imgs[i], shifted))
+        assert any(matches), f"image {i} is not a shifted copy"
+
+
+def test_cutout_zeroes_one_square_per_image():
+    x, y = batch(B=16)
+    x += 10.0  # no pixel is zero before
+    out, _, _ = run(x, y, cutout=3)
+    for img in images(out):
+        zero = np.all(img == 0, axis=0)
+        rows, cols = np.nonzero(zero)
+        assert 1 <= zero.sum() <= 9
+        assert rows.max() - rows.min() < 3 and cols.max() - cols.min() < 3
+        assert zero.sum() == (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)  # a filled rectangle
+
+
+def test_noise_has_the_requested_std():
+    x, y = batch(B=256)
+    out, _, _ = run(x, y, noise=0.3)
+    assert abs(np.std(out - x) - 0.3) < 0.01
+
+
+def test_contrast_and_brightness_are_affine_per_image():
+    x, y = batch(B=16)
+    out, _, _ = run(x, y, contrast=0.5, brightness=0.5)
+    for a, b in zip(out, x):
+        slope, intercept = np.polyfit(b, a, 1)
+        np.testing.assert_allclose(a, slope * b + intercept, atol=1e-9)
+        assert 0.5 <= slope <= 1.5
+
+
+def test_mixup_blends_pairs_and_reports_partner_labels():
+    x, y = batch(B=16)
+    out, y2, lam = run(x, y, mixup=0.4)
+    assert np.all(lam == lam[0]) and 0 < lam[0] < 1
+    partners = []
+    for i in range(16):
+        hits = [j for j in range(16) if np.allclose(out[i], lam[0] * x[i] + (1 - lam[0]) * x[j])]
+        assert hits, f"row {i} is not a blend with any row"
+        assert y2[i] in {y[j] for j in hits}
+        partners.append(hits[0])
+    assert sorted(partners) == list(range(16)) or len(set(partners)) > 1  # a permutation of the batch
+
+
+def digits(**augment):
+    return parse_scenario({"data": {"kind": "digits", "n": 400, "preprocess": ["center"], "augment": augment},
+                           "model": {"hidden": [32]}, "train": {"steps": 30, "eval_every": 10}})
+
+
+def test_augmented_runs_are_deterministic_and_differ_from_plain():
+    on = dict(flip=True, crop_pad=1, noise=0.1, cutout=2, mixup=0.2)
+    a, b, plain = Simulation(digits(**on)), Simulation(digits(**on)), Simulation(digits())
+    for sim in (a, b, plain):
+        sim.step(30)
+    np.testing.assert_array_equal(a.history.series["loss"].values(), b.history.series["loss"].values())
+    assert not np.array_equal(a.history.series["loss"].values(), plain.history.series["loss"].values())
+
+
+def test_evaluation_is_never_augmented():
+    sim = Simulation(digits(noise=5.0, cutout=4))
+    plain = Simulation(digits())
+    # same weights: evaluation of the initial network must not see the (huge) noise
+    assert sim.history.series["val_loss"].values()[0] == plain.history.series["val_loss"].values()[0]
+
+
+def test_augmenting_non_image_data_is_an_error():
+    with pytest.raises(ScenarioError, match="augment"):
+        parse_scenario({"data": {"kind": "spiral", "augment": {"flip": True}}})
+    with pytest.raises(ScenarioError, match="pca/whiten"):
+        parse_scenario({"data": {"kind": "digits", "preprocess": ["pca"], "augment": {"cutout": 2}}})
