@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .kernels import network as K
-from .kernels.activations import ACTIVATION_CODES, MAXOUT, PRELU
+from .kernels.activations import ACTIVATION_CODES
 from .kernels.regularizers import DROPOUT_MODES
 
 DEFAULT_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
@@ -260,8 +260,3 @@ def op_tables(plan: Plan, batch: int) -> tuple[np.ndarray, np.ndarray, int, int]
             row[K.O_IAUX] = iaux_size
             iaux_size += batch * n_out
     return ops, fops, aux_size, iaux_size
-
-
-
-__all__ = ["Architecture", "ParamSpec", "LayerInfo", "Plan", "build_plan", "op_tables", "MAXOUT", "PRELU",
-           "PRELU_INITIAL_SLOPE"]
