@@ -34,16 +34,6 @@ RTOL = 1e-6
 ATOL = 1e-10
 MASK_SEED = 1234
 
-# Bug found in the engine (see test_gradcheck_dropout_eval): in eval mode the backward pass
-# of dropout uses the *training* scale.
-EVAL_DROPOUT_BUG = (
-    "engine bug: lab/engine/kernels/regularizers.py:40 dropout_backward always applies the "
-    "train-mode factor (mask/keep for 'inverted', mask for the others), and "
-    "lab/engine/kernels/network.py:145-148 (backward, DROPOUT op) does not pass `train`; in eval "
-    "mode the forward is a ('inverted') or a*keep ('vanilla'), so loss_and_grads(train=False) "
-    "returns every gradient below a dropout layer 1/keep too big per dropout layer "
-    "(lab/sim/stats.py:96 computes probe gradients this way)"
-)
 
 
 # ----------------------------------------------------------------------------------------
@@ -283,9 +273,7 @@ def test_batchnorm_train_and_eval_gradients_differ():
 
 
 @pytest.mark.parametrize("mode", [
-    pytest.param("inverted", marks=pytest.mark.xfail(strict=True, reason=EVAL_DROPOUT_BUG)),
-    pytest.param("vanilla", marks=pytest.mark.xfail(strict=True, reason=EVAL_DROPOUT_BUG)),
-    "vanilla-noscale",
+    "inverted", "vanilla", "vanilla-noscale",
 ])
 def test_gradcheck_dropout_eval(mode):
     engine_gradcheck(ReferenceSpec(D, C, (4, 5), activation="sigmoid", dropout=0.4, dropout_mode=mode),

@@ -18,7 +18,6 @@ import math
 import numpy as np
 import pytest
 
-from lab.engine.network import Network
 from lab.engine.optim import OptimizerConfig
 from lab.engine.trainer import Trainer
 from tests.reference import (
@@ -29,12 +28,10 @@ from tests.reference import (
     reference_optimizer_step,
 )
 from tests.test_engine_gradients import (
-    EVAL_DROPOUT_BUG,
     away_from_kinks,
     draw_running,
     engine_for,
     engine_params,
-    set_running,
 )
 
 B, D, C = 8, 4, 3
@@ -49,9 +46,6 @@ STRUCTURES = {
     "residual": dict(residual=True),
     "residual-everything": dict(residual=True, batchnorm=True, dropout=0.25, dropconnect=0.2),
 }
-# eval-mode gradients through inverted / vanilla dropout are wrong in the engine (see
-# test_eval_dropout_gradients_vs_reference); the eval grid checks their scores and loss only.
-EVAL_GRAD_BROKEN = {"dropout-inverted", "dropout-vanilla", "residual-everything"}
 DTYPES = [np.float64, np.float32]
 KINK_MARGIN = 1e-5  # float32 z and oracle z differ by ~1e-7: stay clear of relu/hinge/maxout switches
 
@@ -158,18 +152,14 @@ def test_eval_pass_matches_reference(activation, structure, dtype):
     ref_scores = reference_forward(pair.spec, pair.params, pair.x64, running=pair.running)["scores"]
     assert_close(scores, ref_scores, dtype, "scores")
     assert_loss_close(pair.loss, ref_loss, dtype)
-    if structure not in EVAL_GRAD_BROKEN:
-        assert_grads_close(pair.grads, ref_grads, dtype)
+    assert_grads_close(pair.grads, ref_grads, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("mode", [
-    pytest.param("inverted", marks=pytest.mark.xfail(strict=True, reason=EVAL_DROPOUT_BUG)),
-    pytest.param("vanilla", marks=pytest.mark.xfail(strict=True, reason=EVAL_DROPOUT_BUG)),
-    "vanilla-noscale",
+    "inverted", "vanilla", "vanilla-noscale",
 ])
 def test_eval_dropout_gradients_vs_reference(mode, dtype):
-    """When this passes (xfail strict -> XPASS), drop the markers and EVAL_GRAD_BROKEN above."""
     pair = Pair(make_spec("tanh", "plain", dropout=0.3, dropout_mode=mode), dtype, train=False)
     assert_grads_close(pair.grads, pair.reference()[1], dtype)
 
@@ -300,8 +290,6 @@ def test_trainer_step_with_dropout_and_dropconnect_masks():
     net = engine_for(spec, params, np.float64)
     trainer = Trainer(net, X, y, batch_size=N, optimizer=OptimizerConfig("sgd"), rng=np.random.default_rng(33))
     record = trainer.run(np.array([0.1]))
-    # last_masks() reads the last workspace a pass used; the training step's is net.batch_ws
-    net._last_ws = net.batch_ws
     masks = net.last_masks()
     assert set(masks) == {"dropout1", "dropout2", "dropconnect1", "dropconnect2", "dropconnect3"}
     perm = trainer.perm.copy()
@@ -314,12 +302,6 @@ def test_trainer_step_with_dropout_and_dropconnect_masks():
         assert_close(value, new[name], np.float64, name)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug (minor): Network.last_masks() promises the masks of the last *train-mode* pass, but "
-    "an eval pass on the same workspace (forward(x) / loss_and_grads(train=False), both purpose "
-    "'call') overwrites the dropout masks with ones: lab/engine/kernels/regularizers.py:32 "
-    "(dropout_forward, eval branch, mask[i, j] = 1.0) writes the aux buffer that "
-    "lab/engine/network.py:213 (last_masks) reads; dropconnect masks are left alone"))
 def test_last_masks_survive_an_eval_pass():
     spec = make_spec("tanh", "plain", dropout=0.5, dropconnect=0.5)
     pair = Pair(spec, np.float64, train=True)

@@ -209,13 +209,16 @@ def test_dropout_modes_forward_backward(mode):
     np.testing.assert_allclose(out, x * mask * train_scale, rtol=1e-15)
     dout = np.random.default_rng(5).normal(size=x.shape)
     dx = np.full_like(x, np.nan)
-    RG.dropout_backward(dout, mask, keep, code, dx)
+    RG.dropout_backward(dout, mask, keep, code, True, dx)
     np.testing.assert_allclose(dx, dout * mask * train_scale, rtol=1e-15)  # the train-mode gradient
 
+    train_mask = mask.copy()
     RG.dropout_forward(x, out, mask, keep, code, False, np.random.default_rng(4))
-    np.testing.assert_array_equal(mask, 1.0)
+    np.testing.assert_array_equal(mask, train_mask)  # eval leaves the last training mask alone
     eval_scale = keep if mode == "vanilla" else 1.0
     np.testing.assert_allclose(out, x * eval_scale, rtol=1e-15)
+    RG.dropout_backward(dout, mask, keep, code, False, dx)
+    np.testing.assert_allclose(dx, dout * eval_scale, rtol=1e-15)  # the eval-mode gradient
 
 
 # ----------------------------------------------------------------------------------------
@@ -325,9 +328,12 @@ def _numpy_loss(name, s, y):
     return float(margins.sum(axis=1).mean())
 
 
+_PLAIN_LOSS = LS.plain_loss  # the single-label loss (loss_forward_backward also takes mixup's y2, lam)
+
+
 def _kernel_loss(name, s, y):
     d = np.full_like(s, np.nan)
-    loss, correct = LS.loss_forward_backward(LS.LOSS_CODES[name], s, y, d)
+    loss, correct = _PLAIN_LOSS(LS.LOSS_CODES[name], s, y, d)
     return loss, correct, d
 
 
@@ -346,6 +352,28 @@ def test_loss_values_and_gradients(name):
         sm[ix] -= H
         numeric[ix] = (_kernel_loss(name, sp, y)[0] - _kernel_loss(name, sm, y)[0]) / (2 * H)
     np.testing.assert_allclose(d, numeric, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["softmax", "mse", "hinge"])
+def test_loss_with_mixup_weights_is_the_blend(name):
+    """loss_forward_backward(code, s, y, y2, lam, d): row i counts lam[i] for y[i], 1 - lam[i] for y2[i]."""
+    s, y = _scores(seed=20)
+    y2 = (y + 1) % s.shape[1]
+    lam = np.array([1.0, 0.3, 0.75, 0.5])
+    d = np.full_like(s, np.nan)
+    loss, correct = LS.loss_forward_backward(LS.LOSS_CODES[name], s, y, y2, lam, d)
+    _, c1, d1 = _kernel_loss(name, s, y)
+    rows = []
+    for i in range(4):  # per-row single-label losses, from the plain kernel on one row
+        a = _kernel_loss(name, s[i:i + 1], y[i:i + 1])
+        b = _kernel_loss(name, s[i:i + 1], y2[i:i + 1])
+        rows.append((a, b))
+    expected = sum(lam[i] * a[0] + (1 - lam[i]) * b[0] for i, (a, b) in enumerate(rows)) / 4
+    assert loss == pytest.approx(expected, rel=1e-13)
+    assert correct == c1  # accuracy is w.r.t. y
+    for i, (a, b) in enumerate(rows):
+        np.testing.assert_allclose(d[i], (lam[i] * a[2][0] + (1 - lam[i]) * b[2][0]) / 4, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(d[0], d1[0], rtol=1e-13)  # lam = 1: the plain loss's row
 
 
 def test_loss_details():
@@ -527,7 +555,8 @@ def _tiny_trainer(seed, batch=4, dropout=0.3):
     rng = np.random.default_rng(seed + 1)
     X = rng.normal(size=(10, 3))
     y = rng.integers(0, 3, size=10)
-    return Trainer(net, X, y, batch, OptimizerConfig("momentum", l2=0.01, clip_norm=5.0), np.random.default_rng(seed + 2))
+    config = OptimizerConfig("momentum", l2=0.01, clip_norm=5.0)
+    return Trainer(net, X, y, batch, config, np.random.default_rng(seed + 2))
 
 
 def test_train_steps_chunking_does_not_change_the_result():

@@ -67,6 +67,7 @@ class Network:
         self._workspaces: dict[tuple[int, str], Workspace] = {}
         self._last_ws: Workspace | None = None
         self.batch_ws: Workspace | None = None  # what the last *training* step left behind
+        self.last_train_mode_ws: Workspace | None = None  # whose masks last_masks() reports
         self._side_rng = np.random.default_rng(0x5EED)  # masks for loss_and_grads(train=True)
         self.reset_running_stats()
 
@@ -181,6 +182,8 @@ class Network:
         K.forward(ws.ops, ws.fops, ws.node_off, ws.node_w, ws.batch, ws.acts, self.params, self.state,
                   ws.aux, ws.iaux, self._side_rng, train, False)
         self._last_ws = ws
+        if train:
+            self.last_train_mode_ws = ws
         return ws.node(len(self.plan.node_widths) - 1).copy()
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray, train: bool = False) -> tuple[float, list[np.ndarray]]:
@@ -191,6 +194,8 @@ class Network:
                                    self.params, self.grads, self.state, ws.aux, ws.iaux, self._side_rng, y,
                                    LOSS_CODES[self.arch.loss], self.reg, self.l1, self.l2, train)
         self._last_ws = ws
+        if train:
+            self.last_train_mode_ws = ws
         grads = []
         for name, value in self.parameters():
             g = self.grad(name).copy()
@@ -204,8 +209,9 @@ class Network:
         return self._last_ws
 
     def last_masks(self) -> dict[str, np.ndarray]:
-        """The 0/1 keep masks of the last train-mode pass: dropout{l} (B, h), dropconnect{l} (n_in, n_out)."""
-        ws = self._last_ws
+        """The 0/1 keep masks of the last train-mode pass (a training step, or forward /
+        loss_and_grads with train=True): dropout{l} (B, h), dropconnect{l} (n_in, n_out)."""
+        ws = self.last_train_mode_ws
         if ws is None:
             return {}
         masks = {}

@@ -83,6 +83,7 @@ class Trainer:
                              LOSS_CODES[net.arch.loss], loss, acc, gnorm, self.last_update, self.augment,
                              self.image_shape, ws.y2buf, ws.lambuf, np.empty(self.X.shape[1], net.dtype))
         net.batch_ws = ws
+        net.last_train_mode_ws = ws
         # The kernel stops at the first non-finite loss/gradient (before the update) or
         # parameter (after it); the stopping step is counted, so look at it, not at `done`.
         last_bad = done > 0 and not (np.isfinite(loss[done - 1]) and np.isfinite(gnorm[done - 1]))

@@ -146,7 +146,7 @@ def backward(ops, fops, node_off, node_w, B, acts, dacts, params, grads, aux, ia
         elif kind == DROPOUT:
             a0 = ops[k, O_AUX]
             dropout_backward(dout, aux[a0:a0 + B * n_out].reshape((B, n_out)), fops[k, F_KEEP],
-                             ops[k, O_MODE], dx)
+                             ops[k, O_MODE], train, dx)
         else:  # RESIDUAL_ADD: the gradient flows unchanged into both branches
             dskip = node_view(dacts, node_off, node_w, ops[k, O_SKIP], B)
             acc_in = ops[k, O_ACC_IN] == 1

@@ -25,22 +25,27 @@ def dropout_forward(x, out, mask, keep, mode, train, rng):
                 m = 1.0 if rng.random() < keep else 0.0
                 mask[i, j] = m
                 out[i, j] = x[i, j] * m * scale
-    else:
+    else:  # the mask buffer keeps the last training mask (Network.last_masks reads it)
         scale = keep if mode == VANILLA else 1.0
         for i in range(B):
             for j in range(n):
-                mask[i, j] = 1.0
                 out[i, j] = x[i, j] * scale
 
 
 @jit
-def dropout_backward(dout, mask, keep, mode, dx):
-    """Gradient of the training-mode forward."""
+def dropout_backward(dout, mask, keep, mode, train, dx):
+    """Gradient of the forward in the same mode (train: through the mask; eval: the scaling)."""
     B, n = dout.shape
-    scale = 1.0 / keep if mode == INVERTED else 1.0
-    for i in range(B):
-        for j in range(n):
-            dx[i, j] = dout[i, j] * mask[i, j] * scale
+    if train:
+        scale = 1.0 / keep if mode == INVERTED else 1.0
+        for i in range(B):
+            for j in range(n):
+                dx[i, j] = dout[i, j] * mask[i, j] * scale
+    else:
+        scale = keep if mode == VANILLA else 1.0
+        for i in range(B):
+            for j in range(n):
+                dx[i, j] = dout[i, j] * scale
 
 
 @jit
