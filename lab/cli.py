@@ -125,8 +125,9 @@ def _check_one(path: str, blas_threads: int | None):
         return ScenarioOutcome(path, "", error=str(exc), seconds=time.perf_counter() - start), True
     try:
         results = check(sc)
-    except LabError as exc:
-        return ScenarioOutcome(path, sc.name, error=str(exc), seconds=time.perf_counter() - start), True
+    except Exception as exc:  # noqa: BLE001 - a crash is reported as a failed scenario, never a traceback
+        message = f"crashed while running: {type(exc).__name__}: {exc}"
+        return ScenarioOutcome(path, sc.name, error=message, seconds=time.perf_counter() - start), False
     return ScenarioOutcome(path, sc.name, results, seconds=time.perf_counter() - start), False
 
 
@@ -185,7 +186,9 @@ def check(
         n_exp = sum(len(o.results) for o in outcomes)
         n_fail = sum(not r.passed for o in outcomes for r in o.results)
         console.print(f"{len(outcomes)} scenario(s), {n_exp} expectation(s): {n_exp - n_fail} passed, {n_fail} failed"
-                      + (f", {sum(o.error is not None for o in outcomes)} invalid" if invalid else ""))
+                      + (f", {sum(bad for _, bad in done)} invalid" if invalid else "")
+                      + (f", {sum(o.error is not None and not bad for o, bad in done)} crashed"
+                         if any(o.error is not None and not bad for o, bad in done) else ""))
     if invalid:
         raise typer.Exit(ExitCode.USAGE)
     raise typer.Exit(ExitCode.OK if all(o.passed for o in outcomes) else ExitCode.CHECK_FAILED)
@@ -200,8 +203,8 @@ def list_scenarios() -> None:
     from lab.scenario.catalog import bundled
 
     table = Table(show_header=True, box=None, pad_edge=False)
-    table.add_column("scenario")
-    table.add_column("title")
+    table.add_column("scenario", no_wrap=True)  # names are typed back into run/show/check: never cut
+    table.add_column("title", overflow="fold")
     table.add_column("checks", justify="right")
     topic = None
     for entry in bundled():

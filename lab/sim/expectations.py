@@ -1,9 +1,11 @@
 """Expectations: the lecture's claims, checked against recorded runs.
 
 A scenario's variants each run once (the base run is variant "base") with checkpoints
-at step 0, every `eval_every` steps, every step an expectation names, and the end.
-Per-step scalars come from the history (every step); per-layer metrics and validation
-metrics from the checkpoints.
+at step 0, every `eval_every` steps, every step an expectation names, the end, and the
+step a run diverged at.  Per-step scalars come from the history (every step);
+per-layer metrics and validation metrics from the checkpoints (the model is evaluated
+at each).  Ratios and differences between variants are taken step by step, at the
+steps both runs recorded, before `at`, `by`, `throughout` or `reduce` apply.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lab.metrics import STEP_SERIES_METRICS, MetricRef, parse_metric
+from lab.metrics import LAYER_METRICS, STEP_SERIES_METRICS, MetricRef, parse_metric
 from lab.scenario.schema import Expectation, Scenario
 
 from .simulation import Simulation
@@ -93,17 +95,15 @@ def describe(ex: Expectation) -> str:
     return f"{what} {ex.op} {ex.value:g} {when}"
 
 
-def _value_at(steps: np.ndarray, values: np.ndarray, ex: Expectation, rec: Recording) -> float:
+def _value_at(steps: np.ndarray, values: np.ndarray, at: int | str | None) -> float:
     if values.size == 0:
         return float("nan")
-    if ex.at == "initial" or ex.at == 0:
+    if at == "initial" or at == 0:
         return float(values[0])
-    if ex.at is None or ex.at == "final":
+    if at is None or at == "final":
         return float(values[-1])
-    hit = np.nonzero(steps == ex.at)[0]
-    if hit.size:
-        return float(values[hit[0]])
-    return float("nan")  # the run never reached that step (it diverged)
+    hit = np.nonzero(steps == at)[0]
+    return float(values[hit[0]]) if hit.size else float("nan")  # never reached (the run diverged)
 
 
 def _steps_to(steps: np.ndarray, values: np.ndarray, op: str, threshold: float) -> float:
@@ -112,32 +112,69 @@ def _steps_to(steps: np.ndarray, values: np.ndarray, op: str, threshold: float) 
     return float(steps[hit[0]]) if hit.size else float("inf")
 
 
-def scalar_value(ex: Expectation, rec: Recording) -> float:
-    """The single number an expectation compares (not for throughout/by)."""
-    ref = parse_metric(ex.metric)
-    steps, values = rec.series(ref, ex.layer, ex.smooth)
+def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a / b, with x/0 = +-inf by the sign of x (and 0/0 = nan)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        safe = np.where(b != 0, b, 1.0)
+        by_zero = np.where(a > 0, np.inf, np.where(a < 0, -np.inf, np.nan))
+        return np.where(b != 0, a / safe, by_zero)
+
+
+def _combine(ex: Expectation, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return _ratio(a, b) if ex.ratio_over else a - b
+
+
+def _series(ex: Expectation, ref: MetricRef, runs: dict[str, Recording]) -> tuple[np.ndarray, np.ndarray]:
+    """The metric over the run, or its ratio/difference to another variant at common steps."""
+    steps, values = runs[ex.variant].series(ref, ex.layer, ex.smooth)
+    other = ex.ratio_over or ex.difference_over
+    if other is None:
+        return steps, values
+    steps_b, values_b = runs[other].series(ref, ex.layer, ex.smooth)
+    common, ia, ib = np.intersect1d(steps, steps_b, return_indices=True)
+    return common, _combine(ex, values[ia], values_b[ib])
+
+
+def _run_scalar(ex: Expectation, ref: MetricRef, rec: Recording) -> float:
+    """A per-run number that is not a series value: steps_to, or diverged at a step."""
     if ref.steps_to is not None:
-        return _steps_to(steps, values, *ref.steps_to)
-    if ex.reduce is not None:
+        steps, values = rec.series(ref, ex.layer, ex.smooth)
         if ex.by is not None:
-            values = values[steps <= ex.by]
-        finite = values[np.isfinite(values)]
-        if finite.size == 0:
-            return float("nan")
-        return float({"min": np.min, "max": np.max, "mean": np.mean}[ex.reduce](finite))
-    return _value_at(steps, values, ex, rec)
+            keep = steps <= ex.by
+            steps, values = steps[keep], values[keep]
+        return _steps_to(steps, values, *ref.steps_to)
+    # diverged: known at any step, reached or not
+    if isinstance(ex.at, int) and ex.at > 0:
+        return float(rec.diverged_at is not None and rec.diverged_at <= ex.at)
+    if ex.at in (0, "initial"):
+        return 0.0
+    return float(rec.diverged)
 
 
 def evaluate(ex: Expectation, index: int, runs: dict[str, Recording]) -> CheckResult:
     expected = f"{ex.op} {ex.value:g}"
     ref = parse_metric(ex.metric)
     other = ex.ratio_over or ex.difference_over
-    if other is None and ref.steps_to is None and (ex.throughout or (ex.by is not None and ex.reduce is None)):
-        rec = runs[ex.variant]
-        steps, values = rec.series(ref, ex.layer, ex.smooth)
-        if ex.by is not None:
-            keep = steps <= ex.by
-            steps, values = steps[keep], values[keep]
+
+    def result(passed: bool, actual: float) -> CheckResult:
+        return CheckResult(index, describe(ex), passed, actual, expected, ex.why)
+
+    diverged_scalar = ref.name == "diverged" and not ex.throughout and ex.by is None and ex.reduce is None
+    if ref.steps_to is not None or diverged_scalar:
+        actual = _run_scalar(ex, ref, runs[ex.variant])
+        if other is not None:
+            actual = float(_combine(ex, np.array([actual]), np.array([_run_scalar(ex, ref, runs[other])]))[0])
+        return result(compare(actual, ex.op, ex.value, ex.tolerance), actual)
+    steps, values = _series(ex, ref, runs)
+    if ex.by is not None:
+        keep = steps <= ex.by
+        steps, values = steps[keep], values[keep]
+    if ex.reduce is not None:
+        finite = values[np.isfinite(values)]
+        reducer = {"min": np.min, "max": np.max, "mean": np.mean}[ex.reduce]
+        actual = float(reducer(finite)) if finite.size else float("nan")
+        return result(compare(actual, ex.op, ex.value, ex.tolerance), actual)
+    if ex.throughout or ex.by is not None:
         ok = [compare(float(v), ex.op, ex.value, ex.tolerance) for v in values]
         if ex.throughout:
             passed = bool(ok) and all(ok)
@@ -145,18 +182,15 @@ def evaluate(ex: Expectation, index: int, runs: dict[str, Recording]) -> CheckRe
             actual = bad[0] if bad else (float(values[-1]) if values.size else float("nan"))
         else:
             passed = any(ok)
-            actual = float(values[int(np.argmax(ok))]) if passed else (
-                float(np.nanmin(values)) if ex.op in ("<", "<=") and values.size else
-                float(np.nanmax(values)) if values.size else float("nan"))
-        return CheckResult(index, describe(ex), passed, actual, expected, ex.why)
-    actual = scalar_value(ex, runs[ex.variant])
-    if other is not None:
-        base = scalar_value(ex, runs[other])
-        if ex.ratio_over:
-            actual = actual / base if base != 0 else (float("inf") if actual > 0 else float("nan"))
-        else:
-            actual = actual - base
-    return CheckResult(index, describe(ex), compare(actual, ex.op, ex.value, ex.tolerance), actual, expected, ex.why)
+            if passed:
+                actual = float(values[int(np.argmax(ok))])
+            elif values.size:
+                actual = float(np.nanmin(values) if ex.op in ("<", "<=") else np.nanmax(values))
+            else:
+                actual = float("nan")
+        return result(passed, actual)
+    actual = _value_at(steps, values, ex.at)
+    return result(compare(actual, ex.op, ex.value, ex.tolerance), actual)
 
 
 def variant_scenarios(scenario: Scenario) -> dict[str, Scenario]:
@@ -174,21 +208,21 @@ def record(name: str, scenario: Scenario, needs_layers: bool, extra_steps: set[i
     checkpoints = sorted({0, total, *range(every, total + 1, every), *(s for s in extra_steps if s <= total)})
     reached = []
     layer_values = {}
+
+    def checkpoint() -> None:
+        reached.append(sim.step_count)
+        sim.evaluate_now()  # validation metrics at every checkpoint, not only every eval_every
+        if needs_layers:
+            layer_values[sim.step_count] = {(m, s.index): s.metric(m) for s in sim.snapshot().layers
+                                            for m in LAYER_METRICS}
+
     for cp in checkpoints:
         sim.run_to(cp)
         if sim.step_count < cp:
             break
-        reached.append(cp)
-        if needs_layers:
-            layer_values[cp] = {(m, s.index): s.metric(m) for s in sim.snapshot().layers
-                                for m in ("act_mean", "act_std", "grad_mean", "grad_std", "wgrad_std", "weight_std",
-                                          "update_ratio", "dead_fraction", "saturated_fraction", "zero_fraction",
-                                          "sign_agreement", "unit_similarity")}
+        checkpoint()
     if sim.diverged and sim.step_count not in reached:
-        reached.append(sim.step_count)
-        if needs_layers:
-            layer_values[sim.step_count] = {(m, s.index): s.metric(m) for s in sim.snapshot().layers
-                                            for m in ("act_std",)}
+        checkpoint()  # the state it diverged in
     return Recording(name, sim.history.arrays(), reached, layer_values, sim.diverged, sim.diverged_at, sim.step_count)
 
 

@@ -159,6 +159,13 @@ class Simulation:
         """Step until `step` steps are done (or the run diverges)."""
         self.step(max(0, step - self.step_count))
 
+    def evaluate_now(self) -> None:
+        """Record validation metrics at the current step, unless that step already has them."""
+        with self.lock:
+            if self.history.series["val_step"].last() != self.step_count:
+                self._evaluate()
+                self._snapshot = None
+
     def _evaluate(self) -> None:
         loss, acc = self.trainer.evaluate(self.data.X_val, self.data.y_val)
         self.history.record_val(self.step_count, loss, acc)
