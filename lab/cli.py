@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from lab.errors import ExitCode, LabError, ScenarioError
 
@@ -29,7 +30,8 @@ DEFAULT_SCENARIO = {
 
 
 def _fail(exc: LabError) -> None:
-    err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+    # the message quotes the user's own keys and values: never read it as markup
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
     raise typer.Exit(ExitCode.USAGE)
 
 
@@ -156,7 +158,7 @@ def check(
         _fail(exc)
     files = [_display_path(f) for f in scenario_files(targets)]
     if not files:
-        err_console.print("[bold red]error:[/] no scenario files found in " + ", ".join(map(str, targets)))
+        err_console.print("[bold red]error:[/] no scenario files found in " + escape(", ".join(map(str, targets))))
         raise typer.Exit(ExitCode.USAGE)
     status = err_console.status(f"checking {len(files)} scenario(s)...") if not as_json else None
     if status:

@@ -1,12 +1,14 @@
 """Load a scenario TOML file into a validated Scenario, or raise ScenarioError.
 
-Errors are written in the file's own words ("table", "array", "integer"), name the
-dotted key (`model.hidden[2]`, `events[1].set.lr`), show the value found and what is
-allowed, suggest the closest key or value for typos, and list every problem at once.
+Errors are written in the file's own words ("table", "array", "integer", `true`),
+name the dotted key (`model.hidden[2]`, `events[1].set.lr`), show the value found and
+what is allowed, suggest the closest key or value for typos, and list every problem at
+once: field problems and the checks between keys (lab/scenario/consistency.py) alike.
 """
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import tomllib
 from pathlib import Path
@@ -16,21 +18,67 @@ from pydantic import BaseModel, ValidationError
 
 from lab.errors import ScenarioError
 
+from .consistency import cross_field_problems
 from .schema import Scenario
 
 TOML_TYPE = {dict: "a table", list: "an array", str: "a string", int: "an integer", float: "a float",
-             bool: "a boolean"}
+             bool: "a boolean", datetime.date: "a date", datetime.datetime: "a date-time", datetime.time: "a time"}
 EXPECTED = {"int_type": "an integer", "int_parsing": "an integer", "int_from_float": "a whole number",
-            "float_type": "a number", "float_parsing": "a number", "bool_type": "true or false",
-            "bool_parsing": "true or false", "string_type": "a string", "list_type": "an array",
-            "model_type": "a table", "dict_type": "a table", "model_attributes_type": "a table"}
+            "float_type": "a number", "float_parsing": "a number", "finite_number": "a finite number",
+            "bool_type": "true or false", "bool_parsing": "true or false", "string_type": "a string",
+            "list_type": "an array", "model_type": "a table", "dict_type": "a table",
+            "model_attributes_type": "a table"}
+BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
 
 
 def toml_type(value: Any) -> str:
-    for py, name in TOML_TYPE.items():
-        if type(value) is py:
-            return name
-    return type(value).__name__
+    return TOML_TYPE.get(type(value), type(value).__name__)
+
+
+def toml_repr(value: Any) -> str:
+    """A value as it would be written in the file."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_repr(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {toml_repr(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    return repr(value)
+
+
+def _field_model(model: Any, name: str) -> tuple[bool, type[BaseModel] | None]:
+    """(is `name` a key of `model`?, the table class it holds, if any)."""
+    if not (isinstance(model, type) and issubclass(model, BaseModel)) or name not in model.model_fields:
+        return False, None
+    ann = model.model_fields[name].annotation
+    args = getattr(ann, "__args__", ())
+    candidates = [ann, *args, *(a for arg in args for a in getattr(arg, "__args__", ()))]
+    return True, next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+
+
+def clean_loc(loc: tuple) -> tuple:
+    """The error's location as keys of the file: pydantic's union-member tags (`int`,
+    `literal[...]`) are dropped."""
+    out: list = []
+    model: Any = Scenario
+    for part in loc:
+        if isinstance(part, int):
+            out.append(part)
+            continue
+        is_key, inner = _field_model(model, part)
+        if not is_key:
+            # inside a table this is an unknown key (extra_forbidden): keep it; after a
+            # scalar it is a union-member tag: drop it and the rest
+            if model is not None:
+                out.append(part)
+            break
+        out.append(part)
+        model = inner
+    return tuple(out)
 
 
 def dotted(loc: tuple) -> str:
@@ -40,62 +88,89 @@ def dotted(loc: tuple) -> str:
     return out or "(top level)"
 
 
-def _model_at(loc: tuple) -> type[BaseModel] | None:
-    """The schema class whose table `loc` points into (for did-you-mean on keys)."""
+def _table_class(loc: tuple) -> type[BaseModel] | None:
     model: Any = Scenario
     for part in loc:
         if isinstance(part, int):
             continue
-        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
-        if field is None:
-            return None
-        ann = field.annotation
-        args = getattr(ann, "__args__", ())
-        candidates = [ann, *args, *(a for arg in args for a in getattr(arg, "__args__", ()))]
-        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        _, model = _field_model(model, part)
         if model is None:
             return None
     return model
 
 
-def _suggest(word: str, options: list[str]) -> str:
+def suggest(word: str, options: list[str]) -> str:
+    lower = {o.lower(): o for o in options}
+    if word.lower() in lower:
+        return f"; did you mean {lower[word.lower()]!r}?"
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def describe(error: dict) -> str:
+def _literal_options(ctx: dict) -> list[str]:
+    return [o.strip().strip("'") for o in str(ctx.get("expected", "")).replace(" or ", ", ").split(",") if o.strip()]
+
+
+def _wanted(error: dict) -> str:
+    """What one error says was expected, in words."""
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind == "literal_error":
+        return "one of " + ", ".join(_literal_options(ctx))
+    if kind in EXPECTED:
+        return EXPECTED[kind]
+    if kind in BOUNDS:
+        return f"a value {BOUNDS[kind]} {next(iter(ctx.values()))}"
+    return error["msg"]
+
+
+def describe(error: dict, loc: tuple | None = None) -> str:
     """One pydantic error, in the scenario file's words."""
-    loc = tuple(error["loc"])
+    loc = clean_loc(tuple(error["loc"])) if loc is None else loc
     key = dotted(loc)
     kind = error["type"]
     value = error.get("input")
     ctx = error.get("ctx") or {}
+    found = toml_repr(value)
     if kind == "extra_forbidden":
-        parent = _model_at(loc[:-1])
+        parent = _table_class(loc[:-1])
         options = sorted(parent.model_fields) if parent else []
-        table = dotted(loc[:-1])
-        where = f"in [{table}]" if loc[:-1] else "at the top level"
+        where = f"in [{dotted(loc[:-1])}]" if loc[:-1] else "at the top level"
         allowed = f" (allowed: {', '.join(options)})" if options else ""
-        return f"{key}: unknown key {loc[-1]!r} {where}{_suggest(str(loc[-1]), options)}{allowed}"
+        return f"{key}: unknown key {loc[-1]!r} {where}{suggest(str(loc[-1]), options)}{allowed}"
     if kind == "literal_error":
-        options = [o.strip().strip("'") for o in str(ctx.get("expected", "")).replace(" or ", ", ").split(",")]
-        return (f"{key}: {value!r} is not allowed; expected one of {', '.join(options)}"
-                f"{_suggest(str(value), options)}")
+        options = _literal_options(ctx)
+        return f"{key}: {value!r} is not allowed; expected one of {', '.join(options)}{suggest(str(value), options)}"
     if kind == "missing":
         return f"{key}: required key is missing"
     if kind in EXPECTED:
-        return f"{key}: expected {EXPECTED[kind]}, found {value!r} ({toml_type(value)})"
-    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
-    if kind in bounds:
-        limit = next(iter(ctx.values()))
-        return f"{key}: must be {bounds[kind]} {limit}, found {value!r}"
+        return f"{key}: expected {EXPECTED[kind]}, found {found} ({toml_type(value)})"
+    if kind in BOUNDS:
+        return f"{key}: must be {BOUNDS[kind]} {next(iter(ctx.values()))}, found {found}"
     if kind == "too_short":
         return f"{key}: needs at least {ctx.get('min_length')} item(s), found {len(value) if value is not None else 0}"
     if kind == "too_long":
         return f"{key}: at most {ctx.get('max_length')} item(s) allowed, found {len(value) if value is not None else '?'}"
     if kind == "value_error":
-        return f"{key}: {str(ctx.get('error', error['msg']))}" if loc else str(ctx.get("error", error["msg"]))
-    return f"{key}: {error['msg']} (found {value!r})"
+        message = str(ctx.get("error", error["msg"]))
+        return f"{key}: {message}" if loc else message
+    return f"{key}: {error['msg']} (found {found})"
+
+
+def problems_of(exc: ValidationError) -> list[str]:
+    """Every error as a line; the branches of one union (int | "initial") become one problem."""
+    groups: dict[tuple, list[dict]] = {}
+    for e in exc.errors():
+        groups.setdefault(clean_loc(tuple(e["loc"])), []).append(e)
+    out: list[str] = []
+    for loc, errors in groups.items():
+        tagged = len(errors) > 1 and all(len(e["loc"]) > len(loc) for e in errors)
+        if tagged:  # one value failed every member of a union
+            value = errors[0].get("input")
+            wanted = " or ".join(dict.fromkeys(_wanted(e) for e in errors))
+            out.append(f"{dotted(loc)}: expected {wanted}, found {toml_repr(value)}")
+        else:
+            out.extend(line for e in errors for line in describe(e, loc).splitlines())
+    return out
 
 
 def parse_scenario(raw: dict, source: str = "<scenario>") -> Scenario:
@@ -103,8 +178,12 @@ def parse_scenario(raw: dict, source: str = "<scenario>") -> Scenario:
     try:
         return Scenario.model_validate(raw)
     except ValidationError as exc:
-        problems = [line for e in exc.errors() for line in describe(e).splitlines()]
-        raise ScenarioError(source, problems) from None
+        problems = problems_of(exc)
+    # pydantic skips the checks between keys while a field is invalid: run them anyway
+    for line in cross_field_problems(raw):
+        if line not in problems:
+            problems.append(line)
+    raise ScenarioError(source, problems) from None
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -123,6 +202,8 @@ def load_scenario(path: str | Path) -> Scenario:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(str(path), [f"TOML syntax error: {exc}"]) from None
+    except RecursionError:
+        raise ScenarioError(str(path), ["arrays or tables are nested too deeply to be a scenario"]) from None
     if not raw:
         raise ScenarioError(str(path), ["the file is empty: a scenario needs at least a [scenario] table with a name"])
     return parse_scenario(raw, str(path))

@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from lab.metrics import parse_metric
 
+from .consistency import IMAGE_KINDS, MAX_PARAMETERS, cross_field_problems  # noqa: F401
+
 DataKind = Literal["spiral", "circles", "moons", "xor", "gaussians", "checkerboard", "positive-blobs",
                    "random-normal", "digits", "iris", "wine", "breast-cancer"]
 PreprocessStep = Literal["center", "normalize", "pca", "whiten"]
@@ -24,12 +26,12 @@ ScheduleKind = Literal["constant", "step", "cosine", "linear", "inverse_sqrt"]
 Dtype = Literal["float32", "float64"]
 
 MAX_WIDTH = 16384
-MAX_PARAMETERS = 200_000_000  # ~800 MB of float32 weights: beyond that the machine would swap
 
 
 class Strict(BaseModel):
     # strict: a TOML string "100" is not silently an integer; ints still count as floats.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # inf/nan are valid TOML floats but never a sensible setting
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class ScenarioMeta(Strict):
@@ -52,8 +54,6 @@ class AugmentSpec(Strict):
     def active(self) -> bool:
         return any(v for v in self.model_dump().values())
 
-
-IMAGE_KINDS = ("digits",)
 
 
 class DataSpec(Strict):
@@ -201,55 +201,9 @@ class Scenario(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> "Scenario":
-        problems = []
-        steps = self.train.steps
-        for i, event in enumerate(self.events):
-            if event.at > steps:
-                problems.append(f"events[{i}].at: step {event.at} is beyond train.steps ({steps})")
-        names = ["base"]
-        for i, variant in enumerate(self.variants):
-            if variant.name in names:
-                problems.append(f"variants[{i}].name: duplicate variant name {variant.name!r}")
-            names.append(variant.name)
-        n_layers = len(self.model.hidden) + 1
-        for i, ex in enumerate(self.expect):
-            ref = parse_metric(ex.metric)
-            for key in ("variant", "ratio_over", "difference_over"):
-                name = getattr(ex, key)
-                if name is not None and name not in names:
-                    problems.append(f"expect[{i}].{key}: unknown variant {name!r} (variants: {', '.join(dict.fromkeys(names))})")
-            if ref.per_layer and ex.layer is None:
-                problems.append(f"expect[{i}].layer: {ex.metric} is per layer: say which layer (1..{n_layers})")
-            if not ref.per_layer and ex.layer is not None:
-                problems.append(f"expect[{i}].layer: {ex.metric} is not a per-layer metric")
-            if ex.layer is not None and ex.layer > n_layers:
-                problems.append(f"expect[{i}].layer: layer {ex.layer} does not exist (the model has layers 1..{n_layers})")
-            for key in ("at", "by"):
-                step = getattr(ex, key)
-                if isinstance(step, int) and step > steps:
-                    problems.append(f"expect[{i}].{key}: step {step} is beyond train.steps ({steps})")
-        if self.data.augment.active():
-            if self.data.kind not in IMAGE_KINDS:
-                problems.append(f"data.augment: augmentation needs image data ({', '.join(IMAGE_KINDS)}), "
-                                f"not {self.data.kind!r}")
-            elif {"pca", "whiten"} & set(self.data.preprocess):
-                problems.append("data.augment: pca/whiten turn images into other features; augmentation needs images")
-        if self.model.residual:
-            h = self.model.hidden
-            if len(h) < 3 or len(h) % 2 == 0 or any(w != h[0] for w in h):
-                problems.append("model.hidden: residual networks need an odd number (>= 3) of equal widths: the first "
-                                "layer projects the input, then pairs of layers form blocks")
+        problems = cross_field_problems(self.model_dump())
         if problems:
             raise ValueError("\n".join(problems))
-        return self
-
-    @model_validator(mode="after")
-    def _fits_in_memory(self) -> "Scenario":
-        widths = [self.data.dim if self.data.kind == "random-normal" else 64, *self.model.hidden, self.data.classes]
-        k = self.model.maxout_k if self.model.activation == "maxout" else 1
-        n_params = sum(a * b * k for a, b in zip(widths[:-1], widths[1:]))
-        if n_params > MAX_PARAMETERS:
-            raise ValueError(f"the model would have about {n_params:,} weights; the limit is {MAX_PARAMETERS:,}")
         return self
 
     @property

@@ -1,0 +1,305 @@
+"""Bad scenario files: every one is rejected with a message a user can act on, and exit code 2.
+
+Each file in tests/data/bad_scenarios/ is one kind of mistake.  The table below says which
+words its message must contain: the dotted key, the value found, what is allowed, and the
+did-you-mean suggestion where there is one.  A new fixture without a row fails
+`test_every_fixture_is_in_the_table`.
+
+Rows may also list `unwanted` spellings (pydantic internals, Python reprs) that must not leak.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import lab.cli
+from lab.errors import ExitCode, ScenarioError
+from lab.scenario import Scenario, load_scenario
+from lab.scenario.load import parse_scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+BAD = Path(__file__).resolve().parent / "data" / "bad_scenarios"
+
+runner = CliRunner()
+
+@dataclass(frozen=True)
+class Case:
+    words: tuple[str, ...]  # each must appear in str(ScenarioError)
+    count: int = 1  # number of problems reported
+    unwanted: tuple[str, ...] = ()  # must not appear (pydantic internals, Python spellings)
+
+
+TABLE: dict[str, Case] = {
+    # --- not a TOML document -----------------------------------------------------------------
+    "syntax_error.toml": Case(("TOML syntax error", "Invalid value", "line 6", "column 6")),
+    "duplicate_key.toml": Case(("TOML syntax error", "overwrite", "line 5")),
+    "duplicate_table.toml": Case(("TOML syntax error", "twice", "line 5")),
+    "empty.toml": Case(("the file is empty", "[scenario] table")),
+    "comments_only.toml": Case(("the file is empty", "[scenario] table")),
+    "binary_junk.toml": Case(("not a UTF-8 text file", "byte 0", "is this a scenario TOML?")),
+    "nul_bytes.toml": Case(("not a text file", "NUL bytes")),
+    "deeply_nested.toml": Case(("nested too deeply",)),
+    # --- keys and tables -----------------------------------------------------------------------
+    "unknown_key.toml": Case(("train.optimiser", "unknown key 'optimiser'", "in [train]", "did you mean 'optimizer'?",
+                              "allowed: batch_size, beta1, beta2")),
+    "unknown_table.toml": Case(("training", "unknown key 'training' at the top level", "did you mean 'train'?",
+                                "allowed: data, events, expect, model, scenario, train, variants")),
+    "wrong_table_type.toml": Case(("model: expected a table", 'found "mlp"', "(a string)")),
+    "markup_in_key.toml": Case(("[/x]: unknown key '[/x]' at the top level", "allowed: data")),
+    # --- types (strict: no silent conversions) -------------------------------------------------
+    "wrong_type.toml": Case(("model.hidden[1]", "expected an integer", 'found "x"', "(a string)")),
+    "string_for_number.toml": Case(("train.lr", "expected a number", 'found "0.1"', "(a string)")),
+    "float_for_integer.toml": Case(("train.steps", "expected an integer", "found 100.5", "(a float)")),
+    "bool_for_integer.toml": Case(("train.batch_size", "expected an integer", "(a boolean)", "found true"),
+                                  unwanted=("True",)),
+    # --- names with a closed set of values -----------------------------------------------------
+    "unknown_activation.toml": Case(("model.activation", "'rleu' is not allowed",
+                                     "expected one of sigmoid, tanh, relu, leaky_relu", "did you mean 'relu'?")),
+    "unknown_optimizer.toml": Case(("train.optimizer", "'rmsprob' is not allowed",
+                                    "sgd, momentum, nesterov, rmsprop, adam, adamw", "did you mean 'rmsprop'?")),
+    "unknown_data_kind.toml": Case(("data.kind", "'spirals' is not allowed", "spiral, circles, moons",
+                                    "did you mean 'spiral'?")),
+    "markup_in_value.toml": Case(("model.activation", "'[bold]relu' is not allowed", "relu")),
+    # --- ranges ------------------------------------------------------------------------------------
+    "negative_lr.toml": Case(("train.lr", "must be > 0", "found -0.1")),
+    "zero_lr.toml": Case(("train.lr", "must be > 0", "found 0.0")),
+    "dropout_out_of_range.toml": Case(("model.dropout", "must be < 1", "found 1.0",
+                                       "variants[0].set.dropout", "must be >= 0", "found -0.1"), count=2),
+    "no_layers.toml": Case(("model.hidden", "needs at least 1 item", "found 0")),
+    "too_many_layers.toml": Case(("model.hidden", "at most 64 item", "found 65")),
+    "absurd_sizes.toml": Case(("model.hidden", "about 16,912,531,456 weights; the limit is 200,000,000")),
+    # --- events --------------------------------------------------------------------------------
+    "event_beyond_steps.toml": Case(("events[0].at", "step 500", "beyond train.steps (100)")),
+    "event_missing_set.toml": Case(("events[0].set", "required key is missing")),
+    "bad_event_change.toml": Case(("events[0].set.momentun", "unknown key 'momentun'", "did you mean 'momentum'?",
+                                   "allowed: activation")),
+    "bad_event_value.toml": Case(("events[0].set.lr", "must be > 0", "found -1.0")),
+    # --- expectations --------------------------------------------------------------------------
+    "expect_unknown_metric.toml": Case(("expect[0].metric", "unknown metric 'val_accuracy'", "did you mean 'val_acc'?",
+                                        "scalar: lr, loss", "per layer: act_mean", "steps_to(train_acc >= 0.9)")),
+    "expect_bad_steps_to.toml": Case(("expect[0].metric", "steps_to needs a recorded series", "found 'dead_fraction'",
+                                      "train_acc")),
+    "expect_unknown_layer.toml": Case(("expect[0].layer", "layer 5 does not exist", "layers 1..3")),
+    "expect_layer_missing.toml": Case(("expect[0].layer", "dead_fraction is per layer", "1..3")),
+    "expect_layer_not_per_layer.toml": Case(("expect[0].layer", "loss is not a per-layer metric")),
+    "expect_unknown_variant.toml": Case(("expect[0].variant", "unknown variant 'lowlr'", "variants: base, low-lr",
+                                         "did you mean 'low-lr'?")),
+    "expect_conflicting_selectors.toml": Case(("expect[0]", "use only one of at, throughout, reduce",
+                                               "found at, throughout")),
+    "expect_bad_at.toml": Case(("expect[0].at", '"start"', "an integer or one of initial, final"),
+                               unwanted=("expect[0].at.int", "literal[")),
+    # --- variants ------------------------------------------------------------------------------
+    "duplicate_variant.toml": Case(("variants[1].name", "duplicate variant name 'fast'")),
+    # --- cross-field ---------------------------------------------------------------------------
+    "residual_bad_widths.toml": Case(("model.hidden", "residual networks need an odd number (>= 3) of equal widths",
+                                      "[64, 32, 64]")),
+    "augment_non_image.toml": Case(("data.augment", "needs image data", "digits", "not 'spiral'")),
+    # --- several at once -----------------------------------------------------------------------
+    "many_problems.toml": Case(("scenario.seed", "must be >= 0", "found -1",
+                                "data.kind", "did you mean 'spiral'?",
+                                "model.hiden", "did you mean 'hidden'?",
+                                "model.activation", "did you mean 'relu'?",
+                                "train.lr", 'found "0.1"',
+                                "train.batch_size", "must be >= 1", "found 0",
+                                "6 problems"), count=6),
+    "field_and_cross_field_problems.toml": Case(("model.hiden", "did you mean 'hidden'?", "events[0].at",
+                                                 "beyond train.steps (100)"), count=2),
+}
+
+
+def fixture_files() -> list[str]:
+    return sorted(p.name for p in BAD.iterdir() if p.is_file())
+
+
+def _params(test: str = ""):
+    """The table as pytest params."""
+    return [pytest.param(name, case, id=name.removesuffix(".toml")) for name, case in sorted(TABLE.items())]
+
+
+def _error(name: str) -> ScenarioError:
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(BAD / name)
+    return info.value
+
+
+def squash(text: str) -> str:
+    """Without whitespace: rich wraps long lines at the terminal width."""
+    return "".join(text.split())
+
+
+# --- the table and the folder agree -------------------------------------------------------------
+
+def test_every_fixture_is_in_the_table():
+    files = set(fixture_files())
+    assert len(files) >= 20
+    missing = sorted(files - set(TABLE))
+    stale = sorted(set(TABLE) - files)
+    assert not missing, f"fixtures without a row in TABLE (add the words their message must contain): {missing}"
+    assert not stale, f"rows in TABLE without a fixture file in {BAD}: {stale}"
+
+
+def test_binary_junk_is_really_not_utf8():
+    data = (BAD / "binary_junk.toml").read_bytes()
+    assert data.startswith(b"\x89PNG")
+    with pytest.raises(UnicodeDecodeError):
+        data.decode("utf-8")
+
+
+# --- the loader's message -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, case", _params("load"))
+def test_message_names_the_file_the_key_the_value_and_what_is_allowed(name, case):
+    err = _error(name)
+    text = str(err)
+    assert err.path.endswith(name)
+    assert name in text
+    missing = [w for w in case.words if w not in text]
+    assert not missing, f"{name}: message lacks {missing}:\n{text}"
+    assert len(err.problems) == case.count, text
+    assert text.splitlines()[0].endswith(f"{case.count} problem{'s' if case.count != 1 else ''}")
+    assert all(p and "\n" not in p for p in err.problems)
+
+
+@pytest.mark.parametrize("name, case", [p for p in _params() if p.values[1].unwanted])
+def test_message_has_no_python_or_pydantic_spellings(name, case):
+    text = str(_error(name))
+    assert not any(w in text for w in case.unwanted), text
+
+
+def test_many_problems_reports_each_problem_once():
+    err = _error("many_problems.toml")
+    keys = [p.split(":", 1)[0] for p in err.problems]
+    assert sorted(keys) == sorted(["scenario.seed", "data.kind", "model.hiden", "model.activation", "train.lr",
+                                   "train.batch_size"])
+    assert str(err).count("\n  - ") == 6
+
+
+def test_syntax_error_points_at_the_line_with_the_mistake():
+    lines = (BAD / "syntax_error.toml").read_text().splitlines()
+    assert "= =" in lines[5]  # line 6, as the message says
+    assert "line 6" in str(_error("syntax_error.toml"))
+
+
+def test_unreadable_path_is_a_scenario_error(tmp_path):
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(tmp_path)  # a folder
+    assert "cannot read the file" in str(info.value)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(tmp_path / "missing.toml")
+    assert "missing.toml" in str(info.value) and "cannot read the file" in str(info.value)
+
+
+# Values TOML can spell that are not numbers a lab should train with.
+NON_FINITE = [
+    ({"train": {"lr": math.inf}}, "train.lr"),
+    ({"model": {"bias_init": math.nan}}, "model.bias_init"),
+    ({"model": {"init_scale": math.inf}}, "model.init_scale"),
+    ({"data": {"noise": math.inf}}, "data.noise"),
+    ({"expect": [{"metric": "loss", "op": "<", "value": math.nan}]}, "expect[0].value"),
+]
+
+
+@pytest.mark.parametrize("raw, key", [pytest.param(*c, id=c[1]) for c in NON_FINITE])
+def test_non_finite_numbers_are_rejected(raw, key):
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(raw, "inline.toml")
+    assert key in str(info.value)
+
+
+def test_nan_learning_rate_is_rejected():
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario({"train": {"lr": math.nan}}, "inline.toml")
+    assert "train.lr" in str(info.value)
+
+
+# --- through the CLI (in-process) ----------------------------------------------------------------
+
+def _invoke(*args: str):
+    result = runner.invoke(lab.cli.app, list(args))
+    crashed = result.exception is not None and not isinstance(result.exception, SystemExit)
+    return result, crashed
+
+
+def _cli_params():
+    out = []
+    for command in ("run", "check"):
+        for p in _params(command):
+            name, case = p.values
+            out.append(pytest.param(command, name, case, id=f"{command}-{p.id}", marks=p.marks))
+    return out
+
+
+@pytest.mark.parametrize("command, name, case", _cli_params())
+def test_cli_exits_2_without_traceback(command, name, case):
+    result, crashed = _invoke(command, str(BAD / name))
+    assert not crashed, f"{command} {name} raised {result.exception!r}"
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "Traceback" not in result.output
+    assert name in squash(result.output)
+
+
+@pytest.mark.parametrize("name, case", _params("run_verbatim"))
+def test_cli_run_prints_every_problem_verbatim(name, case):
+    result, crashed = _invoke("run", str(BAD / name))
+    assert not crashed, repr(result.exception)
+    out = squash(result.output)
+    for problem in load_problems(name):
+        assert squash(problem) in out, f"`nnlab run` garbled {problem!r}:\n{result.output}"
+
+
+@pytest.mark.parametrize("name, case", _params("load"))
+def test_cli_check_prints_every_problem_verbatim(name, case):
+    result, crashed = _invoke("check", str(BAD / name))
+    assert not crashed, repr(result.exception)
+    out = squash(result.output)
+    for problem in load_problems(name):
+        assert squash(problem) in out, f"`nnlab check` garbled {problem!r}:\n{result.output}"
+    assert "1 invalid" in result.output
+
+
+def load_problems(name: str) -> list[str]:
+    try:
+        load_scenario(BAD / name)
+    except ScenarioError as exc:
+        return exc.problems
+    raise AssertionError(f"{name} loaded")
+
+
+def test_cli_check_reports_every_bad_file_in_the_folder():
+    result, crashed = _invoke("check", str(BAD / "unknown_key.toml"), str(BAD / "negative_lr.toml"),
+                              str(BAD / "binary_junk.toml"))
+    assert not crashed, repr(result.exception)
+    assert result.exit_code == ExitCode.USAGE
+    assert "3 invalid" in result.output
+    for name in ("unknown_key.toml", "negative_lr.toml", "binary_junk.toml"):
+        assert name in squash(result.output)
+
+
+# --- through a real process ----------------------------------------------------------------------
+
+def test_python_dash_m_lab_check_exits_2_with_the_message():
+    env = {**os.environ, "COLUMNS": "400", "NO_COLOR": "1"}
+    out = subprocess.run([sys.executable, "-m", "lab", "check", str(BAD / "many_problems.toml")],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+    both = out.stdout + out.stderr
+    assert out.returncode == ExitCode.USAGE, both
+    assert "Traceback" not in both
+    assert "many_problems.toml: 6 problems" in both
+    for problem in load_problems("many_problems.toml"):
+        assert problem in both
+
+
+def test_bundled_scenarios_still_load():
+    """The fixtures are bad; the shipped curriculum is good (guards the table against a loader that rejects all)."""
+    files = sorted((ROOT / "scenarios").glob("*/*.toml"))
+    assert files
+    for f in files:
+        assert isinstance(load_scenario(f), Scenario)
