@@ -69,11 +69,12 @@ def run_headless(scenario, steps: Optional[int] = None, *, csv: Optional[Path] =
     elapsed = time.perf_counter() - start
     snap = sim.snapshot()
     if plot:
-        from lab.report.plots import layer_charts, loss_chart
+        from lab.report.plots import layer_charts, loss_chart, plain
 
-        print(loss_chart(snap, width=min(console.width, 100)))
-        for chart in layer_charts(snap, width=min(console.width, 100)):
-            print(chart)
+        width = min(console.width, 100)
+        for chart in [loss_chart(snap, width=width), *layer_charts(snap, width=width)]:
+            print(chart if console.is_terminal else plain(chart))
+    console.print(f"[bold]{escape(scenario.name)}[/]")
     console.print(summary_table(snap, (sim.step_count - 1) / elapsed if elapsed > 0 and sim.step_count > 1 else None))
     console.print(layer_table(snap))
     if snap.diverged:

@@ -6,7 +6,16 @@ by plotext, which would be slow and would move the edges between frames.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def plain(text: str) -> str:
+    """Without terminal colour codes (plotext emits them even with the clear theme)."""
+    return _ANSI.sub("", text)
 
 from lab.sim.snapshot import Snapshot
 

@@ -22,7 +22,7 @@ def _pct(x: float) -> str:
 
 
 def summary_table(snap: Snapshot, steps_per_s: float | None = None) -> Table:
-    t = Table(title=snap.scenario_name or "run", show_header=False, box=None, pad_edge=False)
+    t = Table(show_header=False, box=None, pad_edge=False)
     state = f"[bold red]diverged at step {snap.diverged_at}[/]" if snap.diverged else "ok"
     rows = [("step", str(snap.step)), ("loss", _num(snap.loss, "{:.4f}")), ("train acc", _pct(snap.train_acc)),
             ("val loss", _num(snap.val_loss, "{:.4f}")), ("val acc", _pct(snap.val_acc)), ("lr", _num(snap.lr)),
