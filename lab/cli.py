@@ -31,7 +31,7 @@ DEFAULT_SCENARIO = {
 
 def _fail(exc: LabError) -> None:
     # the message quotes the user's own keys and values: never read it as markup
-    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     raise typer.Exit(ExitCode.USAGE)
 
 
