@@ -84,15 +84,22 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, n
 
 def load_data(kind: str = "spiral", n: int = 600, classes: int = 3, noise: float = 0.2,
               dim: int = 2, preprocess: Sequence[str] = (), val_fraction: float = 0.2,
-              seed: int = 0, pca_components: int | None = None) -> Dataset:
-    """Generate, split (seeded permutation, not stratified) and preprocess a data set.
+              seed: int = 0, pca_components: int | None = None, shift: float = 0.0,
+              scale: float | Sequence[float] = 1.0) -> Dataset:
+    """Generate, distort, split (seeded permutation, not stratified) and preprocess a data set.
 
-    The preprocessor is fitted on the training rows only and applied to both sets.
-    Same arguments give bit-identical arrays.
+    ``scale`` (one factor, or one per feature) and ``shift`` make raw data badly scaled
+    and off-centre: x * scale + shift, before the split, so preprocessing sees the same
+    distortion a real data set would have.  The preprocessor is fitted on the training
+    rows only and applied to both sets.  Same arguments give bit-identical arrays.
     """
     _check_kind(kind)
     pre = Preprocessor(preprocess, pca_components=pca_components)   # validate steps first
     X, y, n_classes, image_shape = generate(kind, n, classes, noise, dim, seed)
+    factors = np.asarray(scale, dtype=np.float64)
+    if factors.ndim == 1 and factors.size != X.shape[1]:
+        raise ValueError(f"scale has {factors.size} factors but the data has {X.shape[1]} features")
+    X = X * factors + float(shift)
     pre = Preprocessor(pre.steps, pca_components=pca_components, image_shape=image_shape)
     tr, va = split_indices(len(X), val_fraction, seed)
     X_train = pre.fit_transform(X[tr])

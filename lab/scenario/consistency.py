@@ -90,6 +90,14 @@ def cross_field_problems(raw: dict) -> list[str]:
         elif isinstance(preprocess, list) and {"pca", "whiten"} & set(map(str, preprocess)):
             problems.append("data.augment: pca/whiten turn images into other features; augmentation needs images")
 
+    scale = data.get("scale")
+    if isinstance(scale, list):
+        kind = data.get("kind", DEFAULTS["kind"])
+        features = {"iris": 4, "wine": 13, "breast-cancer": 30, "digits": 64}.get(
+            kind, _int(data.get("dim", DEFAULTS["dim"])) if kind in ("random-normal", "gaussians", "positive-blobs") else 2)
+        if features is not None and len(scale) != features:
+            problems.append(f"data.scale: {len(scale)} factors given, but {kind} data has {features} features")
+
     if model.get("residual") is True and (len(hidden) < 3 or len(hidden) % 2 == 0 or any(w != hidden[0] for w in hidden)):
         problems.append(f"model.hidden: residual networks need an odd number (>= 3) of equal widths (found {hidden}): "
                         "the first layer projects the input, then pairs of layers form blocks")

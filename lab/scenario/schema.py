@@ -66,6 +66,9 @@ class DataSpec(Strict):
     pca_components: int | None = Field(None, ge=1, description="Components kept by pca (default: all).")
     val_fraction: float = Field(0.2, ge=0.0, le=0.9, description="Fraction held out for validation.")
     augment: AugmentSpec = Field(default_factory=AugmentSpec, description="Training-time augmentation (image data).")
+    shift: float = Field(0.0, description="Added to every raw feature (an off-centre data set).")
+    scale: float | list[float] = Field(
+        1.0, description="Multiplies the raw features: one factor, or one per feature (badly scaled, ill-conditioned).")
 
 
 class ModelSpec(Strict):

@@ -97,7 +97,8 @@ class Simulation:
     def _load_data(self, sc: Scenario):
         d = sc.data
         return load_data(d.kind, n=d.n, classes=d.classes, noise=d.noise, dim=d.dim, preprocess=tuple(d.preprocess),
-                         val_fraction=d.val_fraction, seed=self.seed, pca_components=d.pca_components)
+                         val_fraction=d.val_fraction, seed=self.seed, pca_components=d.pca_components,
+                         shift=d.shift, scale=d.scale)
 
     def _set_augmentation(self, sc: Scenario) -> None:
         a = sc.data.augment
