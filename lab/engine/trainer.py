@@ -25,6 +25,7 @@ class StepRecord:
     train_acc: np.ndarray
     grad_norm: np.ndarray
     diverged: bool
+    trace: np.ndarray  # (steps, k): the traced parameters after each step
 
 
 class Trainer:
@@ -35,6 +36,7 @@ class Trainer:
         self.optimizer = optimizer
         self.augment = np.zeros(N_AUG)  # see kernels/augment.py for the layout; zeros = off
         self.image_shape = np.ones(3, dtype=np.int64)
+        self.trace_idx = np.zeros(0, dtype=np.int64)  # flat parameter indices recorded every step
         self.set_data(X, y)
         self.batch_size = batch_size
         self.reset_optimizer()
@@ -75,20 +77,22 @@ class Trainer:
         loss = np.empty(n)
         acc = np.empty(n)
         gnorm = np.empty(n)
+        trace = np.empty((n, self.trace_idx.size))
         opt = self.optimizer
         done = K.train_steps(n, np.ascontiguousarray(lrs, np.float64), self.X, self.y, self.perm, self.cursor,
                              ws.batch, ws.ops, ws.fops, ws.node_off, ws.node_w, ws.acts, ws.dacts, net.params,
                              net.grads, net.state, ws.aux, ws.iaux, ws.ybuf, net.reg, opt.code, opt.hyper(),
                              self.opt_state.m1, self.opt_state.m2, self.opt_state.t, self.rng,
                              LOSS_CODES[net.arch.loss], loss, acc, gnorm, self.last_update, self.augment,
-                             self.image_shape, ws.y2buf, ws.lambuf, np.empty(self.X.shape[1], net.dtype))
+                             self.image_shape, ws.y2buf, ws.lambuf, np.empty(self.X.shape[1], net.dtype),
+                             self.trace_idx, trace)
         net.batch_ws = ws
         net.last_train_mode_ws = ws
         # The kernel stops at the first non-finite loss/gradient (before the update) or
         # parameter (after it); the stopping step is counted, so look at it, not at `done`.
         last_bad = done > 0 and not (np.isfinite(loss[done - 1]) and np.isfinite(gnorm[done - 1]))
         diverged = done < n or last_bad or not np.all(np.isfinite(net.params))
-        return StepRecord(loss[:done], acc[:done], gnorm[:done], bool(diverged))
+        return StepRecord(loss[:done], acc[:done], gnorm[:done], bool(diverged), trace[:done])
 
     def evaluate(self, X: np.ndarray, y: np.ndarray, chunk: int = 512) -> tuple[float, float]:
         """Eval-mode (loss incl. penalties, accuracy) over a whole set; (nan, nan) if empty."""

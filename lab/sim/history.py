@@ -51,6 +51,7 @@ class Ring:
 
 
 STEP_SERIES = ("step", "lr", "loss", "train_acc", "grad_norm")
+TRACE_SERIES = ("trace_step", "w_a", "w_b")  # two first-layer weights, after every step (and step 0)
 VAL_SERIES = ("val_step", "val_loss", "val_acc")
 
 
@@ -60,12 +61,21 @@ class History:
     def __init__(self, capacity: int = 50_000, val_capacity: int = 5_000):
         self.series = {name: Ring(capacity) for name in STEP_SERIES}
         self.series.update({name: Ring(val_capacity) for name in VAL_SERIES})
+        self.series.update({name: Ring(capacity) for name in TRACE_SERIES})
 
     def record_steps(self, first_step: int, lr, loss, train_acc, grad_norm) -> None:
         n = len(loss)
         self.series["step"].extend(np.arange(first_step, first_step + n))
         for name, values in (("lr", lr), ("loss", loss), ("train_acc", train_acc), ("grad_norm", grad_norm)):
             self.series[name].extend(values)
+
+    def record_trace(self, first_step: int, values: np.ndarray) -> None:
+        """values (n, 2): the traced weights after steps first_step .. first_step + n - 1."""
+        if values.shape[1] < 2:
+            return
+        self.series["trace_step"].extend(np.arange(first_step, first_step + values.shape[0]))
+        self.series["w_a"].extend(values[:, 0])
+        self.series["w_b"].extend(values[:, 1])
 
     def record_val(self, step: int, loss: float, acc: float) -> None:
         for name, value in (("val_step", step), ("val_loss", loss), ("val_acc", acc)):

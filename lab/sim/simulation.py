@@ -90,6 +90,7 @@ class Simulation:
         self.trainer = Trainer(self.network, self.data.X_train, self.data.y_train, scenario.train.batch_size,
                                optimizer_of(scenario), np.random.default_rng([self.seed, TRAIN_STREAM]))
         self._set_augmentation(scenario)
+        self._set_trace()
         self._set_probe()
         self._apply_due_events()
         self._evaluate()  # validation metrics at step 0: where the run starts from
@@ -99,6 +100,16 @@ class Simulation:
         return load_data(d.kind, n=d.n, classes=d.classes, noise=d.noise, dim=d.dim, preprocess=tuple(d.preprocess),
                          val_fraction=d.val_fraction, seed=self.seed, pca_components=d.pca_components,
                          shift=d.shift, scale=d.scale)
+
+    def _set_trace(self) -> None:
+        """Follow W1[0, 0] and W1[1, 0]: two weights into the same first-layer unit, whose
+        path shows the zigzag (both must move the same way when inputs are all positive)."""
+        w1 = self.network.layers[0].weight
+        if w1.shape[0] >= 2:
+            self.trainer.trace_idx = np.array([w1.offset, w1.offset + w1.shape[1]], dtype=np.int64)
+            self.history.record_trace(self.step_count, self.network.params[self.trainer.trace_idx][None, :])
+        else:
+            self.trainer.trace_idx = np.zeros(0, dtype=np.int64)
 
     def _set_augmentation(self, sc: Scenario) -> None:
         a = sc.data.augment
@@ -143,6 +154,7 @@ class Simulation:
                 rec = self.trainer.run(lrs)
                 ran = len(rec.loss)
                 self.history.record_steps(self.step_count + 1, lrs[:ran], rec.loss, rec.train_acc, rec.grad_norm)
+                self.history.record_trace(self.step_count + 1, rec.trace)
                 self.step_count += ran
                 done += ran
                 self._snapshot = None
@@ -213,9 +225,11 @@ class Simulation:
             self.network = net
             self.trainer.network = net
             self.trainer.reset_optimizer()
+            self._set_trace()
         if keys & INIT_KEYS:
             self.network.initialize(new.model.init, self._init_rng(), scale=new.model.init_scale,
                                     bias=new.model.bias_init)
+            self._set_trace()  # the path restarts from the new weights
             self.trainer.reset_optimizer()
             self.diverged, self.diverged_at = False, None  # fresh weights: the run can go on
         if keys & OPTIMIZER_KEYS:

@@ -203,7 +203,7 @@ def evaluate(ops, fops, node_off, node_w, B, acts, dacts, params, state, aux, ia
 def train_steps(n_steps, lrs, X, Y, perm, cursor, B, ops, fops, node_off, node_w, acts, dacts,
                 params, grads, state, aux, iaux, ybuf, reg, opt_code, hyper, m1, m2, t_count,
                 rng, loss_code, out_loss, out_acc, out_gnorm, last_update, aug, image_shape, y2buf, lambuf,
-                img_tmp):
+                img_tmp, trace_idx, trace_out):
     """Train n_steps minibatch steps; return how many ran (fewer only if the run diverged).
 
     Batches walk a shuffled permutation of the training set (reshuffled each epoch);
@@ -212,7 +212,9 @@ def train_steps(n_steps, lrs, X, Y, perm, cursor, B, ops, fops, node_off, node_w
     non-finite parameter stops after it.  Either way the diverging step is counted and
     its metrics recorded, and the caller marks the run diverged.
     With any `aug` entry non-zero, each batch is augmented (rows are (C, H, W) images
-    of `image_shape`); mixup fills y2buf/lambuf for the loss.
+    of `image_shape`); mixup fills y2buf/lambuf for the loss.  After every update the
+    parameters at `trace_idx` are written to trace_out[s] (the weight-trajectory view:
+    sampling them from the UI would miss the zigzag between frames).
     """
     N, D = X.shape
     last = node_off.size - 1
@@ -264,6 +266,8 @@ def train_steps(n_steps, lrs, X, Y, perm, cursor, B, ops, fops, node_off, node_w
         t_count[0] += 1
         ok = optimizer_update(opt_code, params, grads, reg, hyper, scale, lrs[s], t_count[0],
                               m1, m2, last_update, s == n_steps - 1)
+        for k in range(trace_idx.size):
+            trace_out[s, k] = params[trace_idx[k]]
         if not ok:
             return s + 1
     return n_steps
