@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lab.sim.bins import ACT_BINS, SYMLOG_BINS, SYMLOG_FLOOR, WIDE_ACT_BINS, Bins, activation_bins
-from lab.sim.history import STEP_SERIES, VAL_SERIES, History, Ring
+from lab.sim.history import STEP_SERIES, TRACE_SERIES, VAL_SERIES, History, Ring
 
 # --------------------------------------------------------------------------- Ring
 
@@ -79,7 +79,7 @@ def test_ring_keeps_nan_and_inf():
 
 def test_history_series_lengths():
     h = History(capacity=10, val_capacity=3)
-    assert set(h.series) == set(STEP_SERIES) | set(VAL_SERIES)
+    assert set(h.series) == set(STEP_SERIES) | set(VAL_SERIES) | set(TRACE_SERIES)
     assert all(len(v) == 0 for v in h.arrays().values())
     h.record_steps(1, np.full(4, 0.1), np.arange(4.0), np.zeros(4), np.ones(4))
     h.record_steps(5, np.full(3, 0.2), np.arange(4.0, 7.0), np.zeros(3), np.ones(3))
@@ -195,3 +195,14 @@ def test_values_on_interior_edges_count_like_numpy(b):
     want, _ = np.histogram(t, bins=_t_edges(b))
     np.testing.assert_array_equal(want[1:], 1)
     np.testing.assert_array_equal(b.histogram(b.inverse(t)), want)
+
+
+def test_trace_series_follow_the_steps():
+    h = History(capacity=5)
+    h.record_trace(0, np.array([[1.0, 2.0]]))
+    h.record_trace(1, np.array([[3.0, 4.0], [5.0, 6.0]]))
+    h.record_trace(3, np.zeros((0, 1)))  # a network with one input has no pair to trace
+    arr = h.arrays()
+    np.testing.assert_array_equal(arr["trace_step"], [0, 1, 2])
+    np.testing.assert_array_equal(arr["w_a"], [1.0, 3.0, 5.0])
+    np.testing.assert_array_equal(arr["w_b"], [2.0, 4.0, 6.0])

@@ -596,3 +596,26 @@ def test_snapshot_history_and_scalars():
     assert sim.snapshot() is snap  # cached until the next step
     sim.step(1)
     assert sim.snapshot() is not snap
+
+
+def test_weight_trace_records_the_zigzag_path():
+    """Two weights into one unit, traced every step: with all-positive inputs and batch 1 they
+    always move in the same direction; with centred inputs they do not."""
+    def path(preprocess):
+        sc = Scenario.model_validate({"data": {"kind": "positive-blobs", "n": 200, "dim": 5, "classes": 2,
+                                               "preprocess": preprocess},
+                                      "model": {"hidden": [8], "activation": "sigmoid"},
+                                      "train": {"batch_size": 1, "steps": 60, "lr": 0.1}})
+        sim = lab.Simulation(sc)
+        w1 = sim.network.param("W1").copy()
+        sim.step(60)
+        h = sim.history.arrays()
+        np.testing.assert_array_equal(h["trace_step"], np.arange(61))
+        assert h["w_a"][0] == w1[0, 0] and h["w_b"][0] == w1[1, 0]
+        assert h["w_a"][-1] == sim.network.param("W1")[0, 0] and h["w_b"][-1] == sim.network.param("W1")[1, 0]
+        moves = np.diff(h["w_a"]) * np.diff(h["w_b"])
+        return moves[moves != 0]
+
+    assert np.all(path([]) > 0)
+    centred = path(["center"])
+    assert np.mean(centred > 0) < 0.9
