@@ -87,29 +87,84 @@ def run_headless(scenario, steps: Optional[int] = None, *, csv: Optional[Path] =
         console.print(f"wrote {rows} rows of history to {csv}")
 
 
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _no_terminal() -> None:
+    err_console.print("nnlab's lab is a terminal UI, and this is not a terminal (piped or CI).\n"
+                      "Run a scenario without the UI instead:  nnlab run SCENARIO --headless\n"
+                      "(or check the curriculum: nnlab check; list it: nnlab list)", highlight=False, soft_wrap=True)
+    raise typer.Exit(ExitCode.USAGE)
+
+
 @app.callback(invoke_without_command=True)
 def main_callback(ctx: typer.Context) -> None:
-    """nnlab: watch a neural network train, layer by layer.  With no command, trains the default scenario."""
+    """nnlab: watch a neural network train, layer by layer.  With no command, opens the scenario browser."""
     if ctx.invoked_subcommand is None:
-        try:
-            run_headless(_load(None))
-        except LabError as exc:
-            _fail(exc)
+        browse(None)
+
+
+@app.command()
+def browse(path: Optional[Path] = typer.Argument(None, help="Also list the scenarios in this folder.")) -> None:
+    """Open the browser: the curriculum by topic (and PATH's scenarios); Enter runs one."""
+    if not _interactive():
+        _no_terminal()
+    if path is not None and not path.exists():
+        _fail(ScenarioError(str(path), ["no such file or folder"]))
+    from lab.tui.app import make_app
+
+    make_app([path] if path is not None else []).run()
 
 
 @app.command()
 def run(
     scenario: Optional[str] = typer.Argument(None, help="Scenario file or bundled name (e.g. init/xavier-tanh)."),
-    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Steps to train (default: the scenario's)."),
-    headless: bool = typer.Option(True, "--headless/--tui", help="Run without the UI (the UI is not built yet)."),
-    csv: Optional[Path] = typer.Option(None, "--csv", help="Write the per-step history to this CSV file."),
-    plot: bool = typer.Option(False, "--plot", help="Print plotext charts: loss, per-layer histograms."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Steps to train headless (default: the scenario's)."),
+    headless: bool = typer.Option(False, "--headless", help="Run without the UI: progress bar, then the tables. "
+                                                            "Implied when there is no terminal."),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Headless: write the per-step history to this CSV file."),
+    plot: bool = typer.Option(False, "--plot", help="Headless: print plotext charts (loss, per-layer histograms)."),
 ) -> None:
-    """Train a scenario and print the summary and the per-layer table."""
+    """Open a scenario in the lab, or train it headless and print the summary and per-layer table."""
     try:
-        run_headless(_load(scenario), steps, csv=csv, plot=plot)
+        sc = _load(scenario)
     except LabError as exc:
         _fail(exc)
+    if headless or steps is not None or csv is not None or plot or not _interactive():
+        try:
+            run_headless(sc, steps, csv=csv, plot=plot)
+        except LabError as exc:
+            _fail(exc)
+        return
+    from lab.tui.app import make_app
+
+    make_app(scenario=sc, source=scenario or "").run()
+
+
+@app.command()
+def screenshot(
+    scenario: str = typer.Argument(..., help="Scenario file or bundled name."),
+    steps: int = typer.Option(200, "--steps", min=0, help="Train this many steps before the picture."),
+    out: Path = typer.Option(Path("screenshot.svg"), "--out", help="SVG file to write."),
+    size: str = typer.Option("100x30", "--size", help="Terminal size, COLSxROWS."),
+    view: str = typer.Option("explain", "--view", help="Context panel: explain, events, boundary, path, lr."),
+    screen: str = typer.Option("run", "--screen", help="run, zoom, help, browser or compare."),
+) -> None:
+    """Render the lab at a given step into an SVG (no terminal needed)."""
+    from lab.tui.shots import take_screenshot
+
+    try:
+        cols, rows = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        _fail(LabError(f"--size must look like 100x30, not {size!r}"))
+    try:
+        sc = _load(scenario)
+        path = take_screenshot(sc, steps=steps, out=out, size=(cols, rows), view=view, screen=screen,
+                               source=scenario)
+    except LabError as exc:
+        _fail(exc)
+    console.print(f"wrote {path}")
 
 
 def _check_one(path: str, blas_threads: int | None):
@@ -268,7 +323,14 @@ def bench(
     raise typer.Exit(module["main"](argv))
 
 
+COMMANDS = {"browse", "run", "screenshot", "check", "list", "show", "schema", "bench"}
+
+
 def main() -> None:
+    # `nnlab PATH` browses PATH's scenarios (typer would read PATH as a command name)
+    args = sys.argv[1:]
+    if args and not args[0].startswith("-") and args[0] not in COMMANDS and Path(args[0]).exists():
+        sys.argv[1:1] = ["browse"]
     app(prog_name="nnlab")
 
 

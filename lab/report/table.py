@@ -34,13 +34,15 @@ def summary_table(snap: Snapshot, steps_per_s: float | None = None) -> Table:
     return t
 
 
-def layer_table(snap: Snapshot) -> Table:
+CAPTION = ("dead: f'(z)<1e-3 on every probe example   sat: |tanh|>.99 / sigmoid<.01|>.99   "
+           "~0: |a|<1e-3   upd/w: ||dW||/||W|| (aim ~1e-3)   sign: grad sign agreement   sim: unit similarity")
+
+
+def layer_table(snap: Snapshot, caption: bool = True) -> Table:
     """One row per layer; dead and saturated layers are highlighted."""
-    t = Table(title="per layer: activations, gradients, flags", title_justify="left", pad_edge=False,
-              box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1), show_edge=False,
-              caption="dead: f'(z)<1e-3 on every probe example   sat: |tanh|>.99 / sigmoid<.01|>.99   "
-                      "~0: |a|<1e-3   upd/w: ||dW||/||W|| (aim ~1e-3)   sign: grad sign agreement   "
-                      "sim: unit similarity", caption_justify="left")
+    t = Table(title="per layer: activations, gradients, flags" if caption else None, title_justify="left",
+              pad_edge=False, box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1), show_edge=False,
+              caption=CAPTION if caption else None, caption_justify="left")
     for col in ("#", "kind", "units", "mean", "std", "grad", "dead", "sat", "~0", "upd/w", "sign", "sim"):
         t.add_column(col, justify="left" if col in ("#", "kind") else "right", no_wrap=True,
                      min_width=len(col))

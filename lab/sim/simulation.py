@@ -281,6 +281,24 @@ class Simulation:
             scenario_name=self.current.name, settings=settings,
         )
 
+    def decision_grid(self, nx: int, ny: int):
+        """The predicted class over an nx x ny grid spanning the training inputs (2-D inputs
+        only, in the space the network sees, i.e. after preprocessing); None otherwise.
+
+        Returns (xs (nx,), ys (ny,) top row first, classes (ny, nx) int).
+        """
+        X = self.data.X_train
+        if X.shape[1] != 2 or X.shape[0] == 0:
+            return None
+        lo, hi = X.min(axis=0), X.max(axis=0)
+        pad = 0.05 * np.maximum(hi - lo, 1e-9)
+        xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], nx)
+        ys = np.linspace(hi[1] + pad[1], lo[1] - pad[1], ny)
+        gx, gy = np.meshgrid(xs, ys)
+        with self.lock, np.errstate(all="ignore"):
+            scores = self.network.forward(np.column_stack([gx.ravel(), gy.ravel()]), purpose="grid")
+        return xs, ys, np.argmax(scores, axis=1).reshape(ny, nx)
+
     def scenario_with_events(self) -> Scenario:
         """The scenario that replays this session headless: the base plus every user event."""
         from lab.scenario.schema import Event as EventSpec

@@ -1,0 +1,95 @@
+"""The nnlab Textual app: composes screens; no math here (that is lab.sim)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from textual.app import App
+from textual.command import Hit, Hits, Provider
+
+from lab.engine.threads import cpu_count, limit_blas_threads
+from lab.scenario.schema import Scenario
+from lab.tui.screens.too_small import MIN_HEIGHT, MIN_WIDTH, TooSmallScreen
+
+
+class LabCommands(Provider):
+    """Every run-screen action in the command palette (ctrl+p), by name."""
+
+    async def search(self, query: str) -> Hits:
+        from lab.tui.screens.run import CHANGE_KEYS, RunScreen
+
+        screen = self.app.screen
+        if not isinstance(screen, RunScreen):
+            return
+        actions = [(label, action) for _, action, label in CHANGE_KEYS] + [
+            ("run / pause", "toggle"), ("one step", "step_once"), ("faster", "faster"), ("slower", "slower"),
+            ("reset (same initialisation)", "reset"), ("reset with a new seed", "reset_new_seed"),
+            ("histograms: weights/updates", "toggle_histograms"), ("next context view", "cycle_view"),
+            ("zoom on a layer", "zoom"), ("compare variants", "compare"), ("save as scenario", "save"),
+            ("export history CSV", "export"), ("help", "help")]
+        matcher = self.matcher(query)
+        for label, action in actions:
+            score = matcher.match(label)
+            if score > 0:
+                yield Hit(score, matcher.highlight(label), lambda a=action: screen.run_action(a), help=action)
+
+
+def warm_up_kernels() -> None:
+    """Compile (or load) the float32 kernels while the user reads the browser."""
+    from lab.scenario.schema import Scenario as S
+    from lab.sim import Simulation
+
+    sim = Simulation(S.model_validate({"data": {"n": 40}, "model": {"hidden": [4]}, "train": {"steps": 2}}))
+    sim.step(2)
+    sim.snapshot()
+
+
+class NNLabApp(App):
+    CSS_PATH = "lab.tcss"
+    TITLE = "nnlab"
+    COMMANDS = App.COMMANDS | {LabCommands}
+
+    def __init__(self, paths: list[Path] | None = None, scenario: Scenario | None = None, *,
+                 source: str = "", output_dir: Path | None = None, autostart: bool = True,
+                 warm_up: bool = True) -> None:
+        super().__init__()
+        self.paths = paths or []
+        self.start_scenario = scenario
+        self.source = source
+        self.output_dir = output_dir or Path.cwd()
+        self.autostart = autostart
+        self.warm_up = warm_up
+
+    def on_mount(self) -> None:
+        # the training thread and the UI share the cores with BLAS: leave one core for them
+        limit_blas_threads(max(1, cpu_count() - 1))
+        if self.start_scenario is not None:
+            from lab.tui.screens.run import RunScreen
+
+            self.push_screen(RunScreen(self.start_scenario, source=self.source, autostart=self.autostart))
+        else:
+            from lab.tui.screens.browser import BrowserScreen
+
+            self.push_screen(BrowserScreen(self.paths))
+            if self.warm_up:
+                threading.Thread(target=warm_up_kernels, name="nnlab-warm-up", daemon=True).start()
+        self.check_size()
+
+    def on_resize(self) -> None:
+        self.check_size()
+
+    def check_size(self) -> None:
+        small = self.size.width < MIN_WIDTH or self.size.height < MIN_HEIGHT
+        showing = isinstance(self.screen, TooSmallScreen)
+        if small and not showing:
+            self.push_screen(TooSmallScreen())
+        elif small and showing:
+            self.screen.show_size()
+        elif not small and showing:
+            self.pop_screen()
+
+
+def make_app(paths: list[Path] | None = None, scenario: Scenario | None = None, **kwargs) -> NNLabApp:
+    """The app as the CLI builds it (tests use the same factory)."""
+    return NNLabApp(paths, scenario, **kwargs)

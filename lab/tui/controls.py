@@ -1,0 +1,89 @@
+"""What each on-the-fly key changes: pure functions from the current settings to a change.
+
+Kept apart from the widgets so the mapping is testable without a terminal, and so the
+TUI and the command palette offer exactly the same changes.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+INITS = ("kaiming", "xavier", "glorot", "lecun", "orthogonal", "normal", "uniform", "zeros")
+ACTIVATIONS = ("relu", "leaky_relu", "prelu", "elu", "selu", "gelu", "maxout", "tanh", "sigmoid")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
+DROPOUT_MODES = ("inverted", "vanilla", "vanilla-noscale")
+WEIGHT_DECAYS = (0.0, 1e-4, 1e-3, 1e-2, 1e-1)
+PREPROCESSING = ((), ("center",), ("center", "normalize"), ("pca",), ("whiten",))
+SQRT10 = math.sqrt(10.0)
+
+
+def schedules(steps: int) -> tuple[dict[str, Any], ...]:
+    """The schedules `s` cycles through, sized to the scenario's training length."""
+    return (
+        {"kind": "constant"},
+        {"kind": "step", "milestones": [0.5, 0.75], "factor": 0.1},
+        {"kind": "cosine", "warmup": max(1, steps // 20)},
+        {"kind": "linear"},
+        {"kind": "inverse_sqrt", "timescale": max(1, steps // 10)},
+    )
+
+
+def following(options: tuple, current: Any) -> Any:
+    """The option after `current` (the first one if `current` is not among them)."""
+    try:
+        return options[(options.index(current) + 1) % len(options)]
+    except ValueError:
+        return options[0]
+
+
+def schedule_name(schedule: dict[str, Any]) -> str:
+    warm = f"+warmup {schedule['warmup']}" if schedule.get("warmup") else ""
+    return f"{schedule['kind']}{warm}"
+
+
+def change_for(action: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The Simulation.set(...) arguments for a key action, given the current settings
+    (`Snapshot.settings`: model and train fields, preprocess)."""
+    if action == "lr_up":
+        return {"lr": settings["lr"] * SQRT10}
+    if action == "lr_down":
+        return {"lr": settings["lr"] / SQRT10}
+    if action == "next_init":
+        return {"init": following(INITS, settings["init"])}
+    if action == "next_activation":
+        return {"activation": following(ACTIVATIONS, settings["activation"])}
+    if action in ("dropout_up", "dropout_down"):
+        delta = 0.1 if action == "dropout_up" else -0.1
+        return {"dropout": round(min(0.9, max(0.0, settings["dropout"] + delta)), 10)}
+    if action == "dropout_mode":
+        return {"dropout_mode": following(DROPOUT_MODES, settings["dropout_mode"])}
+    if action == "batchnorm":
+        return {"batchnorm": not settings["batchnorm"]}
+    if action == "optimizer":
+        return {"optimizer": following(OPTIMIZERS, settings["optimizer"])}
+    if action == "schedule":
+        options = schedules(settings["steps"])
+        kinds = [o["kind"] for o in options]
+        current = settings["schedule"]["kind"]
+        nxt = options[(kinds.index(current) + 1) % len(options)] if current in kinds else options[0]
+        return {"schedule": nxt}
+    if action == "preprocess":
+        return {"preprocess": list(following(PREPROCESSING, tuple(settings["preprocess"])))}
+    if action == "weight_decay":
+        return {"weight_decay": following(WEIGHT_DECAYS, settings["weight_decay"])}
+    raise KeyError(action)
+
+
+def describe_change(changes: dict[str, Any]) -> str:
+    """A short line for the event log and the curve markers."""
+    parts = []
+    for key, value in changes.items():
+        if key == "schedule" and isinstance(value, dict):
+            value = schedule_name(value)
+        elif isinstance(value, float):
+            value = f"{value:.3g}"
+        elif isinstance(value, list):
+            value = "+".join(value) or "none"
+        parts.append(f"{key}={value}")
+    return " ".join(parts)

@@ -1,0 +1,1 @@
+"""The lab's screens: browser, run, compare, zoom, help."""

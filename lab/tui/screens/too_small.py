@@ -1,0 +1,29 @@
+"""Shown instead of a squashed layout when the terminal is below 80x24."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+MIN_WIDTH, MIN_HEIGHT = 80, 24
+
+
+class TooSmallScreen(ModalScreen):
+    DEFAULT_CSS = """
+    TooSmallScreen { align: center middle; background: $background; }
+    TooSmallScreen Static { width: auto; height: auto; }
+    """
+    BINDINGS = [("q", "app.quit", "quit")]
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="too-small-text")
+
+    def on_mount(self) -> None:
+        self.show_size()
+
+    def show_size(self) -> None:
+        w, h = self.app.size
+        self.query_one(Static).update(
+            f"terminal too small: {w}x{h}\nnnlab needs at least {MIN_WIDTH}x{MIN_HEIGHT}.\n"
+            "Enlarge the window (training goes on), or press q to quit.")

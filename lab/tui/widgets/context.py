@@ -1,0 +1,146 @@
+"""The context panel: the scenario's explanation, the event log, and three views that
+explain a run: the decision boundary (2-D data), the path of two weights (the zigzag),
+and the learning-rate schedule.  `v` cycles through them."""
+
+from __future__ import annotations
+
+import numpy as np
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Container
+from textual.widgets import ContentSwitcher, Markdown, Static
+from textual_plotext import PlotextPlot
+
+from lab.sim import Simulation
+from lab.sim.snapshot import Snapshot
+from lab.tui.controls import describe_change
+
+from .curves import step_ticks, thin
+
+VIEWS = ("explain", "events", "boundary", "path", "lr")
+VIEW_TITLES = {"explain": "what to watch", "events": "event log", "boundary": "decision boundary",
+               "path": "weight path W1[0,0] vs W1[1,0]", "lr": "learning-rate schedule"}
+REGION = ("#5f0000", "#005f00", "#00005f", "#5f5f00", "#5f005f", "#005f5f", "#3a3a3a", "#875f00", "#005f87",
+          "#5f0087")
+POINT = ("bright_red", "bright_green", "bright_blue", "bright_yellow", "bright_magenta", "bright_cyan", "white",
+         "orange1", "deep_sky_blue1", "medium_purple1")
+
+
+class Boundary(Static):
+    """Background colour = predicted class; dots = training examples in their class colour."""
+
+    def draw(self, sim: Simulation, width: int, height: int) -> None:
+        nx, ny = max(8, width), max(4, height)
+        grid = sim.decision_grid(nx, ny)
+        if grid is None:
+            self.update(Text(f"The decision boundary needs 2-D inputs; this data set has "
+                             f"{sim.data.X_train.shape[1]} features.", style="dim"))
+            return
+        xs, ys, classes = grid
+        X, y = sim.data.X_train[:400], sim.data.y_train[:400]
+        cx = np.clip(np.round((X[:, 0] - xs[0]) / (xs[-1] - xs[0]) * (nx - 1)).astype(int), 0, nx - 1)
+        cy = np.clip(np.round((ys[0] - X[:, 1]) / (ys[0] - ys[-1]) * (ny - 1)).astype(int), 0, ny - 1)
+        dots = {(r, c): int(label) for r, c, label in zip(cy, cx, y)}
+        text = Text(no_wrap=True, overflow="crop")
+        for r in range(ny):
+            for c in range(nx):
+                bg = REGION[classes[r, c] % len(REGION)]
+                if (r, c) in dots:
+                    text.append("●", style=f"{POINT[dots[(r, c)] % len(POINT)]} on {bg}")
+                else:
+                    text.append(" ", style=f"on {bg}")
+            if r < ny - 1:
+                text.append("\n")
+        self.update(text)
+
+
+class ContextPanel(Container):
+    DEFAULT_CSS = """
+    ContextPanel { height: 1fr; min-height: 5; border-top: solid $primary; }
+    ContextPanel #ctx-title { height: 1; color: $text-muted; padding: 0 1; }
+    ContextPanel ContentSwitcher { height: 1fr; }
+    ContextPanel Markdown { margin: 0; padding: 0 1; }
+    ContextPanel #events { padding: 0 1; }
+    """
+
+    def __init__(self, explain: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.explain = explain or "_This scenario has no explanation._"
+        self.view = "explain"
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="ctx-title")
+        with ContentSwitcher(initial="explain"):
+            yield Markdown(self.explain, id="explain")
+            yield Static(id="events")
+            yield Boundary(id="boundary")
+            yield PlotextPlot(id="path")
+            yield PlotextPlot(id="lr")
+
+    def on_mount(self) -> None:
+        self._title()
+
+    def _title(self) -> None:
+        names = "  ".join(f"[b]{v}[/b]" if v == self.view else v for v in VIEWS)
+        self.query_one("#ctx-title", Static).update(f"{VIEW_TITLES[self.view]}   [dim]v: {names}[/dim]")
+
+    def cycle(self) -> str:
+        self.view = VIEWS[(VIEWS.index(self.view) + 1) % len(VIEWS)]
+        self.query_one(ContentSwitcher).current = self.view
+        self._title()
+        return self.view
+
+    def show(self, snap: Snapshot, sim: Simulation) -> None:
+        if self.view == "events":
+            self._events(snap)
+        elif self.view == "boundary":
+            b = self.query_one(Boundary)
+            b.draw(sim, b.size.width or 40, b.size.height or 8)
+        elif self.view == "path":
+            self._path(snap)
+        elif self.view == "lr":
+            self._lr(snap, sim)
+
+    def _events(self, snap: Snapshot) -> None:
+        text = Text(no_wrap=False)
+        if not snap.events:
+            text.append("No changes yet. Keys: l/L lr, i init, a activation, d/D dropout, m mode, b batchnorm, "
+                        "o optimizer, s schedule, p preprocessing, w weight decay, r reset.", style="dim")
+        for e in snap.events[-50:]:
+            who = "you" if e.source == "user" else "scenario"
+            text.append(f"step {e.step:>6}  ", style="bold")
+            text.append(describe_change(e.changes), style="red" if e.source == "user" else "")
+            text.append(f"  ({who})\n", style="dim")
+        if snap.diverged:
+            text.append(f"step {snap.diverged_at:>6}  DIVERGED (loss or a weight became NaN/Inf)\n", style="bold red")
+        self.query_one("#events", Static).update(text)
+
+    def _path(self, snap: Snapshot) -> None:
+        plot = self.query_one("#path", PlotextPlot)
+        h = snap.history
+        plt = plot.plt
+        plt.clear_data()
+        plt.clear_figure()
+        a, b = h["w_a"][-400:], h["w_b"][-400:]
+        if a.size:
+            plt.plot(a.tolist(), b.tolist(), marker="braille", color="cyan")
+            plt.scatter([float(a[0])], [float(b[0])], marker="o", color="white")
+            plt.scatter([float(a[-1])], [float(b[-1])], marker="x", color="red")
+            plt.xlabel("W1[0,0]")
+            plt.ylabel("W1[1,0]")
+        plt.title("o start  x now: with all-positive inputs both weights always move together")
+        plot.refresh()
+
+    def _lr(self, snap: Snapshot, sim: Simulation) -> None:
+        plot = self.query_one("#lr", PlotextPlot)
+        plt = plot.plt
+        plt.clear_data()
+        plt.clear_figure()
+        end = max(sim.current.train.steps, snap.step, 1)
+        steps = np.unique(np.linspace(0, end, 200).astype(np.int64))
+        x, y = thin(steps.astype(float), sim.lr_at(steps))
+        plt.plot(x, y, marker="braille", color="orange")
+        plt.vline(snap.step, color="red")
+        plt.xticks(step_ticks(end))
+        plt.title(f"lr now {snap.lr:.3g} (red line: this step)")
+        plot.refresh()

@@ -1,0 +1,64 @@
+"""Small text panels of the run screen: the status bar and the per-layer table."""
+
+from __future__ import annotations
+
+import math
+
+from rich.markup import escape
+from rich.text import Text
+from textual.widgets import Static
+
+from lab.report.table import layer_table
+from lab.sim.snapshot import Snapshot
+from lab.tui.controls import schedule_name
+
+
+def _fmt(x: float, spec: str) -> str:
+    return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
+
+
+class StatusBar(Static):
+    """Scenario, step, speed, loss, lr and the run state, on one line."""
+
+    DEFAULT_CSS = """
+    StatusBar { height: 1; background: $boost; padding: 0 1; }
+    """
+
+    def show(self, snap: Snapshot, state: str, steps_per_s: float, speed_limit: int | None) -> None:
+        s = snap.settings
+        style = {"running": "bold green", "paused": "bold yellow", "diverged": "bold white on red",
+                 "done": "bold cyan"}.get(state, "bold")
+        speed = f"{steps_per_s:,.0f}/s" if state == "running" else "-"
+        cap = "" if speed_limit is None else f"≤{speed_limit}/s"
+        text = Text.assemble(
+            (f" {state.upper()} ", style), " ",
+            (f"step {snap.step:,}", "bold"), f" {speed}{cap}  ",
+            f"loss {_fmt(snap.loss, '.4f')}  acc {_fmt(snap.train_acc * 100, '.0f')}%  "
+            f"val {_fmt(snap.val_acc * 100, '.0f')}%  ",
+            (f"lr {snap.lr:.2g}", "bold"),
+            f"  {s['activation']} {s['init']} {s['optimizer']} {schedule_name(s['schedule'])}"
+            + (f" drop {s['dropout']:.1f} {s['dropout_mode']}" if s["dropout"] else "")
+            + (" bn" if s["batchnorm"] else "") + (f" wd {s['weight_decay']:g}" if s["weight_decay"] else "")
+            + (f" pre {'+'.join(s['preprocess'])}" if s["preprocess"] else ""),
+            no_wrap=True, overflow="ellipsis")
+        self.update(text)
+
+
+class StatsPanel(Static):
+    """The per-layer statistics, with dead and saturated layers highlighted."""
+
+    DEFAULT_CSS = """
+    StatsPanel { height: auto; max-height: 45%; padding: 0 1; }
+    """
+
+    def show(self, snap: Snapshot) -> None:
+        self.update(layer_table(snap, caption=False))
+
+
+def diagnosis(snap: Snapshot) -> str:
+    """The lecture's reading of a diverged run (markup)."""
+    big_init = snap.settings["init"] in ("normal", "uniform", "constant") and (snap.settings["init_scale"] or 0) > 0.5
+    cause = ("the initialisation is too large" if big_init else "the learning rate is too high")
+    return (f"[b]Diverged at step {snap.diverged_at}[/b]: the loss or a weight became NaN/Inf. Most likely "
+            f"{escape(cause)} (lr {snap.lr:.2g}). Lower the learning rate with [b]L[/b] and reset with [b]r[/b]; "
+            "every change stays in the event log.")
