@@ -38,23 +38,33 @@ CAPTION = ("dead: f'(z)<1e-3 on every probe example   sat: |tanh|>.99 / sigmoid<
            "~0: |a|<1e-3   upd/w: ||dW||/||W|| (aim ~1e-3)   sign: grad sign agreement   sim: unit similarity")
 
 
+COLUMNS = ("#", "kind", "units", "mean", "std", "grad", "dead", "sat", "~0", "upd/w", "sign", "sim")
+
+
+def layer_rows(snap: Snapshot) -> list[tuple[list[str], dict[int, str]]]:
+    """Per layer: the cells of COLUMNS, and {column: style} for the flagged ones (dead, saturated)."""
+    rows = []
+    for s in snap.layers:
+        cells = [str(s.index), s.kind, str(s.width), _num(s.act_mean, "{:.2g}"), _num(s.act_std, "{:.2g}"),
+                 _num(s.grad_std, "{:.1e}"), _pct(s.dead_fraction), _pct(s.saturated_fraction),
+                 _pct(s.zero_fraction), _num(s.update_ratio, "{:.1e}"), _num(s.sign_agreement, "{:.2f}"),
+                 _num(s.unit_similarity, "{:.2f}")]
+        styles = {}
+        if s.dead_fraction >= DEAD_ALERT:
+            styles[6] = "bold red"
+        if s.saturated_fraction >= SATURATED_ALERT:
+            styles[7] = "bold yellow"
+        rows.append((cells, styles))
+    return rows
+
+
 def layer_table(snap: Snapshot, caption: bool = True) -> Table:
     """One row per layer; dead and saturated layers are highlighted."""
     t = Table(title="per layer: activations, gradients, flags" if caption else None, title_justify="left",
               pad_edge=False, box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1), show_edge=False,
               caption=CAPTION if caption else None, caption_justify="left")
-    for col in ("#", "kind", "units", "mean", "std", "grad", "dead", "sat", "~0", "upd/w", "sign", "sim"):
-        t.add_column(col, justify="left" if col in ("#", "kind") else "right", no_wrap=True,
-                     min_width=len(col))
-    for s in snap.layers:
-        dead = _pct(s.dead_fraction)
-        sat = _pct(s.saturated_fraction)
-        if s.dead_fraction >= DEAD_ALERT:
-            dead = f"[bold red]{dead}[/]"
-        if s.saturated_fraction >= SATURATED_ALERT:
-            sat = f"[bold yellow]{sat}[/]"
-        t.add_row(str(s.index), s.kind, str(s.width), _num(s.act_mean, "{:.2g}"), _num(s.act_std, "{:.2g}"),
-                  _num(s.grad_std, "{:.1e}"), dead, sat,
-                  _pct(s.zero_fraction), _num(s.update_ratio, "{:.1e}"), _num(s.sign_agreement, "{:.2f}"),
-                  _num(s.unit_similarity, "{:.2f}"))
+    for col in COLUMNS:
+        t.add_column(col, justify="left" if col in ("#", "kind") else "right", no_wrap=True, min_width=len(col))
+    for cells, styles in layer_rows(snap):
+        t.add_row(*[f"[{styles[i]}]{c}[/]" if i in styles else c for i, c in enumerate(cells)])
     return t

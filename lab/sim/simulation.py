@@ -81,6 +81,7 @@ class Simulation:
         self._next_event = 0
         self._reinits = 0
         self._snapshot: Snapshot | None = None
+        self._last_full: Snapshot | None = None
         self.data = self._load_data(scenario)
         dtype = np.float32 if scenario.model.dtype == "float32" else np.float64
         self.network = Network(architecture_of(scenario, self.data.X_train.shape[1], self.data.n_classes), dtype,
@@ -256,19 +257,29 @@ class Simulation:
             self._build(base, seed_offset=offset)
 
     # -- observing ----------------------------------------------------------------------------
-    def snapshot(self) -> Snapshot:
-        """An immutable picture of the run now (cached until the next step or change)."""
+    def snapshot(self, *, layers: bool = True) -> Snapshot:
+        """An immutable picture of the run now (cached until the next step or change).
+
+        layers=False is the quick version for instant feedback after a key press: the
+        scalars, settings and history are current, the per-layer statistics are those of
+        the last full snapshot (`layers_step` says which step they describe).
+        """
         with self.lock:
-            if self._snapshot is None:
-                self._snapshot = self._take_snapshot()
+            if self._snapshot is not None:
+                return self._snapshot
+            if not layers and self._last_full is not None:
+                return self._take_snapshot(self._last_full.layers, self._last_full.layers_step)
+            self._snapshot = self._last_full = self._take_snapshot()
             return self._snapshot
 
-    def _take_snapshot(self) -> Snapshot:
+    def _take_snapshot(self, layers=None, layers_step: int | None = None) -> Snapshot:
         h = self.history
         last = lambda name: h.series[name].last()  # noqa: E731
-        with np.errstate(all="ignore"):  # a diverged run has inf/nan weights: stats say so, quietly
-            layers = layer_stats(self.network, self.trainer.last_update, self._probe_x, self._probe_y,
-                                 self.trainer.batch_size)
+        if layers is None:
+            with np.errstate(all="ignore"):  # a diverged run has inf/nan weights: stats say so, quietly
+                layers = layer_stats(self.network, self.trainer.last_update, self._probe_x, self._probe_y,
+                                     self.trainer.batch_size)
+            layers_step = self.step_count
         settings = {**self.current.model.model_dump(), **self.current.train.model_dump(),
                     "preprocess": list(self.current.data.preprocess), "seed": self.seed}
         return Snapshot(
@@ -278,7 +289,7 @@ class Simulation:
             val_loss=last("val_loss"), val_acc=last("val_acc"),
             diverged=self.diverged, diverged_at=self.diverged_at,
             layers=layers, history=h.arrays(), events=tuple(self.events),
-            scenario_name=self.current.name, settings=settings,
+            scenario_name=self.current.name, settings=settings, layers_step=layers_step,
         )
 
     def decision_grid(self, nx: int, ny: int):

@@ -8,16 +8,21 @@ lock, between chunks, so they are recorded as events at an exact step.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from typing import Any, Callable
 
+from pydantic import ValidationError
+
 from lab.errors import LabError
+from lab.scenario.schema import Changes
 from lab.sim import Simulation, Snapshot
 
 SPEEDS = (1, 3, 10, 30, 100, 300, 1000, 3000, 10000, None)  # steps/s limits; None = as fast as possible
 CHUNK_SECONDS = 0.03  # one compiled call: long enough to amortise dispatch, short for key latency
-PUBLISH_SECONDS = 0.1  # snapshots at ~10 per second
+PUBLISH_SECONDS = 0.1  # snapshots at ~10 per second...
+PUBLISH_SHARE = 0.25  # ...but never more than a quarter of the worker's time (deep nets, busy machines)
 
 
 class SimRunner:
@@ -29,9 +34,11 @@ class SimRunner:
         self.latest: Snapshot = sim.snapshot()
         self.message = ""  # last notice for the status bar (e.g. "paused at the end of the scenario")
         self._single_steps = 0
+        self._commands: queue.SimpleQueue = queue.SimpleQueue()  # changes waiting for the current chunk
         self._dirty = False
         self._wake = threading.Event()
         self._rate = 1000.0  # estimated steps/s, sizes the chunks
+        self._publish_cost = 0.0  # seconds a full snapshot takes (probe pass, histograms)
         self._stop_at = sim.current.train.steps
 
     # -- controls (UI thread) ---------------------------------------------------------------
@@ -60,29 +67,63 @@ class SimRunner:
         self.speed_index = max(0, self.speed_index - 1)
 
     def apply(self, **changes: Any) -> str:
-        """Simulation.set(...) now; returns "" or the reason it was refused."""
+        """Simulation.set(...) as soon as possible; returns "" or the reason it was refused.
+
+        If the simulation is idle the change applies now; if the worker is inside a chunk
+        it is queued and applied right after it (waiting for the lock instead would starve:
+        the worker re-takes it at once).  Either way the screen gets a quick snapshot
+        (per-layer statistics of the last full one) and the full one follows.
+        """
         try:
-            self.sim.set(**changes)
-        except LabError as exc:
-            return str(exc)
-        self.publish()
+            Changes(**changes)
+        except ValidationError as exc:
+            return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        self._submit(("set", changes))
         return ""
 
     def reset(self, new_seed: bool = False) -> None:
-        with self.sim.lock:
-            self.sim.reset(new_seed=new_seed)
+        self._submit(("reset", new_seed))
+
+    def _submit(self, command: tuple) -> None:
+        if self.sim.lock.acquire(blocking=False):
+            try:
+                self._execute(command)
+            finally:
+                self.sim.lock.release()
+        else:
+            self._commands.put(command)
+            self._wake.set()
+
+    def _execute(self, command: tuple) -> None:
+        kind, arg = command
+        if kind == "set":
+            try:
+                self.sim.set(**arg)
+            except LabError as exc:
+                self.message = str(exc)
+        else:
+            self.sim.reset(new_seed=arg)
             self._stop_at = self.sim.current.train.steps
-        self.publish()
+        self.latest = self.sim.snapshot(layers=False)
+        self._dirty = True
+
+    def _drain(self) -> None:
+        while not self._commands.empty():
+            with self.sim.lock:
+                self._execute(self._commands.get())
 
     def publish(self) -> None:
-        """Take a snapshot now (after a change, so the screen shows its effect at once)."""
+        """Take a full snapshot now and hand it to the UI (by reference)."""
+        start = time.perf_counter()
         self.latest = self.sim.snapshot()
         self._dirty = False
+        self._publish_cost = 0.7 * self._publish_cost + 0.3 * (time.perf_counter() - start)
 
     # -- the worker (background thread) -------------------------------------------------------
     def loop(self, cancelled: Callable[[], bool]) -> None:
         last_publish = 0.0
         while not cancelled():
+            self._drain()
             ran = 0
             if self._single_steps:
                 self._single_steps -= 1
@@ -100,7 +141,8 @@ class SimRunner:
                 self.running = False
                 self.message = f"paused at step {self.sim.step_count}, the end of the scenario (space continues)"
             now = time.perf_counter()
-            if (ran or self._dirty) and now - last_publish >= (0 if not self.running else PUBLISH_SECONDS):
+            interval = max(PUBLISH_SECONDS, self._publish_cost / PUBLISH_SHARE) if self.running else 0.0
+            if (ran or self._dirty) and now - last_publish >= interval:
                 self.publish()
                 last_publish = now
 

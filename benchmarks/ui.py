@@ -1,0 +1,120 @@
+"""UI benchmarks: frame cost and rate with 12 histograms on screen while training, key-press
+to effect latency, and training speed with the UI open against headless.
+
+    python -m benchmarks.ui [--seconds 5]
+
+Run in the same process and the same minute for both sides of every ratio; nothing here
+is a test (wall-clock numbers belong in benchmarks, never in tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+
+import numpy as np
+
+from lab.engine.threads import cpu_count, limit_blas_threads
+from lab.scenario.schema import Scenario
+from lab.sim import Simulation
+
+# Eleven hidden layers + the output: 12 layers, 24 histograms in the grid (activations and gradients).
+TWELVE = {"scenario": {"name": "12-layer tanh"}, "data": {"kind": "spiral", "n": 600},
+          "model": {"hidden": [64] * 11, "activation": "tanh", "init": "xavier"},
+          "train": {"optimizer": "momentum", "lr": 0.02, "steps": 10_000_000, "eval_every": 500}}
+FRAME_TARGET = 10.0
+LATENCY_TARGET_MS = 100.0
+SPEED_RATIO_TARGET = 0.7
+
+
+def headless_rate(sc: Scenario, seconds: float) -> float:
+    sim = Simulation(sc)
+    sim.step(50)
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        done += sim.step(200)
+    return done / (time.perf_counter() - start)
+
+
+async def ui_measurements(sc: Scenario, seconds: float) -> dict[str, float]:
+    from lab.tui.app import make_app
+    from lab.tui.screens.run import RunScreen
+
+    app = make_app(scenario=sc, warm_up=False)
+    out: dict[str, float] = {}
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, RunScreen)
+        while screen.runner is None:  # compiling / building
+            await pilot.pause(0.05)
+        while screen.runner.sim.step_count < 50:
+            await pilot.pause(0.05)
+        # 1) training speed and frame rate with the UI live
+        frames = 0
+        original_tick = screen.tick
+        frame_costs: list[float] = []
+
+        def counting_tick(force: bool = False) -> None:
+            nonlocal frames
+            t0 = time.perf_counter()
+            shown = screen._shown
+            original_tick(force)
+            if screen._shown is not shown:
+                frames += 1
+                frame_costs.append(time.perf_counter() - t0)
+
+        screen.tick = counting_tick
+        for timer in list(screen._timers):
+            timer.stop()
+        screen.set_interval(0.1, counting_tick)
+        s0, t0 = screen.runner.sim.step_count, time.perf_counter()
+        await pilot.pause(seconds)
+        elapsed = time.perf_counter() - t0
+        out["ui_steps_per_s"] = (screen.runner.sim.step_count - s0) / elapsed
+        out["frames_per_s"] = frames / elapsed
+        out["frame_ms_median"] = 1000 * statistics.median(frame_costs) if frame_costs else float("nan")
+        out["frame_ms_p95"] = 1000 * float(np.percentile(frame_costs, 95)) if frame_costs else float("nan")
+        # 2) key press -> the change visible in the published snapshot
+        latencies = []
+        for key in ["l", "L"] * 5:
+            before = screen.runner.latest.settings["lr"]
+            t0 = time.perf_counter()
+            await pilot.press(key)
+            while screen._shown is None or screen._shown.settings["lr"] == before:
+                await pilot.pause(0.001)
+            latencies.append(1000 * (time.perf_counter() - t0))
+        out["latency_ms_median"] = statistics.median(latencies)
+        out["latency_ms_max"] = max(latencies)
+        await pilot.press("q")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    args = parser.parse_args(argv)
+    limit_blas_threads(max(1, cpu_count() - 1))
+    sc = Scenario.model_validate(TWELVE)
+    ui = asyncio.run(ui_measurements(sc, args.seconds))
+    headless = headless_rate(sc, args.seconds)
+    ratio = ui["ui_steps_per_s"] / headless
+    rows = [
+        ("frames/s, 24 histograms + curves + table, training", f"{ui['frames_per_s']:.1f}", f">= {FRAME_TARGET:g}",
+         ui["frames_per_s"] >= FRAME_TARGET * 0.95),
+        ("frame cost (median / p95 ms)", f"{ui['frame_ms_median']:.1f} / {ui['frame_ms_p95']:.1f}",
+         f"<= {1000 / FRAME_TARGET:.0f}", ui["frame_ms_p95"] <= 1000 / FRAME_TARGET),
+        ("key press -> effect on screen (median / max ms)", f"{ui['latency_ms_median']:.0f} / {ui['latency_ms_max']:.0f}",
+         f"<= {LATENCY_TARGET_MS:.0f}", ui["latency_ms_max"] <= LATENCY_TARGET_MS),
+        ("training steps/s, UI open / headless", f"{ui['ui_steps_per_s']:,.0f} / {headless:,.0f} = {ratio:.2f}",
+         f">= {SPEED_RATIO_TARGET}", ratio >= SPEED_RATIO_TARGET),
+    ]
+    print(f"UI benchmark: {sc.name}, 120x40, {args.seconds:g} s each side, BLAS threads {max(1, cpu_count() - 1)}")
+    for name, value, target, ok in rows:
+        print(f"  {name:<52} {value:>26}   target {target:<7} {'ok' if ok else 'MISSED'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
