@@ -59,9 +59,9 @@ class ZoomScreen(Screen):
     def __init__(self, run_screen, layer: int = 1) -> None:
         super().__init__()
         self.run_screen = run_screen
-        self.layer = layer
+        self.layer_index = layer
         self.quantity = "act"
-        self.log = False
+        self.log_counts = False
 
     def compose(self) -> ComposeResult:
         yield Static(id="zoom-title")
@@ -76,7 +76,7 @@ class ZoomScreen(Screen):
 
     def action_layer(self, delta: int) -> None:
         n = len(self.run_screen._shown.layers) if self.run_screen._shown else 1
-        self.layer = (self.layer - 1 + delta) % n + 1
+        self.layer_index = (self.layer_index - 1 + delta) % n + 1
         self.draw()
 
     def action_toggle_quantity(self) -> None:
@@ -84,39 +84,39 @@ class ZoomScreen(Screen):
         self.draw()
 
     def action_toggle_log(self) -> None:
-        self.log = not self.log
+        self.log_counts = not self.log_counts
         self.draw()
 
     def draw(self) -> None:
         snap = self.run_screen._shown
         if snap is None:
             return
-        s = snap.layers[self.layer - 1]
+        s = snap.layers[self.layer_index - 1]
         act = self.quantity == "act"
         counts, edges = (s.act_hist, s.act_edges) if act else (s.grad_hist, s.grad_edges)
         what = "activations" if act else "gradients dL/da (symlog bins)"
         self.query_one("#zoom-title", Static).update(
             f"[b]layer {s.index}[/b] ({s.kind}, {s.width} units) {what} at step {snap.step}   "
             f"mean {s.act_mean if act else s.grad_mean:.3g}  std {s.act_std if act else s.grad_std:.3g}  "
-            f"dead {s.dead_fraction:.0%}  sat {s.saturated_fraction:.0%}" + ("   [log counts]" if self.log else ""))
+            f"dead {s.dead_fraction:.0%}  sat {s.saturated_fraction:.0%}" + ("   [log counts]" if self.log_counts else ""))
         plot = self.query_one("#zoom-plot", PlotextPlot)
         plt = plot.plt
         plt.clear_data()
         plt.clear_figure()
-        values = np.log1p(counts) if self.log else counts
+        values = np.log1p(counts) if self.log_counts else counts
         plt.bar([i + 0.5 for i in range(counts.size)], values.tolist(), width=1.0, color="green" if act else "magenta")
         pos, labels = _tick_labels(edges, not act, n=7)
         plt.xticks(pos, labels)
-        plt.ylabel("log(1+count)" if self.log else "count")
+        plt.ylabel("log(1+count)" if self.log_counts else "count")
         plot.refresh()
-        history = self.run_screen.layer_history.get(self.layer, [])
+        history = self.run_screen.layer_history.get(self.layer_index, [])
         cols = [h[1] if act else h[2] for h in history]
         first, last = (history[0][0], history[-1][0]) if history else (0, 0)
         heat = self.query_one("#heat", Static)
         width = max(10, heat.size.width - 2)
-        shown = history[-width:] if history else []
+        shown = list(history)[-width:]
         start = shown[0][0] if shown else first
         self.query_one("#heat-title", Static).update(
             f"over time: steps {start}..{last}, one column per snapshot, bottom row = lowest bin "
             f"({edges[0]:.2g}), top = highest ({edges[-1]:.2g}); brighter = more values")
-        heat.update(heatmap(cols, width, max(3, heat.size.height), self.log))
+        heat.update(heatmap(cols, width, max(3, heat.size.height), self.log_counts))

@@ -94,8 +94,8 @@ class ContextPanel(Container):
         if self.view == "events":
             self._events(snap)
         elif self.view == "boundary":
-            b = self.query_one(Boundary)
-            b.draw(sim, b.size.width or 40, b.size.height or 8)
+            area = self.query_one(ContentSwitcher).size  # the boundary's own size is 0 until first shown
+            self.query_one(Boundary).draw(sim, max(20, area.width), max(4, area.height))
         elif self.view == "path":
             self._path(snap)
         elif self.view == "lr":
