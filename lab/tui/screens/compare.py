@@ -90,7 +90,7 @@ class CompareScreen(Screen):
                     yield Static(f"[b]{name}[/b]", classes="variant-name")
                     yield StatusBar(id=f"status-{name}")
                     yield HistogramGrid(id=f"grid-{name}")
-                    yield StatsPanel(id=f"stats-{name}")
+                    yield StatsPanel(id=f"stats-{name}", compact=True)
         yield PlotextPlot(id="compare-loss")
         yield Footer()
 

@@ -53,12 +53,20 @@ class StatsPanel(Static):
     """
 
     DEFAULT_CSS = """
-    StatsPanel { height: auto; max-height: 45%; padding: 0 1; }
+    StatsPanel { height: auto; max-height: 45%; padding: 0 1; text-wrap: nowrap; text-overflow: clip; }
     """
+    COMPACT = (0, 1, 4, 5, 6, 7, 9)  # #, kind, std, grad, dead, sat, upd/w: for narrow columns
+
+    def __init__(self, *args, compact: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.compact = compact
 
     def show(self, snap: Snapshot) -> None:
-        rows = layer_rows(snap)
-        widths = [max(len(COLUMNS[i]), *(len(cells[i]) for cells, _ in rows)) for i in range(len(COLUMNS))]
+        keep = self.COMPACT if self.compact else range(len(COLUMNS))
+        header = [COLUMNS[i] for i in keep]
+        rows = [([cells[i] for i in keep], {j: styles[i] for j, i in enumerate(keep) if i in styles})
+                for cells, styles in layer_rows(snap)]
+        widths = [max(len(header[i]), *(len(cells[i]) for cells, _ in rows)) for i in range(len(header))]
 
         def line(cells: list[str], styles: dict[int, str], text: Text, bold: bool = False) -> None:
             for i, cell in enumerate(cells):
@@ -67,7 +75,7 @@ class StatsPanel(Static):
             text.append("\n")
 
         text = Text(no_wrap=True, overflow="crop")
-        line(list(COLUMNS), {}, text, bold=True)
+        line(header, {}, text, bold=True)
         for cells, styles in rows:
             line(cells, styles, text)
         text.rstrip()
