@@ -19,6 +19,7 @@ from .snapshot import LayerStats
 DEAD_SLOPE = 1e-3  # a unit is dead when f'(z) < this for every probe example: it cannot learn
 ZERO_THRESHOLD = 1e-3
 MAX_SIMILARITY_UNITS = 128
+MAX_HISTOGRAM_VALUES = 1 << 16  # weight/update histograms of huge layers use an evenly strided sample
 PROBE_MAX = 512
 PROBE_MACS_BUDGET = 2e8  # cap the probe's cost for very wide networks
 
@@ -79,6 +80,13 @@ def unit_similarity(w: np.ndarray) -> float:
     return float((sim.sum() - np.trace(sim)) / (m * (m - 1)))
 
 
+def strided_sample(x: np.ndarray, limit: int = MAX_HISTOGRAM_VALUES) -> np.ndarray:
+    """At most `limit` entries, evenly strided (deterministic): a 4096x4096 layer's 16.7M
+    weights would cost a second per histogram, and a 65k sample has the same shape."""
+    flat = x.ravel()
+    return flat if flat.size <= limit else flat[:: -(-flat.size // limit)]
+
+
 def _std(x: np.ndarray) -> float:
     return float(np.std(x, dtype=np.float64)) if x.size else float("nan")
 
@@ -123,7 +131,8 @@ def layer_stats(network: Network, last_update: np.ndarray, probe_x: np.ndarray,
             unit_similarity=unit_similarity(w),
             act_hist=bins.histogram(a), act_edges=bins.edges,
             grad_hist=SYMLOG_BINS.histogram(da), grad_edges=edges_sym,
-            weight_hist=SYMLOG_BINS.histogram(w), update_hist=SYMLOG_BINS.histogram(dW_update),
+            weight_hist=SYMLOG_BINS.histogram(strided_sample(w)),
+            update_hist=SYMLOG_BINS.histogram(strided_sample(dW_update)),
             value_edges=edges_sym,
         ))
     return tuple(out)
