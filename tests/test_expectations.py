@@ -481,3 +481,17 @@ def test_final_val_metric_is_evaluated_at_the_end():
     loss50, _ = sim.trainer.evaluate(sim.data.X_val, sim.data.y_val)
     assert loss50 != sim.history.arrays()["val_loss"][-1]  # the stale step-40 value differs
     assert check(sc)[0].actual == loss50
+
+
+def test_variants_can_change_the_layers_and_the_data():
+    """A variant starts at step 0, so it may change what an event cannot: `hidden`, the data set."""
+    sc = make([{"metric": "act_std", "layer": 3, "variant": "deep", "op": ">", "value": 0.0},
+               {"metric": "val_acc", "variant": "moons", "op": ">=", "value": 0.0}],
+              [{"name": "deep", "set": {"hidden": [8, 8]}}, {"name": "moons", "set": {"kind": "moons", "n": 120}}])
+    runs = variant_scenarios(sc)
+    assert runs["deep"].model.hidden == [8, 8] and runs["moons"].data.kind == "moons"
+    results = check(sc)
+    deep = Simulation(runs["deep"])
+    deep.run_to(sc.train.steps)
+    assert results[0].actual == deep.snapshot().layers[2].act_std  # layer 3 exists only in the variant
+    assert all(r.passed for r in results)

@@ -47,15 +47,16 @@ def cross_field_problems(raw: dict) -> list[str]:
             problems.append(f"events[{i}].at: step {at} is beyond train.steps ({steps})")
 
     names = ["base"]
+    depth = {"base": len(hidden) + 1}  # layers per run: a variant may set its own `hidden`
     for i, variant in enumerate(_array(raw, "variants")):
         name = variant.get("name") if isinstance(variant, dict) else None
         if isinstance(name, str):
             if name in names:
                 problems.append(f"variants[{i}].name: duplicate variant name {name!r}")
             names.append(name)
+            own = _table(variant, "set").get("hidden")
+            depth[name] = len(own) + 1 if isinstance(own, list) and own else len(hidden) + 1
     known = list(dict.fromkeys(names))
-
-    n_layers = len(hidden) + 1
     for i, ex in enumerate(_array(raw, "expect")):
         if not isinstance(ex, dict):
             continue
@@ -69,6 +70,9 @@ def cross_field_problems(raw: dict) -> list[str]:
             ref = parse_metric(ex["metric"]) if isinstance(ex.get("metric"), str) else None
         except ValueError:
             ref = None  # the field check reports it
+        runs = [n for n in (ex.get("variant", "base"), ex.get("ratio_over"), ex.get("difference_over"))
+                if isinstance(n, str) and n in depth]
+        n_layers = min((depth[n] for n in runs), default=len(hidden) + 1)
         layer = _int(ex.get("layer"))
         if ref is not None and ref.per_layer and ex.get("layer") is None:
             problems.append(f"expect[{i}].layer: {ex['metric']} is per layer: say which layer (1..{n_layers})")

@@ -150,9 +150,37 @@ class Event(Strict):
     set: Changes = Field(..., description="The changes, as Simulation.set(**changes).")
 
 
+class VariantChanges(Changes):
+    """A variant starts from step 0, so it may also change what cannot change mid-run:
+    the layers, the data set, the training length."""
+
+    hidden: list[Annotated[int, Field(ge=1, le=MAX_WIDTH)]] | None = Field(None, min_length=1, max_length=64)
+    maxout_k: int | None = Field(None, ge=2, le=8)
+    residual: bool | None = None
+    residual_zero_init: bool | None = None
+    loss: Loss | None = None
+    dtype: Dtype | None = None
+    kind: DataKind | None = None
+    n: int | None = Field(None, ge=2, le=1_000_000)
+    classes: int | None = Field(None, ge=2, le=1000)
+    noise: float | None = Field(None, ge=0.0)
+    dim: int | None = Field(None, ge=1, le=MAX_WIDTH)
+    pca_components: int | None = Field(None, ge=1)
+    val_fraction: float | None = Field(None, ge=0.0, le=0.9)
+    shift: float | None = None
+    scale: float | list[float] | None = None
+    augment: AugmentSpec | None = None
+    steps: int | None = Field(None, ge=1, le=10_000_000)
+    eval_every: int | None = Field(None, ge=1)
+
+
 class Variant(Strict):
     name: str = Field(..., min_length=1, description="Variant name; the unchanged run is 'base'.")
-    set: Changes = Field(default_factory=Changes, description="Overrides applied from step 0.")
+    set: VariantChanges = Field(default_factory=VariantChanges,
+                                description="Overrides applied from step 0: any Changes key, and also hidden, "
+                                            "residual, residual_zero_init, maxout_k, loss, dtype, the data keys "
+                                            "(kind, n, classes, noise, dim, pca_components, val_fraction, shift, "
+                                            "scale, augment), steps and eval_every.")
 
 
 class Expectation(Strict):
@@ -219,14 +247,15 @@ class Scenario(Strict):
 
     def with_changes(self, changes: Changes | dict[str, Any]) -> "Scenario":
         """This scenario with `changes` applied to the sections they belong to."""
-        given = changes.given() if isinstance(changes, Changes) else Changes(**changes).given()
+        given = changes.given() if isinstance(changes, Changes) else VariantChanges(**changes).given()
         sections = {"model": dict(self.model.model_dump()), "train": dict(self.train.model_dump()),
                     "data": dict(self.data.model_dump())}
+        owner = {**{k: "train" for k in TrainSpec.model_fields}, **{k: "data" for k in DataSpec.model_fields},
+                 **{k: "model" for k in ModelSpec.model_fields}}
         for key, value in given.items():
             if key == "reinit":
                 continue
-            section = "data" if key == "preprocess" else "model" if key in ModelSpec.model_fields else "train"
-            sections[section][key] = value.model_dump() if isinstance(value, BaseModel) else value
+            sections[owner[key]][key] = value.model_dump() if isinstance(value, BaseModel) else value
         return self.model_copy(update={"model": ModelSpec(**sections["model"]), "train": TrainSpec(**sections["train"]),
                                        "data": DataSpec(**sections["data"])})
 
