@@ -98,6 +98,8 @@ class ScheduleSpec(Strict):
     factor: float = Field(0.1, gt=0.0, description="step: multiplier at each milestone.")
     min_lr: float = Field(0.0, ge=0.0, description="cosine/linear: final learning rate.")
     timescale: int | None = Field(None, ge=1, description="inverse_sqrt: steps before decay starts (default: warmup).")
+    total: int | None = Field(None, ge=1, description="Steps the schedule spans (cosine/linear decay, milestones "
+                                                        "given as fractions); default train.steps.")
 
 
 class TrainSpec(Strict):

@@ -134,7 +134,8 @@ class Simulation:
         return self.step_count
 
     def lr_at(self, steps: np.ndarray) -> np.ndarray:
-        return learning_rates(schedule_of(self.current), self.current.train.lr, self.current.train.steps, steps)
+        t = self.current.train
+        return learning_rates(schedule_of(self.current), t.lr, t.schedule.total or t.steps, steps)
 
     def step(self, n: int = 1) -> int:
         """Train up to n steps (fewer if the run diverges); return how many ran.
@@ -316,7 +317,18 @@ class Simulation:
 
         user = [EventSpec(at=e.step, set=Changes(**e.changes)) for e in self.events if e.source == "user"]
         merged = sorted([*self.base.events, *user], key=lambda e: e.at)
-        # a session may run past train.steps; the replay must reach as far
+        # a session may run past train.steps; the replay must reach as far, with every
+        # schedule (the base's and the events') still spanning the original length
         steps = max([self.base.train.steps, self.step_count, *(e.at for e in merged)])
-        train = self.base.train.model_copy(update={"steps": steps})
+        if steps == self.base.train.steps:
+            return self.base.model_copy(update={"events": merged})
+        span = self.base.train.schedule.total or self.base.train.steps
+
+        def pinned(schedule):
+            return schedule if schedule.total else schedule.model_copy(update={"total": span})
+
+        merged = [e if e.set.schedule is None else
+                  e.model_copy(update={"set": e.set.model_copy(update={"schedule": pinned(e.set.schedule)})})
+                  for e in merged]
+        train = self.base.train.model_copy(update={"steps": steps, "schedule": pinned(self.base.train.schedule)})
         return self.base.model_copy(update={"events": merged, "train": train})

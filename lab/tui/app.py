@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from textual import events
 from textual.app import App
 from textual.command import Hit, Hits, Provider
 
@@ -61,32 +62,39 @@ class NNLabApp(App):
         self.autostart = autostart
         self.warm_up = warm_up
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         # the training thread and the UI share the cores with BLAS: leave one core for them
         limit_blas_threads(max(1, cpu_count() - 1))
         if self.start_scenario is not None:
             from lab.tui.screens.run import RunScreen
 
-            self.push_screen(RunScreen(self.start_scenario, source=self.source, autostart=self.autostart))
+            await self.push_screen(RunScreen(self.start_scenario, source=self.source, autostart=self.autostart))
         else:
             from lab.tui.screens.browser import BrowserScreen
 
-            self.push_screen(BrowserScreen(self.paths))
+            await self.push_screen(BrowserScreen(self.paths))
             if self.warm_up:
                 threading.Thread(target=warm_up_kernels, name="nnlab-warm-up", daemon=True).start()
-        self.check_size()
+        self._first_screen_up = True
+        self.check_size()  # after the first screen is up, so the notice goes on top of it
 
-    def on_resize(self) -> None:
-        self.check_size()
+    def on_resize(self, event: events.Resize) -> None:
+        # the event carries the new size; self.size may still be the old one here.  Resizes
+        # before the first screen is up are left to on_mount (the notice must go on top).
+        if getattr(self, "_first_screen_up", False):
+            self.check_size(event.size.width, event.size.height)
 
-    def check_size(self) -> None:
-        small = self.size.width < MIN_WIDTH or self.size.height < MIN_HEIGHT
-        showing = isinstance(self.screen, TooSmallScreen)
-        if small and not showing:
+    def check_size(self, width: int | None = None, height: int | None = None) -> None:
+        """Cover the screen with a notice below 80x24, and take it away when there is room."""
+        width = self.size.width if width is None else width
+        height = self.size.height if height is None else height
+        small = width < MIN_WIDTH or height < MIN_HEIGHT
+        notice = next((s for s in self.screen_stack if isinstance(s, TooSmallScreen)), None)
+        if small and notice is None:
             self.push_screen(TooSmallScreen())
-        elif small and showing:
-            self.screen.show_size()
-        elif not small and showing:
+        elif small and notice is not None:
+            notice.show_size(width, height)
+        elif not small and self.screen is notice:  # it is modal: nothing can be pushed over it
             self.pop_screen()
 
 

@@ -108,7 +108,7 @@ class BrowserScreen(Screen):
         except ScenarioError as exc:
             self.notify(str(exc), title="invalid scenario", severity="error", markup=False)
             return
-        self.app.push_screen(RunScreen(sc, source=entry.name))
+        self.app.push_screen(RunScreen(sc, source=entry.name, autostart=getattr(self.app, "autostart", True)))
 
     def action_help(self) -> None:
         from lab.tui.screens.help import HelpScreen

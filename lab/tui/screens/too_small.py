@@ -22,8 +22,9 @@ class TooSmallScreen(ModalScreen):
     def on_mount(self) -> None:
         self.show_size()
 
-    def show_size(self) -> None:
-        w, h = self.app.size
+    def show_size(self, width: int | None = None, height: int | None = None) -> None:
+        w = self.app.size.width if width is None else width
+        h = self.app.size.height if height is None else height
         self.query_one(Static).update(
             f"terminal too small: {w}x{h}\nnnlab needs at least {MIN_WIDTH}x{MIN_HEIGHT}.\n"
             "Enlarge the window (training goes on), or press q to quit.")

@@ -98,7 +98,7 @@ class ZoomScreen(Screen):
         self.query_one("#zoom-title", Static).update(
             f"[b]layer {s.index}[/b] ({s.kind}, {s.width} units) {what} at step {snap.step}   "
             f"mean {s.act_mean if act else s.grad_mean:.3g}  std {s.act_std if act else s.grad_std:.3g}  "
-            f"dead {s.dead_fraction:.0%}  sat {s.saturated_fraction:.0%}" + ("   [log counts]" if self.log_counts else ""))
+            f"dead {s.dead_fraction:.0%}  sat {s.saturated_fraction:.0%}" + ("   (log counts)" if self.log_counts else ""))
         plot = self.query_one("#zoom-plot", PlotextPlot)
         plt = plot.plt
         plt.clear_data()

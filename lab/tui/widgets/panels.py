@@ -17,6 +17,10 @@ def _fmt(x: float, spec: str) -> str:
     return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
 
 
+def _pct(x: float) -> str:
+    return "-" if x is None or not math.isfinite(x) else f"{x * 100:.0f}%"
+
+
 class StatusBar(Static):
     """Scenario, step, speed, loss, lr and the run state, on one line."""
 
@@ -33,8 +37,7 @@ class StatusBar(Static):
         text = Text.assemble(
             (f" {state.upper()} ", style), " ",
             (f"step {snap.step:,}", "bold"), f" {speed}{cap}  ",
-            f"loss {_fmt(snap.loss, '.4f')}  acc {_fmt(snap.train_acc * 100, '.0f')}%  "
-            f"val {_fmt(snap.val_acc * 100, '.0f')}%  ",
+            f"loss {_fmt(snap.loss, '.4f')}  acc {_pct(snap.train_acc)}  val {_pct(snap.val_acc)}  ",
             (f"lr {snap.lr:.2g}", "bold"),
             f"  {s['activation']} {s['init']} {s['optimizer']} {schedule_name(s['schedule'])}"
             + (f" drop {s['dropout']:.1f} {s['dropout_mode']}" if s["dropout"] else "")

@@ -1,0 +1,823 @@
+"""The lab's TUI driven through Textual's Pilot: every key of the run screen really changes
+the simulation, a saved session replays bit for bit, and the app survives divergence,
+quitting mid-run, small terminals and a missing terminal.
+
+Tests are plain sync functions that run an inner coroutine with asyncio.run (there is no
+pytest-asyncio here).  Waiting is a bounded poll (`until`): the deadline is only a safety
+net against hangs, never an assertion about speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+import lab.cli
+from lab import Simulation, load_scenario
+from lab.errors import ExitCode
+from lab.scenario.catalog import bundled
+from lab.scenario.schema import Changes, Scenario, ScheduleSpec
+from lab.sim.snapshot import Event
+from lab.tui.app import make_app
+from lab.tui.controls import change_for
+from lab.tui.runner import SPEEDS
+from lab.tui.screens.browser import BrowserScreen
+from lab.tui.screens.compare import CompareScreen
+from lab.tui.screens.help import HelpScreen
+from lab.tui.screens.run import CHANGE_KEYS, RunScreen
+from lab.tui.screens.too_small import TooSmallScreen
+from lab.tui.screens.zoom import ZoomScreen
+from lab.tui.widgets.context import VIEWS, Boundary, ContextPanel
+from lab.tui.widgets.histograms import HistogramGrid
+from lab.tui.widgets.panels import StatusBar
+
+SIZE = (100, 30)
+TIMEOUT = 60.0  # per test: a safety net for a hang, far above what any test needs
+
+
+def tiny(steps: int = 100, **overrides) -> Scenario:
+    """Spiral, 200 points, 2-16-16-3: a step takes microseconds."""
+    raw = {"scenario": {"name": "tiny spiral", "seed": 0,
+                        "explain": "A tiny spiral: **watch** the loss fall."},
+           "data": {"kind": "spiral", "n": 200},
+           "model": {"hidden": [16, 16]},
+           "train": {"steps": steps, "eval_every": 20}}
+    for section, values in overrides.items():
+        if isinstance(values, dict):
+            raw.setdefault(section, {}).update(values)
+        else:  # variants, events, expect
+            raw[section] = values
+    return Scenario.model_validate(raw)
+
+
+def run(coro_fn, timeout: float = TIMEOUT):
+    """Run an async test body to completion (bounded: a hang fails instead of blocking)."""
+    return asyncio.run(asyncio.wait_for(coro_fn(), timeout))
+
+
+async def until(pilot, predicate, what: str, timeout: float = 30.0) -> None:
+    """Poll `predicate` between UI turns until it holds (the deadline only catches hangs)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}")
+        await pilot.pause(0.02)
+
+
+async def run_screen(pilot) -> RunScreen:
+    """The app's RunScreen, once its worker has built the simulation."""
+    await until(pilot, lambda: isinstance(pilot.app.screen, RunScreen) and pilot.app.screen.runner is not None,
+                "the run screen's simulation")
+    return pilot.app.screen
+
+
+async def change(pilot, runner, *keys: str) -> None:
+    """Press change keys one by one, each applied before the next.
+
+    SimRunner.apply runs Simulation.set at once when the simulation's lock is free, and queues it
+    for the worker otherwise (e.g. while the worker publishes a snapshot): wait for the event."""
+    for key in keys:
+        before = len(runner.sim.events)
+        await pilot.press(key)
+        await until(pilot, lambda: len(runner.sim.events) == before + 1, f"the change of {key!r} to apply")
+        await until(pilot, lambda: runner.latest.events == tuple(runner.sim.events), f"{key!r} on screen")
+
+
+def screen_text(app) -> str:
+    """What the terminal shows now, as plain text (App.export_screenshot renders the same, as SVG)."""
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True, color_system="truecolor",
+                      record=True, legacy_windows=False, safe_box=False)
+    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    return console.export_text()
+
+
+def status_text(screen) -> str:
+    return str(screen.query_one(StatusBar).content)
+
+
+def cli_app(sc: Scenario, tmp_path: Path, autostart: bool = False):
+    """The app exactly as `nnlab run SCENARIO` builds it, writing into tmp_path."""
+    return make_app(scenario=sc, source="tiny.toml", output_dir=tmp_path, autostart=autostart, warm_up=False)
+
+
+def normalised(key: str, value):
+    """A change value as it reads back from Snapshot.settings."""
+    if key == "schedule":
+        return ScheduleSpec(**value).model_dump()
+    if key == "preprocess":
+        return list(value)
+    return value
+
+
+# -- every change key ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("key,action", [(k, a.split("'")[1]) for k, a, _ in CHANGE_KEYS],
+                         ids=[k if k.islower() else f"shift-{k.lower()}" for k, _, _ in CHANGE_KEYS])
+def test_change_key_sets_the_simulation_and_records_a_user_event(tmp_path, key, action):
+    async def body():
+        app = cli_app(tiny(), tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await run_screen(pilot)
+            r = screen.runner
+            for _ in range(3):  # so the event lands at a step other than 0
+                await pilot.press("n")
+            await until(pilot, lambda: r.sim.step_count == 3 and r._single_steps == 0, "three single steps")
+            if key == "D":  # dropout down needs a dropout to lower
+                await change(pilot, r, "d")
+            before = dict(r.latest.settings)
+            expected = change_for(action, before)
+            n_events = len(r.sim.events)
+
+            await change(pilot, r, key)
+
+            after = r.latest.settings
+            for name, value in expected.items():
+                assert after[name] == normalised(name, value), (key, name)
+                assert after[name] != before[name], f"{key} did not change {name}"
+            unchanged = {k for k in before if k not in expected}
+            assert {k: after[k] for k in unchanged} == {k: before[k] for k in unchanged}
+            assert len(r.sim.events) == n_events + 1
+            assert r.sim.events[-1] == Event(3, Changes(**expected).given(), "user")
+            assert r.sim.step_count == 3 and not r.running
+            assert r.latest.events[-1] == r.sim.events[-1]  # published: the screen shows it at once
+
+    run(body)
+
+
+def test_change_keys_in_a_row_cycle_through_their_options(tmp_path):
+    """Each key cycles: pressing `o` six times walks every optimizer and comes back."""
+    async def body():
+        app = cli_app(tiny(), tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await run_screen(pilot)
+            sim = screen.runner.sim
+            seen = []
+            for _ in range(6):
+                await change(pilot, screen.runner, "o")
+                seen.append(sim.current.train.optimizer)
+            assert seen == ["momentum", "nesterov", "rmsprop", "adam", "adamw", "sgd"]
+            await change(pilot, screen.runner, "l", "l", "l")
+            assert sim.current.train.lr == pytest.approx(0.1 * 10 ** 1.5)
+            assert [e.source for e in sim.events] == ["user"] * 9 and all(e.step == 0 for e in sim.events)
+
+    run(body)
+
+
+# -- running, stepping, speed ---------------------------------------------------------------------------
+def test_space_toggles_running_and_plus_minus_change_the_speed_limit(tmp_path):
+    async def body():
+        app = cli_app(tiny(steps=1_000_000), tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await run_screen(pilot)
+            r = screen.runner
+            assert not r.running and r.sim.step_count == 0
+            assert r.speed_limit is None  # as fast as possible
+
+            await pilot.press("minus")
+            assert r.speed_limit == SPEEDS[-2]
+            await pilot.press("minus", "minus")
+            assert r.speed_limit == SPEEDS[-4]
+            assert f"≤{SPEEDS[-4]}/s" in status_text(screen)
+            await pilot.press("plus")
+            assert r.speed_limit == SPEEDS[-3]
+            await pilot.press("equals_sign")  # the unshifted key of +
+            assert r.speed_limit == SPEEDS[-2]
+            for _ in range(len(SPEEDS) + 2):
+                await pilot.press("minus")
+            assert r.speed_limit == SPEEDS[0]  # clamped at the slowest
+            for _ in range(len(SPEEDS) + 2):
+                await pilot.press("plus")
+            assert r.speed_limit is None  # clamped at unlimited
+            assert "≤" not in status_text(screen)
+
+            await pilot.press("space")
+            assert r.running
+            await until(pilot, lambda: r.sim.step_count > 0, "steps while running")
+            await until(pilot, lambda: "RUNNING" in status_text(screen), "the status bar to say RUNNING")
+            await pilot.press("space")
+            assert not r.running
+            await until(pilot, lambda: "PAUSED" in status_text(screen), "the status bar to say PAUSED")
+            # paused means paused: the worker finishes its chunk, then the count stays put
+            await pilot.pause(0.1)
+            settled = r.sim.step_count
+            await pilot.pause(0.3)
+            assert r.sim.step_count == settled
+
+    run(body)
+
+
+def test_n_steps_exactly_one_step(tmp_path):
+    async def body():
+        app = cli_app(tiny(), tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await run_screen(pilot)
+            sim = screen.runner.sim
+            for expected in (1, 2, 3):
+                await pilot.press("n")
+                await until(pilot, lambda: sim.step_count >= expected, f"step {expected}")
+                await until(pilot, lambda: screen.runner._single_steps == 0, "the single step to be consumed")
+                assert sim.step_count == expected
+            assert not screen.runner.running
+            await until(pilot, lambda: screen._shown is not None and screen._shown.step == 3, "step 3 on screen")
+            assert "step 3 " in status_text(screen)
+            assert len(sim.history.series["loss"]) == 3
+
+    run(body)
+
+
+def test_run_stops_at_the_end_of_the_scenario_and_says_done(tmp_path):
+    async def body():
+        app = cli_app(tiny(steps=60), tmp_path, autostart=True)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await run_screen(pilot)
+            r = screen.runner
+            await until(pilot, lambda: not r.running and r.sim.step_count == 60, "the end of the scenario")
+            await until(pilot, lambda: "DONE" in status_text(screen), "DONE in the status bar")
+            await pilot.press("space")  # space continues past the scenario's steps
+            await until(pilot, lambda: r.sim.step_count > 60, "steps past the end")
+            await pilot.press("space")
+
+    run(body)
+
+
+# -- reset ------------------------------------------------------------------------------------------------
+def test_r_resets_to_step_0_with_the_same_weights_and_R_with_new_ones(tmp_path):
+    async def body():
+        app = cli_app(tiny(), tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await run_screen(pilot)
+            r = screen.runner
+            initial = r.sim.network.params.copy()
+            seed = r.sim.seed
+            await change(pilot, r, "l")  # a change that does not touch the weights: kept across reset
+            r.sim.step(30)  # the worker is idle (autostart off): train from here
+            r.publish()
+            assert not np.array_equal(r.sim.network.params, initial)
+
+            await pilot.press("r")
+            await until(pilot, lambda: r.sim.step_count == 0 and r.latest.step == 0, "the reset")
+            await pilot.pause()
+            assert np.array_equal(r.sim.network.params, initial)
+            assert r.sim.seed == seed
+            assert r.sim.current.train.lr == pytest.approx(0.1 * 10 ** 0.5)  # the change survives the reset
+            assert len(r.sim.history.series["loss"]) == 0
+            assert screen.layer_history and all(len(h) == 1 for h in screen.layer_history.values())
+
+            await pilot.press("R")
+            await until(pilot, lambda: r.sim.seed == seed + 1, "the reset with a new seed")
+            assert r.sim.step_count == 0
+            assert r.sim.network.params.shape == initial.shape
+            assert not np.array_equal(r.sim.network.params, initial)
+
+    run(body)
+
+
+# -- views -------------------------------------------------------------------------------------------------
+def test_h_toggles_the_histogram_grid(tmp_path):
+    async def body():
+        app = cli_app(tiny(), tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await run_screen(pilot)
+            grid = screen.query_one(HistogramGrid)
+            assert grid.mode == "activity"
+            await pilot.press("h")
+            await pilot.pause()
+            assert grid.mode == "weights"
+            assert "weights W" in screen_text(app)
+            await pilot.press("h")
+            await pilot.pause()
+            assert grid.mode == "activity"
+            assert "activations" in str(grid.render())
+
+    run(body)
+
+
+def test_v_cycles_all_five_context_views_and_each_renders(tmp_path):
+    async def body():
+        app = cli_app(tiny(), tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await run_screen(pilot)
+            screen.runner.sim.step(40)  # the worker is idle (paused): a history to draw
+            screen.runner.publish()
+            await change(pilot, screen.runner, "l")  # an event for the event log
+            panel = screen.query_one(ContextPanel)
+            seen = [panel.view]
+            shown = {panel.view: screen_text(app)}
+            for _ in VIEWS:
+                await pilot.press("v")
+                await pilot.pause()
+                seen.append(panel.view)
+                assert panel.query_one("ContentSwitcher").current == panel.view
+                shown[panel.view] = screen_text(app)  # renders every visible widget
+            assert seen == [*VIEWS, VIEWS[0]]
+            assert "what to watch" in shown["explain"]
+            assert "event log" in shown["events"]
+            assert "step" in str(panel.query_one("#events").content) and "(you)" in str(
+                panel.query_one("#events").content)
+            assert "decision boundary" in shown["boundary"]
+            assert "●" in str(panel.query_one(Boundary).content)  # the training points on the regions
+            assert "weight path" in shown["path"]
+            assert "learning-rate schedule" in shown["lr"] and "lr now" in shown["lr"]
+
+    run(body)
+
+
+def test_z_opens_zoom_whose_keys_work_and_escape_returns(tmp_path):
+    async def body():
+        app = cli_app(tiny(), tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await run_screen(pilot)
+            screen.runner.sim.step(20)
+            screen.runner.publish()
+            await until(pilot, lambda: screen._shown is not None and screen._shown.step == 20, "step 20 shown")
+            await pilot.press("z")
+            await until(pilot, lambda: isinstance(app.screen, ZoomScreen), "the zoom screen")
+            zoom = app.screen
+            n_layers = len(screen._shown.layers)  # 2 hidden + output
+            assert n_layers == 3
+            title = lambda: screen_text(app).splitlines()[0]  # noqa: E731
+            assert "layer 1 (relu, 16 units) activations at step 20" in title()
+            await pilot.press("right_square_bracket")
+            assert "layer 2 (relu, 16 units)" in title()
+            await pilot.press("left_square_bracket", "left_square_bracket")
+            assert f"layer {n_layers} (output, 3 units)" in title()  # wraps around
+            await pilot.press("t")
+            assert "gradients" in title() and "activations" not in title()
+            await pilot.press("g")
+            assert "log(1+count)" in screen_text(app)  # the y axis of the histogram
+            await pilot.press("t", "g")
+            assert "activations" in title()
+            text = screen_text(app)
+            assert "over time: steps 0..20" in text and "log(1+count)" not in text
+            await pilot.press("escape")
+            await until(pilot, lambda: app.screen is screen, "back to the run screen")
+
+    run(body)
+
+
+def test_zoom_title_says_when_counts_are_logarithmic(tmp_path):
+    sc = tiny()
+    sim = Simulation(sc)
+    sim.step(20)
+
+    async def body():
+        app = make_app(output_dir=tmp_path, warm_up=False)
+        async with app.run_test(size=(200, 30)) as pilot:  # wide: the whole title fits
+            screen = RunScreen(sc, autostart=False, simulation=sim)
+            await app.push_screen(screen)
+            await pilot.pause()
+            screen.tick(force=True)
+            await pilot.press("z")
+            await until(pilot, lambda: isinstance(app.screen, ZoomScreen), "the zoom screen")
+            await pilot.press("g")
+            await pilot.pause()
+            assert "sat 0%" in screen_text(app).splitlines()[0]
+            assert "log counts" in screen_text(app).splitlines()[0]
+
+    run(body)
+
+
+def test_question_mark_opens_help(tmp_path):
+    async def body():
+        app = cli_app(tiny(), tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await run_screen(pilot)
+            await pilot.press("question_mark")
+            await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help screen")
+            text = screen_text(app)
+            assert "nnlab keys" in text and "ctrl+s" in text and "save as a scenario" in text
+            texts = " ".join(str(w.content) for w in app.screen.query("Static"))
+            assert "tiny spiral" in texts  # the scenario's concept, further down
+            await pilot.press("escape")
+            await until(pilot, lambda: app.screen is screen, "back to the run screen")
+
+    run(body)
+
+
+def test_c_opens_compare_with_the_variants_in_lockstep(tmp_path):
+    sc = tiny(variants=[{"name": "tanh", "set": {"activation": "tanh"}}])
+
+    async def body():
+        app = cli_app(sc, tmp_path, autostart=True)
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await run_screen(pilot)
+            await until(pilot, lambda: screen.runner.sim.step_count > 0, "the run to start")
+            await pilot.press("c")
+            await until(pilot, lambda: isinstance(app.screen, CompareScreen), "the compare screen")
+            compare = app.screen
+            assert not screen.runner.running  # comparing pauses the run behind it
+            await until(pilot, lambda: compare.lockstep is not None, "the compare runners")
+            runners = compare.lockstep.runners
+            assert list(runners) == ["base", "tanh"]
+            assert runners["tanh"].sim.current.model.activation == "tanh"
+            assert runners["base"].sim.current.model.activation == "relu"
+            await until(pilot, lambda: all(r.sim.step_count >= 40 for r in runners.values()), "lockstep steps")
+            await pilot.pause(0.2)
+            text = screen_text(app)
+            assert "base" in text and "tanh" in text and "training loss" in text
+            workers = [w for w in app.workers if w.group == "compare"]
+            await pilot.press("escape")
+            await until(pilot, lambda: app.screen is screen, "back to the run screen")
+            # the compare worker stops with its screen: it does not train on in the background
+            await until(pilot, lambda: all(w.is_finished for w in workers), "the compare worker to stop")
+            steps = [r.sim.step_count for r in runners.values()]
+            await pilot.pause(0.2)
+            assert [r.sim.step_count for r in runners.values()] == steps
+
+    run(body)
+
+
+def test_compare_without_variants_shows_the_original_against_your_changes(tmp_path):
+    async def body():
+        app = cli_app(tiny(), tmp_path)
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await run_screen(pilot)
+            await change(pilot, screen.runner, "a")
+            await pilot.press("c")
+            await until(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.lockstep is not None,
+                        "the compare runners")
+            runners = app.screen.lockstep.runners
+            assert list(runners) == ["original", "yours"]
+            assert runners["yours"].sim.current.model.activation == "leaky_relu"
+            assert runners["original"].sim.current.model.activation == "relu"
+            await pilot.press("escape")
+            await until(pilot, lambda: app.screen is screen, "back to the run screen")
+
+    run(body)
+
+
+# -- files ---------------------------------------------------------------------------------------------------
+def test_e_exports_the_history_as_csv_in_the_output_dir(tmp_path):
+    async def body():
+        app = cli_app(tiny(), tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await run_screen(pilot)
+            screen.runner.sim.step(45)
+            screen.runner.publish()
+            await pilot.press("e")
+            await pilot.pause()
+            return screen.last_exported, screen.runner.latest.history
+
+    path, history = run(body)
+    assert path.parent == tmp_path and path.name.endswith("-history.csv")
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["step"]) for r in rows] == list(range(0, 46))
+    steps = rows[1:]  # row 0 carries the initial evaluation only
+    for name in ("lr", "loss", "train_acc", "grad_norm"):
+        assert np.array_equal(np.array([float(r[name]) for r in steps]), history[name]), name
+    val = {int(r["step"]): float(r["val_loss"]) for r in rows if r["val_loss"]}
+    assert sorted(val) == [0, 20, 40] == history["val_step"].astype(int).tolist()
+    assert np.array_equal(np.array(list(val.values())), history["val_loss"])
+
+
+def test_ctrl_s_writes_a_toml_in_the_output_dir(tmp_path):
+    async def body():
+        app = cli_app(tiny(), tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await run_screen(pilot)
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            return screen.last_saved
+
+    path = run(body)
+    assert path.parent == tmp_path and path.suffix == ".toml"
+    assert path.name.startswith("tiny-spiral-")
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("# Saved from the nnlab run of 'tiny.toml' at step 0.")
+    assert load_scenario(path) == tiny()  # nothing changed: the same scenario back
+
+
+async def _session(tmp_path: Path, sc: Scenario, sim: Simulation, script) -> Path:
+    """A run screen around a pre-stepped simulation (no live stepping): play `script`, then ctrl+s."""
+    app = make_app(output_dir=tmp_path, warm_up=False)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = RunScreen(sc, source="tiny.toml", autostart=False, simulation=sim)
+        await app.push_screen(screen)
+        await pilot.pause()
+        await script(pilot, screen)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        return screen.last_saved
+
+
+async def _press_n(pilot, screen, times: int) -> None:
+    target = screen.runner.sim.step_count + times
+    for _ in range(times):
+        await pilot.press("n")
+    await until(pilot, lambda: screen.runner.sim.step_count == target and screen.runner._single_steps == 0,
+                f"{times} single steps")
+
+
+def _assert_replays(path: Path, sim: Simulation) -> Simulation:
+    replay = Simulation(load_scenario(path))
+    replay.run_to(sim.step_count)
+    assert replay.step_count == sim.step_count
+    for name in ("step", "lr", "loss", "train_acc", "grad_norm", "val_step", "val_loss", "val_acc", "w_a", "w_b"):
+        assert np.array_equal(replay.history.series[name].values(), sim.history.series[name].values(),
+                              equal_nan=True), name
+    assert np.array_equal(replay.network.params, sim.network.params)
+    def full(events):
+        out = []
+        for e in events:
+            change = Changes(**e.changes).model_dump(exclude_none=True)
+            if "schedule" in change:  # a save past the end pins the span the session's schedule had
+                change["schedule"].pop("total", None)
+            out.append((e.step, change))
+        return out
+
+    assert full(replay.events) == full(sim.events)  # the user's changes come back as the scenario's events
+    assert {e.source for e in replay.events} == {"scenario"}
+    return replay
+
+
+def test_a_saved_session_replays_bit_for_bit(tmp_path):
+    """Step, change l, a, d (and b, s), step on, save: the file replays the session exactly,
+    in-process and through `nnlab run FILE --steps N --headless --csv` (the header's advice)."""
+    sc = tiny(steps=200)
+    sim = Simulation(sc)
+    sim.step(7)
+
+    async def script(pilot, screen):
+        await change(pilot, screen.runner, "l")
+        await _press_n(pilot, screen, 5)
+        await change(pilot, screen.runner, "a", "d")
+        sim.step(25)  # the worker is idle: stepping here is the same as pressing n 25 times
+        await change(pilot, screen.runner, "b", "s")
+        sim.step(90)  # across the step schedule's first milestone (0.5 * 200)
+        await change(pilot, screen.runner, "L")
+        sim.step(3)
+
+    path = run(lambda: _session(tmp_path, sc, sim, script))
+    assert sim.step_count == 130
+    assert [(e.step, sorted(e.changes)) for e in sim.events] == [
+        (7, ["lr"]), (12, ["activation"]), (12, ["dropout"]), (37, ["batchnorm"]), (37, ["schedule"]),
+        (127, ["lr"])]
+    assert "nnlab run " + path.name + " --steps 130" in path.read_text(encoding="utf-8")
+    _assert_replays(path, sim)
+
+    csv_path = tmp_path / "replay.csv"
+    result = CliRunner().invoke(lab.cli.app, ["run", str(path), "--steps", "130", "--headless", "--csv",
+                                              str(csv_path)])
+    assert result.exit_code == 0, result.output
+    with csv_path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))[1:]
+    assert [int(r["step"]) for r in rows] == list(range(1, 131))
+    assert np.array_equal(np.array([float(r["loss"]) for r in rows]), sim.history.series["loss"].values())
+    assert np.array_equal(np.array([float(r["grad_norm"]) for r in rows]), sim.history.series["grad_norm"].values())
+
+    # and it is a valid curriculum file: `nnlab check FILE` runs it (no expectations: nothing can fail)
+    result = CliRunner().invoke(lab.cli.app, ["check", str(path)])
+    assert result.exit_code == ExitCode.OK, result.output
+
+
+def test_a_saved_session_replays_bit_for_bit_past_the_end_of_the_scenario(tmp_path):
+    """Space continues past train.steps; the saved file must still replay, with a constant lr."""
+    sc = tiny(steps=40)
+    sim = Simulation(sc)
+    sim.step(30)
+
+    async def script(pilot, screen):
+        await change(pilot, screen.runner, "l", "a")
+        sim.step(30)  # to step 60, past the scenario's 40
+        await change(pilot, screen.runner, "L")
+        await _press_n(pilot, screen, 2)
+
+    path = run(lambda: _session(tmp_path, sc, sim, script))
+    assert load_scenario(path).train.steps == 62
+    _assert_replays(path, sim)
+
+
+def test_a_saved_session_with_a_relative_schedule_replays_past_the_end(tmp_path):
+    sc = tiny(steps=100)
+    sim = Simulation(sc)
+    sim.step(10)
+
+    async def script(pilot, screen):
+        await change(pilot, screen.runner, "s")  # step schedule, milestones at 0.5 and 0.75 of train.steps (50, 75)
+        sim.step(110)  # space continues past the end: to step 120
+
+    path = run(lambda: _session(tmp_path, sc, sim, script))
+    assert sim.history.series["lr"].values()[50] == pytest.approx(0.01)  # the session: milestone at 50
+    _assert_replays(path, sim)
+
+
+# -- divergence and quitting -------------------------------------------------------------------------------
+def test_divergence_shows_in_the_status_bar_and_L_then_r_recovers(tmp_path):
+    sc = tiny(steps=100_000, train={"lr": 1e6, "optimizer": "sgd"})
+
+    async def body():
+        app = cli_app(sc, tmp_path, autostart=True)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await run_screen(pilot)
+            r = screen.runner
+            await until(pilot, lambda: r.sim.diverged, "divergence")
+            await until(pilot, lambda: screen.state() == "diverged" and "DIVERGED" in status_text(screen),
+                        "DIVERGED in the status bar")
+            assert not r.running
+            assert "diverged at step" in r.message
+            await until(pilot, lambda: any(n.title == "diverged" for n in app._notifications),
+                        "the divergence notice")
+            screen_text(app)  # every panel draws a run full of NaN/Inf
+            for view in VIEWS[1:]:
+                await pilot.press("v")
+                await pilot.pause()
+                screen_text(app)
+            await pilot.press("space")  # refused while diverged, with a hint
+            assert not r.running
+            stuck = r.sim.step_count
+
+            await change(pilot, r, *["L"] * 14)  # 1e6 / sqrt(10)^14 = 0.1
+            await pilot.press("r")
+            await until(pilot, lambda: r.sim.step_count == 0 and not r.sim.diverged, "the reset")
+            await pilot.pause()
+            assert r.sim.current.train.lr == pytest.approx(0.1)
+            assert screen.state() == "paused"
+            await pilot.press("space")
+            await until(pilot, lambda: r.sim.step_count > max(stuck, 200), "steps after the recovery")
+            assert not r.sim.diverged
+            await until(pilot, lambda: "RUNNING" in status_text(screen), "RUNNING again")
+
+    run(body)
+
+
+def test_q_quits_cleanly_while_the_worker_is_training(tmp_path):
+    sc = tiny(steps=10_000_000)
+    seen = {}
+
+    async def body():
+        app = cli_app(sc, tmp_path, autostart=True)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await run_screen(pilot)
+            await until(pilot, lambda: screen.runner.sim.step_count > 0, "training")
+            assert screen.runner.running
+            seen["workers"] = list(app.workers)
+            seen["runner"] = screen.runner
+            await pilot.press("q")
+        return app
+
+    app = run(body, timeout=20)  # the context completes: the app exited with its worker running
+    assert app.return_code == 0
+    assert seen["workers"] and all(w.is_finished for w in seen["workers"])
+    steps = seen["runner"].sim.step_count
+    time.sleep(0.2)
+    assert seen["runner"].sim.step_count == steps  # nothing trains on after exit
+
+
+# -- the browser --------------------------------------------------------------------------------------------
+def _tree_entries(screen: BrowserScreen) -> list[tuple[str, str]]:
+    tree = screen.query_one("Tree")
+    return [(str(topic.label), leaf.data.name) for topic in tree.root.children for leaf in topic.children]
+
+
+def test_browser_lists_every_bundled_scenario_under_its_topic_and_enter_runs_one(tmp_path):
+    entries = bundled()
+    assert entries
+
+    async def body():
+        app = make_app(output_dir=tmp_path, warm_up=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, BrowserScreen), "the browser")
+            browser = app.screen
+            listed = _tree_entries(browser)
+            assert sorted(listed) == sorted((e.topic, e.name) for e in entries)
+            tree = browser.query_one("Tree")
+            for topic in tree.root.children:  # leaves are shown by their file stem, under the topic
+                assert all(leaf.data.topic == str(topic.label) for leaf in topic.children)
+                assert [str(leaf.label) for leaf in topic.children] == [leaf.data.path.stem for leaf in topic.children]
+            # Enter on the (cheapest) scenario with the fewest steps
+            leaf = min((leaf for t in tree.root.children for leaf in t.children),
+                       key=lambda n: load_scenario(n.data.path).train.steps)
+            tree.move_cursor(leaf)
+            await pilot.pause()
+            assert load_scenario(leaf.data.path).name in str(browser.query_one("#detail-title").content)
+            await pilot.press("enter")
+            screen = await run_screen(pilot)
+            assert screen.scenario == load_scenario(leaf.data.path)
+            assert screen.source == leaf.data.name
+            await pilot.press("escape")  # back to the browser
+            await until(pilot, lambda: app.screen is browser, "back to the browser")
+
+    run(body)
+
+
+def test_browser_lists_the_scenarios_of_a_given_folder(tmp_path):
+    folder = tmp_path / "mine"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "alpha.toml").write_text('[scenario]\nname = "my alpha"\n[data]\nn = 100\n[model]\nhidden = [4]\n')
+    (folder / "sub" / "beta.toml").write_text('[scenario]\nname = "my beta"\n[model]\nhidden = [4]\n')
+
+    async def body():
+        app = make_app(paths=[folder], output_dir=tmp_path, warm_up=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, BrowserScreen), "the browser")
+            listed = _tree_entries(app.screen)
+            assert ("mine", "alpha") in listed and ("mine/sub", "sub/beta") in listed
+            assert len(listed) == len(bundled()) + 2
+            tree = app.screen.query_one("Tree")
+            leaf = next(n for t in tree.root.children for n in t.children if n.data.name == "alpha")
+            tree.move_cursor(leaf)
+            await pilot.pause()
+            assert "my alpha" in str(app.screen.query_one("#detail-title").content)
+
+    run(body)
+
+
+# -- terminal size and no terminal ----------------------------------------------------------------------------
+def _too_small_screens(app) -> int:
+    return sum(isinstance(s, TooSmallScreen) for s in app.screen_stack)
+
+
+
+
+def test_a_small_terminal_shows_the_too_small_message(tmp_path):
+    async def body():
+        app = make_app(output_dir=tmp_path, warm_up=False)
+        async with app.run_test(size=(70, 20)) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, TooSmallScreen), "the too-small screen")
+            text = screen_text(app)
+            assert "terminal too small: 70x20" in text and "at least 80x24" in text and "press q to quit" in text
+            assert "pick a scenario" not in text  # nothing squashed behind it
+
+    run(body)
+
+
+def test_a_too_small_run_screen_keeps_training_and_q_quits(tmp_path):
+    async def body():
+        app = cli_app(tiny(steps=1_000_000), tmp_path, autostart=True)
+        async with app.run_test(size=(60, 15)) as pilot:
+            await until(pilot, lambda: any(isinstance(s, RunScreen) and s.runner is not None
+                                           for s in app.screen_stack), "the run screen's simulation")
+            run_screen_ = next(s for s in app.screen_stack if isinstance(s, RunScreen))
+            await until(pilot, lambda: run_screen_.runner.sim.step_count > 0, "training behind the message")
+            assert isinstance(app.screen, TooSmallScreen)
+            await pilot.press("q")
+        return app
+
+    assert run(body, timeout=30).return_code == 0
+
+
+def test_enlarging_a_small_terminal_removes_the_message(tmp_path):
+    async def body():
+        app = make_app(output_dir=tmp_path, warm_up=False)
+        async with app.run_test(size=(70, 20)) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, TooSmallScreen), "the too-small screen")
+            await pilot.resize_terminal(100, 30)
+            await pilot.pause(0.1)
+            assert isinstance(app.screen, BrowserScreen)
+            assert _too_small_screens(app) == 0
+            assert "terminal too small" not in screen_text(app)
+
+    run(body)
+
+
+def test_starting_small_pushes_one_too_small_screen_over_the_browser(tmp_path):
+    async def body():
+        app = make_app(output_dir=tmp_path, warm_up=False)
+        async with app.run_test(size=(70, 20)) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, TooSmallScreen), "the too-small screen")
+            await pilot.pause(0.1)
+            assert [type(s) for s in app.screen_stack[1:]] == [BrowserScreen, TooSmallScreen]
+
+    run(body)
+
+
+def test_shrinking_the_terminal_shows_the_message_at_once(tmp_path):
+    async def body():
+        app = make_app(output_dir=tmp_path, warm_up=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, BrowserScreen), "the browser")
+            await pilot.resize_terminal(70, 20)
+            await pilot.pause(0.1)
+            assert isinstance(app.screen, TooSmallScreen)
+            assert "terminal too small: 70x20" in screen_text(app)
+
+    run(body)
+
+
+def test_the_message_follows_the_size_while_still_too_small(tmp_path):
+    async def body():
+        app = make_app(output_dir=tmp_path, warm_up=False)
+        async with app.run_test(size=(70, 20)) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, TooSmallScreen), "the too-small screen")
+            await pilot.resize_terminal(90, 20)  # wide enough, still too low
+            await pilot.pause(0.1)
+            assert "terminal too small: 90x20" in screen_text(app)
+
+    run(body)
+
+
+def test_cli_without_a_terminal_exits_2_and_points_to_headless():
+    result = CliRunner().invoke(lab.cli.app, [])
+    assert result.exit_code == ExitCode.USAGE == 2
+    assert "not a terminal" in result.output
+    assert "nnlab run SCENARIO --headless" in result.output
+    assert "Traceback" not in result.output
