@@ -224,7 +224,7 @@ def check(
             with ProcessPoolExecutor(max_workers=jobs) as pool:
                 done = list(pool.map(_check_one, files, [1] * len(files)))
         else:
-            done = [_check_one(f, None) for f in files]
+            done = [_check_one(f, 1) for f in files]  # small scenarios: one BLAS thread is fastest
     finally:
         if status:
             status.stop()
