@@ -33,7 +33,7 @@ def penalised_grad(g, w, is_reg, l1, l2):
     branch per entry made this loop 4.5x slower on a 6.3M-parameter network.
     """
     if is_reg:  # predictable: W blocks and bias blocks alternate rarely
-        g += l2 * w + l1 * ((w > 0) - (w < 0))
+        g += l2 * w + l1 * ((w > 0) * 1.0 - (w < 0) * 1.0)
     return g
 
 
@@ -42,6 +42,11 @@ def penalty_and_sq_norm(params, grads, reg, l1, l2):
     """Return (penalty added to the loss, squared norm of the total gradient)."""
     pen = 0.0
     sq = 0.0
+    if l1 == 0.0 and l2 == 0.0:  # the common case: a plain sum of squares, which LLVM vectorises
+        for i in range(grads.size):
+            g = grads[i]
+            sq += g * g
+        return pen, sq
     for i in range(params.size):
         w = params[i]
         if reg[i]:
@@ -58,6 +63,10 @@ def optimizer_update(code, params, grads, reg, hyper, scale, lr, t, m1, m2, last
     scale is the clipping factor (1.0 when not clipping).  When `record`, the change of
     every parameter is written to last_update (the Snapshot's update/weight ratio).
     Returns False if any parameter became non-finite.
+
+    One loop per rule, with the rule chosen outside it: a branch on `code` inside the loop
+    kept LLVM from vectorising (momentum over 6.3M parameters: 21 ms, numpy's three
+    vectorised passes: ~6 ms).
     """
     mu = hyper[H_MOMENTUM]
     b1 = hyper[H_BETA1]
@@ -68,37 +77,49 @@ def optimizer_update(code, params, grads, reg, hyper, scale, lr, t, m1, m2, last
     l2 = hyper[H_L2]
     c1 = 1.0 - b1**t
     c2 = 1.0 - b2**t
-    finite = True
-    for i in range(params.size):
-        p = params[i]
-        old = p
-        g = penalised_grad(grads[i], p, reg[i], l1, l2) * scale
-        if wd != 0.0 and reg[i]:
-            p -= lr * wd * p  # decoupled weight decay, before the step (as AdamW)
-        if code == SGD:
-            p -= lr * g
-        elif code == MOMENTUM:
-            v = mu * m1[i] - lr * g
+    penalised = l1 != 0.0 or l2 != 0.0
+    decay = lr * wd
+    if record:
+        last_update[:] = params
+    n = params.size
+    if code == SGD:
+        for i in range(n):
+            g = grads[i] if not penalised else penalised_grad(grads[i], params[i], reg[i], l1, l2)
+            p = params[i] - decay * params[i] * reg[i]
+            params[i] = p - lr * (g * scale)
+    elif code == MOMENTUM:
+        for i in range(n):
+            g = grads[i] if not penalised else penalised_grad(grads[i], params[i], reg[i], l1, l2)
+            v = mu * m1[i] - lr * (g * scale)
             m1[i] = v
-            p += v
-        elif code == NESTEROV:
+            params[i] = params[i] - decay * params[i] * reg[i] + v
+    elif code == NESTEROV:
+        for i in range(n):
+            g = grads[i] if not penalised else penalised_grad(grads[i], params[i], reg[i], l1, l2)
             v_prev = m1[i]
-            v = mu * v_prev - lr * g
+            v = mu * v_prev - lr * (g * scale)
             m1[i] = v
-            p += -mu * v_prev + (1.0 + mu) * v
-        elif code == RMSPROP:
+            params[i] = params[i] - decay * params[i] * reg[i] + (-mu * v_prev + (1.0 + mu) * v)
+    elif code == RMSPROP:
+        for i in range(n):
+            g = (grads[i] if not penalised else penalised_grad(grads[i], params[i], reg[i], l1, l2)) * scale
             c = b2 * m2[i] + (1.0 - b2) * g * g
             m2[i] = c
-            p -= lr * g / (math.sqrt(c) + eps)
-        else:  # ADAM, ADAMW (the decay above is what makes AdamW)
+            params[i] = params[i] - decay * params[i] * reg[i] - lr * g / (math.sqrt(c) + eps)
+    else:  # ADAM, ADAMW (the decoupled decay is what makes AdamW)
+        for i in range(n):
+            g = (grads[i] if not penalised else penalised_grad(grads[i], params[i], reg[i], l1, l2)) * scale
             m = b1 * m1[i] + (1.0 - b1) * g
             v = b2 * m2[i] + (1.0 - b2) * g * g
             m1[i] = m
             m2[i] = v
-            p -= lr * (m / c1) / (math.sqrt(v / c2) + eps)
-        params[i] = p
-        if record:
-            last_update[i] = params[i] - old
+            params[i] = params[i] - decay * params[i] * reg[i] - lr * (m / c1) / (math.sqrt(v / c2) + eps)
+    if record:
+        for i in range(n):
+            last_update[i] = params[i] - last_update[i]
+    finite = True
+    for i in range(n):
         if not math.isfinite(params[i]):
             finite = False
+            break
     return finite
