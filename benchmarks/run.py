@@ -142,6 +142,50 @@ def _blas_threads_now() -> list[int]:
     return [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
 
 
+def use_fresh_numba_cache() -> str:
+    """Compile every kernel from the current source into a throw-away cache directory.
+
+    numba invalidates a cached kernel only when *its own* file changes: train_steps
+    (kernels/network.py) keeps the machine code of the optimizer, loss and dense kernels it
+    was compiled with, even after kernels/optim.py etc. change.  A fresh cache measures the
+    code as it is now (first call compiles: ~20 s).
+    """
+    if any(m.startswith("lab.engine.kernels") for m in sys.modules):
+        return "--fresh-cache ignored: the engine's kernels were already imported in this process"
+    import atexit
+    import shutil
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="nnlab-bench-numba-")
+    atexit.register(shutil.rmtree, path, True)
+    os.environ["NUMBA_CACHE_DIR"] = path
+    if "numba" in sys.modules:
+        import numba
+
+        numba.config.CACHE_DIR = path
+    return f"numba cache: fresh ({path}), every kernel compiled from the current source"
+
+
+def stale_cache_warning() -> str | None:
+    """Warn when a kernel source is newer than the oldest cached train_steps: that machine
+    code may predate the change (numba does not track edits to the functions it calls)."""
+    import glob
+
+    import lab.engine.kernels as kernels_pkg
+
+    src_dir = os.path.dirname(os.path.abspath(kernels_pkg.__file__))
+    cache_dir = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(src_dir, "__pycache__")
+    cached = glob.glob(os.path.join(cache_dir, "**", "network.train_steps-*.nbc"), recursive=True)
+    sources = glob.glob(os.path.join(src_dir, "*.py"))
+    if not cached or not sources:
+        return None
+    newest = max(sources, key=os.path.getmtime)
+    if os.path.getmtime(newest) > min(os.path.getmtime(c) for c in cached):
+        return (f"warning: {os.path.basename(newest)} is newer than the cached train_steps: the engine may be "
+                "running stale machine code (numba re-checks only network.py); rerun with --fresh-cache")
+    return None
+
+
 def _load_engine_blas() -> None:
     """Load the BLAS numba's np.dot calls (scipy's) and the compiled kernels, so that
     threadpoolctl sees and caps every BLAS the three sides use."""
@@ -334,6 +378,8 @@ def parse_args(argv):
                     help="comma-separated BLAS thread caps to run under (default: 1,2; quick: 1)")
     ap.add_argument("--repeats", type=int, default=None, help="timed rounds per measurement (median reported)")
     ap.add_argument("--diagnose", action="store_true", help="also time the engine's per-step passes separately")
+    ap.add_argument("--fresh-cache", action="store_true",
+                    help="compile the kernels into a temporary numba cache (measures the current source)")
     return ap.parse_args(argv)
 
 
@@ -342,12 +388,15 @@ def main(argv=None) -> int:
     from threadpoolctl import threadpool_limits
 
     threads = [int(t) for t in (args.threads or ("1" if args.quick else "1,2")).split(",")]
+    cache_note = use_fresh_numba_cache() if args.fresh_cache else None
     _load_engine_blas()
+    cache_note = cache_note or stale_cache_warning() or "numba cache: the lab's own"
     workloads = get_workloads(args.quick, args.only)
     mode = "quick" if args.quick else "full"
     print(f"nnlab benchmarks ({mode}): float32, {os.cpu_count()} CPUs, numpy {np.__version__}, "
           f"numba {__import__('numba').__version__}")
     print(f"code: {code_version()}; BLAS: {blas_description()}")
+    print(cache_note)
     print("engine = lab.engine (numba); numpy = plain-numpy reference; GEMM = the same matmuls alone (out=)")
     rows: list[dict] = []
     notes: list[str] = []

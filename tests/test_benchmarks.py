@@ -38,6 +38,13 @@ def test_only_runs_one_workload(capsys):
     assert not re.search(r"^digits\s", out, re.M)
 
 
+def test_fresh_cache_is_refused_once_the_kernels_are_loaded(capsys):
+    import lab.engine.kernels.network  # noqa: F401  (the other tests have loaded them too)
+
+    assert run.main(["--quick", "--only", "small", "--repeats", "1", "--fresh-cache"]) == 0
+    assert "--fresh-cache ignored" in capsys.readouterr().out
+
+
 def test_unknown_workload_is_rejected():
     with pytest.raises(SystemExit):
         run.main(["--only", "nope"])
