@@ -25,6 +25,7 @@ TWELVE = {"scenario": {"name": "12-layer tanh"}, "data": {"kind": "spiral", "n":
           "model": {"hidden": [64] * 11, "activation": "tanh", "init": "xavier"},
           "train": {"optimizer": "momentum", "lr": 0.02, "steps": 10_000_000, "eval_every": 500}}
 FRAME_TARGET = 10.0
+from lab.tui.screens.run import FRAME_SECONDS as FRAME  # noqa: E402  (the run screen's own frame timer)
 LATENCY_TARGET_MS = 100.0
 SPEED_RATIO_TARGET = 0.7
 
@@ -103,7 +104,7 @@ async def ui_measurements(sc: Scenario, seconds: float) -> dict[str, float]:
         screen.tick = counting_tick
         for timer in list(screen._timers):
             timer.stop()
-        screen.set_interval(0.1, counting_tick)
+        screen.set_interval(FRAME, counting_tick)
         s0, t0 = screen.runner.sim.step_count, time.perf_counter()
         await pilot.pause(seconds)
         elapsed = time.perf_counter() - t0
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         ("first screen, kernels compiling (s)", f"{first:.2f}", "<= 1", first <= 1.0),
         ("frames/s, 24 histograms + curves + table, training", f"{ui['frames_per_s']:.1f}", f">= {FRAME_TARGET:g}",
-         ui["frames_per_s"] >= FRAME_TARGET * 0.95),
+         ui["frames_per_s"] >= FRAME_TARGET),
         ("frame cost (median / p95 ms)", f"{ui['frame_ms_median']:.1f} / {ui['frame_ms_p95']:.1f}",
          f"<= {1000 / FRAME_TARGET:.0f}", ui["frame_ms_p95"] <= 1000 / FRAME_TARGET),
         ("key press -> effect on screen (median / max ms)", f"{ui['latency_ms_median']:.0f} / {ui['latency_ms_max']:.0f}",
