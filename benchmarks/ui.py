@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from lab.engine.threads import cpu_count, limit_blas_threads
+from lab.engine.threads import DETERMINISTIC_THREADS, limit_blas_threads
 from lab.scenario.schema import Scenario
 from lab.sim import Simulation
 
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args(argv)
-    limit_blas_threads(max(1, cpu_count() - 1))
+    limit_blas_threads()
     sc = Scenario.model_validate(TWELVE)
     ui = asyncio.run(ui_measurements(sc, args.seconds))
     headless = headless_rate(sc, args.seconds)
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         ("training steps/s, UI open / headless", f"{ui['ui_steps_per_s']:,.0f} / {headless:,.0f} = {ratio:.2f}",
          f">= {SPEED_RATIO_TARGET}", ratio >= SPEED_RATIO_TARGET),
     ]
-    print(f"UI benchmark: {sc.name}, 120x40, {args.seconds:g} s each side, BLAS threads {max(1, cpu_count() - 1)}")
+    print(f"UI benchmark: {sc.name}, 120x40, {args.seconds:g} s each side, BLAS threads {DETERMINISTIC_THREADS}")
     for name, value, target, ok in rows:
         print(f"  {name:<52} {value:>26}   target {target:<7} {'ok' if ok else 'MISSED'}")
     return 0

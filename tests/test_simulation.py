@@ -619,3 +619,15 @@ def test_weight_trace_records_the_zigzag_path():
     assert np.all(path([]) > 0)
     centred = path(["center"])
     assert np.mean(centred > 0) < 0.9
+
+
+def test_a_simulation_fixes_the_blas_thread_count():
+    """GEMM results depend on the BLAS thread count, so every run uses the same one."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from lab.engine.threads import DETERMINISTIC_THREADS
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        make()
+        counts = {info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}
+    assert counts == {DETERMINISTIC_THREADS}

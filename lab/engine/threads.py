@@ -22,8 +22,12 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+DETERMINISTIC_THREADS = 1  # one BLAS thread everywhere: GEMM's summation order depends on the
+# thread count, so 1 thread headless and 2 in the TUI would give different bits for the same run
+
+
 def limit_blas_threads(threads: int | None = None) -> int:
-    """Cap BLAS threads for the rest of the process (default: the usable cores); return the cap.
+    """Cap BLAS threads for the rest of the process (default: DETERMINISTIC_THREADS); return the cap.
 
     numba's np.dot calls SciPy's OpenBLAS, a second copy beside numpy's, which is only
     loaded on first use: load it now, or the cap would miss it and its idle threads would
@@ -33,6 +37,6 @@ def limit_blas_threads(threads: int | None = None) -> int:
     global _limiter
     import scipy.linalg.cython_blas  # noqa: F401  (loads the library numba's np.dot uses)
 
-    n = max(1, threads if threads is not None else cpu_count())
+    n = max(1, threads if threads is not None else DETERMINISTIC_THREADS)
     _limiter = threadpool_limits(limits=n, user_api="blas")
     return n

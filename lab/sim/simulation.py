@@ -22,6 +22,7 @@ from lab.engine.architecture import Architecture
 from lab.engine.network import Network
 from lab.engine.optim import OptimizerConfig
 from lab.engine.schedules import Schedule, learning_rates
+from lab.engine.threads import limit_blas_threads
 from lab.engine.trainer import Trainer
 from lab.errors import LabError
 from lab.scenario.schema import Changes, Scenario
@@ -61,6 +62,9 @@ class Simulation:
     (the TUI's worker); `lock` is there for callers that share it."""
 
     def __init__(self, scenario: Scenario, *, history_capacity: int = 50_000):
+        # GEMM's summation order depends on the BLAS thread count: fix it, so a run gives the
+        # same bits from the API, the CLI and the TUI
+        limit_blas_threads()
         self.original = scenario
         self.lock = threading.RLock()
         self._history_capacity = history_capacity

@@ -9,7 +9,7 @@ from textual import events
 from textual.app import App
 from textual.command import Hit, Hits, Provider
 
-from lab.engine.threads import cpu_count, limit_blas_threads
+from lab.engine.threads import limit_blas_threads
 from lab.scenario.schema import Scenario
 from lab.tui.screens.too_small import MIN_HEIGHT, MIN_WIDTH, TooSmallScreen
 
@@ -63,8 +63,9 @@ class NNLabApp(App):
         self.warm_up = warm_up
 
     async def on_mount(self) -> None:
-        # the training thread and the UI share the cores with BLAS: leave one core for them
-        limit_blas_threads(max(1, cpu_count() - 1))
+        # the same BLAS thread count as headless runs (bit-identical metrics), which also
+        # leaves the second core to the UI
+        limit_blas_threads()
         if self.start_scenario is not None:
             from lab.tui.screens.run import RunScreen
 
