@@ -390,7 +390,8 @@ def main(argv=None) -> int:
     threads = [int(t) for t in (args.threads or ("1" if args.quick else "1,2")).split(",")]
     cache_note = use_fresh_numba_cache() if args.fresh_cache else None
     _load_engine_blas()
-    cache_note = cache_note or stale_cache_warning() or "numba cache: the lab's own"
+    cache_note = cache_note or stale_cache_warning() or (
+        f"numba cache: {os.environ.get('NUMBA_CACHE_DIR') or 'the lab default (lab/engine/kernels/__pycache__)'}")
     workloads = get_workloads(args.quick, args.only)
     mode = "quick" if args.quick else "full"
     print(f"nnlab benchmarks ({mode}): float32, {os.cpu_count()} CPUs, numpy {np.__version__}, "
