@@ -1,5 +1,5 @@
 """Kernels compile once and load from numba's on-disk cache afterwards, also from a
-read-only install (where lab._numba_cache redirects the cache to a user directory)."""
+read-only install; the cache is keyed on the kernels' source, so an edit starts afresh."""
 
 from __future__ import annotations
 
@@ -65,9 +65,28 @@ def test_readonly_install_compiles_once_into_the_user_cache(tmp_path):
 
     first = run()
     assert first["lab"].startswith(str(pkg_root)), "the probe must import the read-only copy"
-    assert first["cache_dir"] == str(user_cache / "nnlab" / "numba")
+    assert Path(first["cache_dir"]).parent == user_cache / "nnlab" / "numba"  # .../<hash of the kernels>
     assert first["misses"] > 0 and first["hits"] == 0  # compiled: nothing was cached yet
     assert list(user_cache.rglob("*.nbi")), "compiled kernels must be stored in the user cache"
     assert not list(pkg_root.rglob("*.nbi")), "nothing may be written into the read-only package"
     second = run()
     assert second["hits"] > 0 and second["misses"] == 0  # loaded, not recompiled
+
+
+def test_the_cache_directory_changes_when_a_kernel_changes(tmp_path):
+    """A driver's cached machine code contains the kernels it calls from other files, so any
+    kernel edit must start a fresh cache (numba alone only checks each function's own file)."""
+    pkg = tmp_path / "site"
+    shutil.copytree(REPO / "lab", pkg / "lab", ignore=shutil.ignore_patterns("__pycache__"))
+    code = "import lab._numba_cache as c; print(c.kernels_fingerprint())"
+    env = {**os.environ, "PYTHONPATH": str(pkg)}
+    env.pop("NUMBA_CACHE_DIR", None)
+
+    def fingerprint() -> str:
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                              check=True, cwd=tmp_path).stdout.strip()
+
+    before = fingerprint()
+    optim = pkg / "lab" / "engine" / "kernels" / "optim.py"
+    optim.write_text(optim.read_text() + "\n# an edit\n")
+    assert fingerprint() != before

@@ -1,8 +1,7 @@
 """The numba flags every kernel shares, declared once.
 
 cache=True   compiled machine code is stored on disk and loaded on the next run (~0.4 s
-             instead of ~15 s); `lab._numba_cache` points it at a user cache when the
-             package directory is read-only.
+             instead of ~15 s), in the directory `lab._numba_cache` chooses.
 nogil=True   kernels release the GIL so the TUI stays responsive while a worker trains.
 fastmath is left off on purpose: reassociation would make runs depend on vector width,
 and the lab promises bit-identical metrics for the same seed.
@@ -12,9 +11,8 @@ optimizer loop over 6.3M float32 parameters took 480 ms instead of 29 ms (measur
 keep probability and batch size is validated positive), so the Python model's
 ZeroDivisionError never fires; NaN and Inf still propagate, and divergence is caught.
 
-numba keys its on-disk cache on each kernel file's contents, not on these flags: after
-changing them, delete the cached *.nbi/*.nbc files (lab/engine/kernels/__pycache__, or
-~/.cache/nnlab/numba) or the old machine code keeps being loaded.
+The cache directory is keyed on a hash of every kernel file, this one included
+(lab/_numba_cache.py), so changing these flags starts a fresh cache.
 """
 
 from __future__ import annotations
