@@ -35,8 +35,8 @@ def kernels_fingerprint() -> str:
         digest.update(path.read_bytes())
     try:
         digest.update(version("numba").encode())
-    except PackageNotFoundError:
-        pass
+    except PackageNotFoundError:  # numba importable without metadata (a source tree): key on that
+        digest.update(b"numba-version-unknown")
     return digest.hexdigest()[:16]
 
 
