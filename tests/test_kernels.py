@@ -136,6 +136,38 @@ def test_activation_kinks_and_extremes():
     assert np.all(np.isfinite(_act_forward("tanh", z, 0.0, np.zeros(0))))
 
 
+def _ulps_from_exact_tanh(x32: np.ndarray, got: np.ndarray) -> np.ndarray:
+    exact = np.tanh(x32.astype(np.float64))
+    ulp = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
+    return np.abs(got.astype(np.float64) - exact) / ulp
+
+
+def test_float32_tanh_is_within_3_ulp_of_exact():
+    # dense over the curved part, logarithmic over tiny and huge magnitudes, both signs
+    grid = np.linspace(-12.0, 12.0, 40001)
+    logs = 10.0 ** np.linspace(-40, 38, 2001)
+    x = np.concatenate([grid, logs, -logs]).astype(np.float32)
+    a = _act_forward("tanh", x.reshape(1, -1), 0.0, np.zeros(0, np.float32))
+    assert a.dtype == np.float32
+    assert _ulps_from_exact_tanh(x, a[0]).max() <= 3.0
+    assert np.abs(a).max() <= 1.0  # never overshoots: 1 - a^2 (tanh's slope) stays >= 0
+    np.testing.assert_array_equal(a[0], -_act_forward("tanh", -x.reshape(1, -1), 0.0, np.zeros(0, np.float32))[0])
+
+
+def test_float32_tanh_special_values():
+    x = np.array([[0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45]], np.float32)
+    a = _act_forward("tanh", x, 0.0, np.zeros(0, np.float32))
+    np.testing.assert_array_equal(a[0, :4], [0.0, -0.0, 1.0, -1.0])
+    assert np.signbit(a[0, 1]) and not np.signbit(a[0, 0])
+    assert np.isnan(a[0, 4])  # NaN propagates, so a diverging network is still caught
+    assert a[0, 5] == x[0, 5]
+
+
+def test_float64_tanh_is_libm_tanh():
+    x = np.linspace(-20, 20, 4001).reshape(1, -1)
+    np.testing.assert_array_equal(_act_forward("tanh", x, 0.0, np.zeros(0))[0], [math.tanh(v) for v in x[0]])
+
+
 @pytest.mark.parametrize("k", [2, 3])
 def test_maxout_forward_backward(k):
     B, n = 3, 4

@@ -3,6 +3,8 @@ docs/network.md, written out here in numpy; then the same through Trainer.run.""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -180,6 +182,32 @@ def test_returns_false_when_a_parameter_becomes_non_finite(name):
     ok = K.optimizer_update(K.SGD, params, np.full_like(P0, 1e10), REG, conf.hyper(), 1.0, 1e300, 1, m1, m2,
                             last, False)
     assert not ok and not np.all(np.isfinite(params))
+
+
+@pytest.mark.parametrize("name", OPTS)
+def test_float32_overflow_of_a_finite_update_is_reported(name):
+    # the update is computed in float64 and finite there; only rounding to float32 overflows
+    conf = OptimizerConfig(name)
+    params = np.full(9, 3e38, np.float32)
+    params[4] = 1.0
+    g = np.full(9, -1.0, np.float32)
+    z = np.zeros(9, np.float32)
+    reg = np.zeros(9, np.uint8)
+    ok = K.optimizer_update(conf.code, params, g, reg, conf.hyper(), 1.0, 1e38, 1, z.copy(), z.copy(), z.copy(),
+                            False)
+    assert not ok
+    assert np.isinf(params[0])
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 17, 1000, 100_003])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sum_of_squares_matches_numpy(n, dtype):
+    x = np.random.default_rng(n).standard_normal(n).astype(dtype) * 3
+    got = K.sum_of_squares(x)
+    want = math.fsum(float(v) ** 2 for v in x.astype(np.float64))
+    assert got == pytest.approx(want, rel=1e-12, abs=0.0)
+    x[n // 2:n // 2 + 1] = np.inf
+    assert n == 0 or math.isinf(K.sum_of_squares(x))
 
 
 def test_returns_true_when_finite():

