@@ -26,10 +26,13 @@ JIT_FLAGS = dict(cache=True, nogil=True, fastmath=False)
 
 jit = numba.njit(**JIT_FLAGS)
 
-# For small branch-free scalar helpers inlined into loops (tanh_rational): the Python
-# error model puts a ZeroDivisionError check on every float division, and that branch
-# keeps LLVM from vectorising the loop.  Use it only where no divisor can be zero.
+# For elementwise loop kernels (the activations) and the scalar math they inline
+# (kernels/vmath.py): the Python error model puts a ZeroDivisionError check on every
+# float division, and that branch keeps LLVM from vectorising the loop.  No divisor in
+# them can be zero.  `inline` helpers are inlined into the caller's numba IR: left to
+# LLVM, the larger ones (erfc) stayed calls, and a call in a loop stops vectorisation.
 elementwise = numba.njit(**JIT_FLAGS, error_model="numpy")
+inline = numba.njit(**JIT_FLAGS, error_model="numpy", inline="always")
 
 # For plain sums over one buffer (the gradient norm): reassociation lets LLVM vectorise
 # the reduction (7x faster).  The summation order then depends on the vector width LLVM
