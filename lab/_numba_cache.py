@@ -28,11 +28,14 @@ def user_cache_dir() -> Path:
 
 
 def kernels_fingerprint() -> str:
-    """A hash of every kernel source file and the numba version."""
+    """A hash of every kernel source file, the BLAS the kernels call, and the numba version."""
     digest = hashlib.sha256()
     for path in sorted(_KERNELS.glob("*.py")):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
+    from lab._blas import blas_tag  # compiled kernels call the BLAS found here by name
+
+    digest.update(blas_tag().encode())
     try:
         digest.update(version("numba").encode())
     except PackageNotFoundError:  # numba importable without metadata (a source tree): key on that

@@ -1,8 +1,8 @@
 """BLAS thread limits.
 
-numba's np.dot calls SciPy's BLAS and numpy has its own; both start one thread per
-core by default.  On a 2-core machine a training thread plus a UI thread plus BLAS
-threads oversubscribe the cores and everything slows down, so the lab decides how many
+The kernels call numpy's BLAS (lab/_blas.py), or numba's np.dot, which calls SciPy's:
+both start one thread per core by default.  On a 2-core machine a training thread plus
+a UI thread plus BLAS threads oversubscribe the cores and everything slows down, so the lab decides how many
 BLAS threads run (threadpoolctl limits every BLAS library loaded in the process).
 """
 
@@ -29,9 +29,9 @@ DETERMINISTIC_THREADS = 1  # one BLAS thread everywhere: GEMM's summation order 
 def limit_blas_threads(threads: int | None = None) -> int:
     """Cap BLAS threads for the rest of the process (default: DETERMINISTIC_THREADS); return the cap.
 
-    numba's np.dot calls SciPy's OpenBLAS, a second copy beside numpy's, which is only
-    loaded on first use: load it now, or the cap would miss it and its idle threads would
-    spin against the training thread (measured: a 16x512 @ 512x512 product went from
+    numba's np.dot (the kernels' fallback when numpy's CBLAS is not found) calls SciPy's
+    OpenBLAS, a second copy beside numpy's, which is only loaded on first use: load it
+    now, or the cap would miss it and its idle threads would spin against the training thread (measured: a 16x512 @ 512x512 product went from
     0.06 ms to 8-35 ms).
     """
     global _limiter

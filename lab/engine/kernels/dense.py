@@ -9,12 +9,13 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import jit
+from .blas import matmul, matmul_nt, matmul_tn
 
 
 @jit
 def dense_forward(x, w, b, out):
     """x (B, n_in), w (n_in, n_out), b (n_out,) -> out (B, n_out)."""
-    np.dot(x, w, out)
+    matmul(x, w, out)
     B, n = out.shape
     for i in range(B):
         for j in range(n):
@@ -27,7 +28,7 @@ def dense_backward(dout, x, w, dx, dw, db, need_dx, accumulate_dx):
 
     dx is skipped for the first layer: nobody needs the gradient of the data.
     """
-    np.dot(x.T, dout, dw)
+    matmul_tn(x, dout, dw)
     B, n = dout.shape
     for j in range(n):
         db[j] = 0.0
@@ -35,10 +36,7 @@ def dense_backward(dout, x, w, dx, dw, db, need_dx, accumulate_dx):
         for j in range(n):
             db[j] += dout[i, j]
     if need_dx:
-        if accumulate_dx:
-            dx += np.dot(dout, w.T)
-        else:
-            np.dot(dout, w.T, dx)
+        matmul_nt(dout, w, dx, accumulate_dx)
 
 
 @jit
