@@ -52,6 +52,7 @@ def test_products_match_numpy(m, k, n, dtype):
     np.testing.assert_allclose(dx, before + c.astype(np.float64) @ b.T, **_tol(dtype))
 
 
+@pytest.mark.filterwarnings("ignore::numba.core.errors.NumbaPerformanceWarning")  # that is the point
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_strided_views_take_the_general_path(dtype):
     a, b = _arrays(12, 10, 8, dtype, seed=3)
