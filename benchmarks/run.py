@@ -334,7 +334,12 @@ def diagnose_train(case: Case, repeats: int, row: dict) -> list[str]:
 
 
 def diagnose_stats(case: Case, repeats: int) -> list[str]:
-    """Split layer_stats into its parts (each summed over layers)."""
+    """Split layer_stats into its parts (each summed over layers), in the order it runs them.
+
+    Each part is timed alone and repeatedly, so its data are warmer in cache than inside
+    layer_stats, where the probe forward has just streamed every weight matrix through the
+    cache: the last line is the difference (cache misses, Python, building LayerStats).
+    """
     from lab.sim import stats as S
     from lab.sim.bins import SYMLOG_BINS, activation_bins
 
@@ -342,30 +347,44 @@ def diagnose_stats(case: Case, repeats: int) -> list[str]:
     net = eng.network
     ws = net.batch_ws
     lu = eng.trainer.last_update
-    px, _ = eng._probe
     layers = net.layers
-    sample = getattr(S, "strided_sample", lambda x: x)  # layer_stats samples huge layers, when it does
+    probe_ws = []
+
+    def probe():
+        net.forward(eng.x_eval, train=False, purpose="probe")
+        probe_ws[:] = [net.last_workspace]
+
+    probe()
+    arrays = [(net.param(l.weight.name), net.grad(l.weight.name),
+               lu[l.weight.offset:l.weight.offset + l.weight.size].reshape(l.weight.shape)) for l in layers]
+    samples = [S.weight_sample(l.weight.shape) for l in layers]
+    taken = [[S.take_sample(x, sm) for x in xs] for xs, sm in zip(arrays, samples)]
+    buf = np.empty(max((sm.size for sm in samples if sm is not None), default=0))  # reused, as layer_stats does
     parts = {
-        "probe forward": lambda: net.forward(px, train=False, purpose="probe"),
-        "weight histograms (SYMLOG)": lambda: [SYMLOG_BINS.histogram(sample(net.param(l.weight.name)))
-                                               for l in layers],
-        "update histograms (SYMLOG)": lambda: [
-            SYMLOG_BINS.histogram(sample(lu[l.weight.offset:l.weight.offset + l.weight.size])) for l in layers],
-        "unit_similarity": lambda: [S.unit_similarity(net.param(l.weight.name)) for l in layers],
-        "sign_agreement(dW)": lambda: [S.sign_agreement(net.grad(l.weight.name)) for l in layers],
-        "std/norm of W, dW, update": lambda: [
-            (S._std(net.param(l.weight.name)), S._std(net.grad(l.weight.name)),
-             float(np.linalg.norm(net.param(l.weight.name))),
-             float(np.linalg.norm(lu[l.weight.offset:l.weight.offset + l.weight.size]))) for l in layers],
-        "node stats + act/grad hists": lambda: [
-            (S._mean(ws.node(l.out_node)), S._std(ws.node(l.out_node)), S._mean(ws.grad_node(l.out_node)),
-             S._std(ws.grad_node(l.out_node)), activation_bins(l.kind).histogram(ws.node(l.out_node)),
-             SYMLOG_BINS.histogram(ws.grad_node(l.out_node))) for l in layers],
+        "probe forward (= eval forward)": probe,
+        "act + grad node summaries": lambda: [
+            (S.summarize(ws.node(l.out_node), activation_bins(l.kind), l.kind, S.ZERO_THRESHOLD),
+             S.summarize(ws.grad_node(l.out_node), SYMLOG_BINS)) for l in layers],
+        "W/dW/update samples (gather)": lambda: [[S.take_sample(x, sm, buf[:sm.size] if sm else None) for x in xs]
+                                                 for xs, sm in zip(arrays, samples)],
+        "W/dW/update summaries + hists": lambda: [
+            (S.summarize(w, SYMLOG_BINS), S.summarize(d), S.summarize(u, SYMLOG_BINS)) for w, d, u in taken],
+        "sign agreement + similarity": lambda: [S.unit_metrics(w, d) for w, d, _ in arrays],
+        "dead_fraction": lambda: [S.dead_fraction(net, l, probe_ws[0].node(l.pre_node), probe_ws[0].node(l.out_node))
+                                  for l in layers],
     }
-    total = _best(eng.layer_stats, max(1, repeats // 2))
-    lines = [f"{case.name}: layer_stats {total * 1e3:.1f} ms per call, of which (summed over {len(layers)} layers):"]
+    reps = max(3, repeats)
+    total = _best(eng.layer_stats, reps)
+    sampled = sum(sm is not None for sm in samples)
+    n_units = sum(S.unit_sample(l.fan_out, l.weight.size) is not None for l in layers)
+    lines = [f"{case.name}: layer_stats {total * 1e3:.1f} ms per call, of which (summed over {len(layers)} layers; "
+             f"{sampled} sampled weight arrays, {n_units} unit-sampled layers):"]
+    timed = 0.0
     for label, fn in parts.items():
-        lines.append(f"  {label:<28} {_best(fn, max(1, repeats // 2)) * 1e3:9.2f} ms")
+        t = _best(fn, reps)
+        timed += t
+        lines.append(f"  {label:<32} {t * 1e3:9.2f} ms")
+    lines.append(f"  {'rest (cold caches, Python)':<32} {(total - timed) * 1e3:9.2f} ms")
     return lines
 
 
@@ -434,8 +453,9 @@ def main(argv=None) -> int:
     print("spread: (max - min) / median of the repeats, worst of the three sides; large = the machine was busy.")
     for row in rows:
         if row["name"].endswith("+stats"):
-            print(f"{row['name']}: engine = eval forward + lab.sim.stats.layer_stats (weight/update/grad statistics "
-                  "included); numpy = forward + per-node mean/std/histogram only; GEMM = forward matmuls.")
+            print(f"{row['name']}: engine = one lab.sim.stats.layer_stats call whose probe set is the eval batch "
+                  "(its probe forward is the eval forward, not run twice), with every weight/gradient/update "
+                  "statistic; numpy = forward + per-node mean/std/histogram only; GEMM = forward matmuls.")
             break
     for line in notes:
         print(line)

@@ -30,9 +30,10 @@ class Workload:
     """A network shape and what one timed "step" of it is.
 
     mode "train":   one minibatch training step (momentum SGD, softmax loss).
-    mode "forward": one eval-mode forward of a batch; also measured with the per-layer
-                    statistics of a Snapshot (`lab.sim.stats.layer_stats`) on top, as the
-                    extra row "<name>+stats".
+    mode "forward": one eval-mode forward of a batch; also measured as one call of
+                    `lab.sim.stats.layer_stats` (the per-layer statistics of a Snapshot)
+                    whose probe set is that batch, so its probe forward is the eval
+                    forward: the extra row "<name>+stats".
     `steps` steps run per timed call (one `Trainer.run` chunk for the engine).
     """
 
@@ -139,7 +140,8 @@ class EngineModel:
                                optimizer=OptimizerConfig("momentum", momentum=wl.momentum),
                                rng=np.random.default_rng(wl.seed + 1))
         self.x_eval = np.ascontiguousarray(X[:wl.batch])
-        self._probe = None
+        self.y_eval = np.ascontiguousarray(y[:wl.batch])
+        self._stats_ready = False
 
     def weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """(W, b) views per dense layer, in forward order."""
@@ -155,33 +157,29 @@ class EngineModel:
         for _ in range(n):
             self.network.forward(self.x_eval, train=False)
 
-    # forward + the per-layer statistics of a Snapshot
+    # the per-layer statistics of a Snapshot, with the eval batch as the probe set
     def prepare_stats(self) -> None:
         """One training step at a negligible learning rate, so `network.batch_ws` and
-        `trainer.last_update` exist (layer_stats reads them), and the app's probe set."""
-        from lab.sim.stats import probe_size
-
+        `trainer.last_update` exist (layer_stats reads them)."""
         self.trainer.run(np.full(1, 1e-12))
-        n = probe_size(self.network, self.trainer.X.shape[0], self.wl.batch)
-        self._probe = (self.trainer.X[:n], self.trainer.y[:n])
+        self._stats_ready = True
 
     def forward_and_stats(self, n: int) -> None:
-        if self._probe is None:
+        """n calls of layer_stats: each runs one eval-mode forward of x_eval (its probe
+        pass, for dead units) plus every statistic; no separate eval forward."""
+        if not self._stats_ready:
             self.prepare_stats()
         for _ in range(n):
-            self.network.forward(self.x_eval, train=False)
             self.layer_stats()
 
     def layer_stats(self):
-        """`lab.sim.stats.layer_stats` as the Simulation calls it (batch_size passed when accepted)."""
-        import inspect
-
+        """`lab.sim.stats.layer_stats` as the Simulation calls it, with the eval batch (rows
+        and labels) as the probe set.  For deep-forward that is also the probe size the
+        Simulation would pick (`probe_size` caps the probe's cost on wide networks)."""
         from lab.sim.stats import layer_stats
 
-        px, py = self._probe
-        if "batch_size" in inspect.signature(layer_stats).parameters:
-            return layer_stats(self.network, self.trainer.last_update, px, py, batch_size=self.wl.batch)
-        return layer_stats(self.network, self.trainer.last_update, px, py)
+        return layer_stats(self.network, self.trainer.last_update, self.x_eval, self.y_eval,
+                           batch_size=self.wl.batch)
 
 
 # -- the plain-numpy reference --------------------------------------------------------------
@@ -364,7 +362,7 @@ def build_cases(wl: Workload) -> list[Case]:
     return [
         Case(wl.name, "eval forward", Side(eng.forward, wl.steps), Side(ref_forward, wl.steps),
              Side(floor.forward, wl.steps), wl.gemm_flops(), eng),
-        Case(wl.name + "+stats", "eval forward + layer_stats", Side(eng.forward_and_stats, 1),
+        Case(wl.name + "+stats", "layer_stats, probe = eval batch", Side(eng.forward_and_stats, 1),
              Side(ref_stats, wl.steps), Side(floor.forward, wl.steps), wl.gemm_flops(), eng, repeats=3),
     ]
 
