@@ -16,23 +16,40 @@ LOSS_CODES = {"softmax": SOFTMAX, "mse": MSE, "hinge": HINGE}
 
 
 @jit
+def _softmax_row(scores, dscores, i, y1, y2, w, B):
+    """Softmax cross-entropy of row i against the blend w*onehot(y1) + (1-w)*onehot(y2).
+
+    The probabilities are the same for both labels, so each exp is taken once (kept in
+    dscores until normalised): dL/ds = (p - w*onehot(y1) - (1-w)*onehot(y2)) / B.
+    """
+    C = scores.shape[1]
+    mx = scores[i, 0]
+    for j in range(1, C):
+        if scores[i, j] > mx:
+            mx = scores[i, j]
+    norm = 0.0
+    for j in range(C):
+        e = math.exp(scores[i, j] - mx)
+        dscores[i, j] = e
+        norm += e
+    lse = math.log(norm)
+    total = w * (lse - (scores[i, y1] - mx))
+    if w < 1.0:
+        total += (1.0 - w) * (lse - (scores[i, y2] - mx))
+    for j in range(C):
+        dscores[i, j] = dscores[i, j] / norm / B
+    dscores[i, y1] -= w / B
+    if w < 1.0:
+        dscores[i, y2] -= (1.0 - w) / B
+    return total
+
+
+@jit
 def _example(code, scores, dscores, i, yi, weight, B):
     """Add weight * (loss of row i for label yi) / B's gradient to dscores[i]; return the loss."""
     C = scores.shape[1]
     total = 0.0
-    if code == SOFTMAX:
-        mx = scores[i, 0]
-        for j in range(1, C):
-            if scores[i, j] > mx:
-                mx = scores[i, j]
-        norm = 0.0
-        for j in range(C):
-            norm += math.exp(scores[i, j] - mx)
-        total = math.log(norm) - (scores[i, yi] - mx)
-        for j in range(C):
-            p = math.exp(scores[i, j] - mx) / norm
-            dscores[i, j] += weight * (p - (1.0 if j == yi else 0.0)) / B
-    elif code == MSE:
+    if code == MSE:
         for j in range(C):
             d = scores[i, j] - (1.0 if j == yi else 0.0)
             total += d * d / C
@@ -65,9 +82,12 @@ def loss_forward_backward(code, scores, y, y2, lam, dscores):
                 best = j
         if best == y[i]:
             correct += 1
+        w = lam[i]
+        if code == SOFTMAX:
+            total += _softmax_row(scores, dscores, i, y[i], y2[i], w, B)
+            continue
         for j in range(C):
             dscores[i, j] = 0.0
-        w = lam[i]
         total += w * _example(code, scores, dscores, i, y[i], w, B)
         if w < 1.0:
             total += (1.0 - w) * _example(code, scores, dscores, i, y2[i], 1.0 - w, B)
