@@ -39,7 +39,7 @@ _EXP_MAX = 0.34  # just under ln2/2, so n = 0 and no positive power of two is ev
 def exp_neg(x):
     """exp(x) for x <= 0 (float64; accurate to ~1e-15 relative; NaN propagates)."""
     y = min(max(x, _EXP_MIN), _EXP_MAX)
-    n = math.floor(y * _INV_LN2 + 0.5)
+    n = np.floor(y * _INV_LN2 + 0.5)  # a float: NaN stays NaN (math.floor raises in Python)
     r = (y - n * _LN2_HI) - n * _LN2_LO
     p = 1.0 / 39916800.0
     p = p * r + 1.0 / 3628800.0
