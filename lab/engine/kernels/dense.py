@@ -6,8 +6,6 @@ training step allocates nothing.
 
 from __future__ import annotations
 
-import numpy as np
-
 from ._jit import jit
 from .blas import matmul, matmul_nt, matmul_tn
 

@@ -16,8 +16,6 @@ taken for an array type costs nothing.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import types
 from numba.extending import overload
