@@ -9,7 +9,7 @@ lab/_blas.py explains why numpy's BLAS (it is faster here, with identical result
 how it is found.  The CBLAS entry points are registered with LLVM under fixed names, so
 compiled kernels call them by name and still load from numba's cache; which BLAS was
 found is part of the cache key.  Arrays that are not C-contiguous (only ever passed by
-callers outside the engine) take np.dot.
+callers outside the engine) take a plain loop.
 """
 
 from __future__ import annotations
@@ -42,11 +42,28 @@ if USING_CBLAS:
     _dgemm = types.ExternalFunction("nnlab_cblas_dgemm", _signature(types.float64))
 
 
+@jit
+def _plain_product(a, b, out, trans_a, trans_b, acc):
+    """out (+)= op(a) @ op(b) by plain loops, for views BLAS cannot take (never in training).
+
+    With CBLAS found, this stands in for np.dot there: compiling numba's np.dot costs
+    seconds on the first run, for a path the engine never takes.
+    """
+    m, n = out.shape
+    k = a.shape[0] if trans_a else a.shape[1]
+    for i in range(m):
+        for j in range(n):
+            s = 0.0
+            for p in range(k):
+                s += (a[p, i] if trans_a else a[i, p]) * (b[j, p] if trans_b else b[p, j])
+            out[i, j] = out[i, j] + s if acc else s
+
+
 # Each product is one function with no array-passing calls inside: every array crossing
 # a call boundary costs an atomic reference-count increment and decrement (one more
 # helper layer here made a 50 us training step of the small network 3 us slower).
 # Empty inner dimensions are handled first (BLAS rejects a leading dimension of 0);
-# views that are not C-contiguous take the general, allocating np.dot.
+# views that are not C-contiguous take plain loops (np.dot when CBLAS was not found).
 @jit
 def matmul(a, b, out):
     m, k = a.shape
@@ -66,6 +83,8 @@ def matmul(a, b, out):
         else:
             _dgemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, 1.0, a.ctypes.data, k,
                    b.ctypes.data, n, 0.0, out.ctypes.data, n)
+    elif USING_CBLAS:
+        _plain_product(a, b, out, False, False, False)
     else:
         out[:, :] = np.dot(a, b)
 
@@ -89,6 +108,8 @@ def matmul_tn(a, b, out):
         else:
             _dgemm(_ROW_MAJOR, _TRANS, _NO_TRANS, m, n, k, 1.0, a.ctypes.data, m,
                    b.ctypes.data, n, 0.0, out.ctypes.data, n)
+    elif USING_CBLAS:
+        _plain_product(a, b, out, True, False, False)
     else:
         out[:, :] = np.dot(a.T, b)
 
@@ -116,6 +137,8 @@ def matmul_nt(a, b, out, acc):
         else:
             _dgemm(_ROW_MAJOR, _NO_TRANS, _TRANS, m, n, k, 1.0, a.ctypes.data, k,
                    b.ctypes.data, k, 1.0 if acc else 0.0, out.ctypes.data, n)
+    elif USING_CBLAS:
+        _plain_product(a, b, out, False, True, acc)
     elif acc:
         out += np.dot(a, b.T)
     else:
