@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from ._jit import jit, reduction
+from ._jit import elementwise, jit, reduction
 
 SGD, MOMENTUM, NESTEROV, RMSPROP, ADAM, ADAMW = range(6)
 OPTIMIZER_CODES = {
@@ -70,7 +70,7 @@ def penalty_and_sq_norm(params, grads, reg, l1, l2):
     return pen, sq
 
 
-@jit
+@elementwise
 def optimizer_update(code, params, grads, reg, hyper, scale, lr, t, m1, m2, last_update, record):
     """Apply one update in place; t is the 1-based step count (Adam's bias correction).
 
