@@ -54,9 +54,12 @@ def sum_of_squares(x):
     return s
 
 
-@jit
+@reduction
 def penalty_and_sq_norm(params, grads, reg, l1, l2):
-    """Return (penalty added to the loss, squared norm of the total gradient)."""
+    """Return (penalty added to the loss, squared norm of the total gradient).
+
+    Two sums over the flat buffer, vectorised like sum_of_squares (`reduction`).
+    """
     pen = 0.0
     sq = 0.0
     if l1 == 0.0 and l2 == 0.0:  # the common case: no penalty, the gradient is the data gradient
