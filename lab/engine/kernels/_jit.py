@@ -35,7 +35,7 @@ jit = numba.njit(**JIT_FLAGS)
 elementwise = numba.njit(**JIT_FLAGS, error_model="numpy")
 inline = numba.njit(**JIT_FLAGS, error_model="numpy", inline="always")
 
-# For plain sums over one buffer (the gradient norm): reassociation lets LLVM vectorise
+# For plain sums over one buffer (gradient norm, penalty): reassociation lets LLVM vectorise
 # the reduction (7x faster).  The summation order then depends on the vector width LLVM
 # picks for this CPU, but that is fixed for a compiled kernel, and numba's cache is keyed
 # on the CPU model and features, so results stay bit-identical run to run on a machine,
