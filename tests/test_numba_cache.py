@@ -90,3 +90,22 @@ def test_the_cache_directory_changes_when_a_kernel_changes(tmp_path):
     optim = pkg / "lab" / "engine" / "kernels" / "optim.py"
     optim.write_text(optim.read_text() + "\n# an edit\n")
     assert fingerprint() != before
+
+
+def test_the_cache_directory_depends_on_the_blas_the_kernels_call():
+    # kernels compiled against numpy's CBLAS must never load where np.dot is used instead
+    from lab._blas import find_cblas
+
+    if find_cblas() is None:
+        pytest.skip("numpy without its bundled CBLAS: the kernels use np.dot either way")
+    code = "from lab._numba_cache import kernels_fingerprint; print(kernels_fingerprint())"
+
+    def fingerprint(**env):
+        full = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "NNLAB_BLAS")}
+        done = subprocess.run([sys.executable, "-c", code], env={**full, **env}, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert fingerprint(NNLAB_BLAS="numba") != fingerprint(NNLAB_BLAS="")
+    assert fingerprint(NNLAB_BLAS="numba") == fingerprint(NNLAB_BLAS="numba")
