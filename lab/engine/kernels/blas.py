@@ -1,9 +1,10 @@
 """Matrix products for the dense kernels: numpy's CBLAS when found, numba's np.dot otherwise.
 
-Three shapes, the three a dense layer needs (all arrays 2-D, out preallocated):
-    matmul(a, b, out)            out = a @ b          forward
-    matmul_tn(a, b, out)         out = a.T @ b        dW = x.T @ dout
-    matmul_nt(a, b, out, acc)    out (+)= a @ b.T     dx = dout @ W.T (added to out when acc)
+product(a, b, out, trans_a, trans_b, acc): out (+)= op(a) @ op(b), op transposing when
+flagged; a dense layer needs three of them (all arrays 2-D, out preallocated):
+    forward   out = x @ W          product(x, W, out, False, False, False)
+    dW        dW = x.T @ dout      product(x, dout, dW, True, False, False)
+    dx        dx (+)= dout @ W.T   product(dout, W, dx, False, True, acc)
 
 lab/_blas.py explains why numpy's BLAS (it is faster here, with identical results) and
 how it is found.  The CBLAS entry points are registered with LLVM under fixed names, so
@@ -59,87 +60,52 @@ def _plain_product(a, b, out, trans_a, trans_b, acc):
             out[i, j] = out[i, j] + s if acc else s
 
 
-# Each product is one function with no array-passing calls inside: every array crossing
-# a call boundary costs an atomic reference-count increment and decrement (one more
-# helper layer here made a 50 us training step of the small network 3 us slower).
-# Empty inner dimensions are handled first (BLAS rejects a leading dimension of 0);
-# views that are not C-contiguous take plain loops (np.dot when CBLAS was not found).
 @jit
-def matmul(a, b, out):
-    m, k = a.shape
-    n = out.shape[1]
-    size = a.itemsize
-    if out.size == 0:
-        return
-    if k == 0:
-        out[:, :] = 0.0
-    elif (a.strides[1] == size and a.strides[0] == k * size and b.strides[1] == size
-          and b.strides[0] == n * size and out.strides[1] == size and out.strides[0] == n * size):
-        if not USING_CBLAS:
-            np.dot(a, b, out)
-        elif is_single(out):
-            _sgemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, np.float32(1.0), a.ctypes.data, k,
-                   b.ctypes.data, n, np.float32(0.0), out.ctypes.data, n)
-        else:
-            _dgemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, 1.0, a.ctypes.data, k,
-                   b.ctypes.data, n, 0.0, out.ctypes.data, n)
-    elif USING_CBLAS:
-        _plain_product(a, b, out, False, False, False)
+def _dot_product(a, b, out, trans_a, trans_b, acc):
+    """The same with numba's np.dot (SciPy's BLAS), when numpy's CBLAS was not found."""
+    if trans_a:
+        r = np.dot(a.T, b)
+    elif trans_b:
+        r = np.dot(a, b.T)
     else:
-        out[:, :] = np.dot(a, b)
-
-
-@jit
-def matmul_tn(a, b, out):
-    k, m = a.shape
-    n = out.shape[1]
-    size = a.itemsize
-    if out.size == 0:
-        return
-    if k == 0:
-        out[:, :] = 0.0
-    elif (a.strides[1] == size and a.strides[0] == m * size and b.strides[1] == size
-          and b.strides[0] == n * size and out.strides[1] == size and out.strides[0] == n * size):
-        if not USING_CBLAS:
-            np.dot(a.T, b, out)
-        elif is_single(out):
-            _sgemm(_ROW_MAJOR, _TRANS, _NO_TRANS, m, n, k, np.float32(1.0), a.ctypes.data, m,
-                   b.ctypes.data, n, np.float32(0.0), out.ctypes.data, n)
-        else:
-            _dgemm(_ROW_MAJOR, _TRANS, _NO_TRANS, m, n, k, 1.0, a.ctypes.data, m,
-                   b.ctypes.data, n, 0.0, out.ctypes.data, n)
-    elif USING_CBLAS:
-        _plain_product(a, b, out, True, False, False)
+        r = np.dot(a, b)
+    if acc:
+        out += r
     else:
-        out[:, :] = np.dot(a.T, b)
+        out[:, :] = r
 
 
 @jit
-def matmul_nt(a, b, out, acc):
-    m, k = a.shape
-    n = out.shape[1]
-    size = a.itemsize
+def _c_contiguous(x):
+    return x.strides[1] == x.itemsize and x.strides[0] == x.shape[1] * x.itemsize
+
+
+@jit
+def product(a, b, out, trans_a, trans_b, acc):
+    """out = op(a) @ op(b), or out += it when acc; op(x) = x.T when its flag is set.
+
+    Empty inner dimensions are handled here (BLAS rejects a leading dimension of 0).
+    """
+    m, n = out.shape
+    k = a.shape[0] if trans_a else a.shape[1]
     if out.size == 0:
         return
     if k == 0:
         if not acc:
             out[:, :] = 0.0
-    elif (a.strides[1] == size and a.strides[0] == k * size and b.strides[1] == size
-          and b.strides[0] == k * size and out.strides[1] == size and out.strides[0] == n * size):
-        if not USING_CBLAS:
-            if acc:
-                out += np.dot(a, b.T)
+        return
+    if USING_CBLAS:
+        if _c_contiguous(a) and _c_contiguous(b) and _c_contiguous(out):
+            ta = _TRANS if trans_a else _NO_TRANS
+            tb = _TRANS if trans_b else _NO_TRANS
+            # row-major: the leading dimension of a stored matrix is its number of columns
+            if is_single(out):
+                _sgemm(_ROW_MAJOR, ta, tb, m, n, k, np.float32(1.0), a.ctypes.data, a.shape[1],
+                       b.ctypes.data, b.shape[1], np.float32(1.0 if acc else 0.0), out.ctypes.data, n)
             else:
-                np.dot(a, b.T, out)
-        elif is_single(out):
-            _sgemm(_ROW_MAJOR, _NO_TRANS, _TRANS, m, n, k, np.float32(1.0), a.ctypes.data, k,
-                   b.ctypes.data, k, np.float32(1.0 if acc else 0.0), out.ctypes.data, n)
+                _dgemm(_ROW_MAJOR, ta, tb, m, n, k, 1.0, a.ctypes.data, a.shape[1],
+                       b.ctypes.data, b.shape[1], 1.0 if acc else 0.0, out.ctypes.data, n)
         else:
-            _dgemm(_ROW_MAJOR, _NO_TRANS, _TRANS, m, n, k, 1.0, a.ctypes.data, k,
-                   b.ctypes.data, k, 1.0 if acc else 0.0, out.ctypes.data, n)
-    elif USING_CBLAS:
-        _plain_product(a, b, out, False, True, acc)
-    elif acc:
-        out += np.dot(a, b.T)
+            _plain_product(a, b, out, trans_a, trans_b, acc)
     else:
-        out[:, :] = np.dot(a, b.T)
+        _dot_product(a, b, out, trans_a, trans_b, acc)
