@@ -67,54 +67,39 @@ def _softmax(scores, y, y2, lam, dscores):
 
 
 @jit
-def _mse(scores, y, y2, lam, dscores):
-    """Mean over classes of (s - target)^2; linear in the target, so mixup blends two terms."""
+def _linear_in_target(code, scores, y, y2, lam, dscores):
+    """MSE (mean over classes of (s - onehot)^2) and multiclass hinge (CS231n SVM, margin 1).
+
+    Both are linear in the target, so mixup adds the two labels' terms, weighted.
+    """
     B, C = scores.shape
     total = 0.0
     for i in range(B):
         for j in range(C):
             dscores[i, j] = 0.0
-        w = lam[i]
         for part in range(2):
             label = y[i] if part == 0 else y2[i]
-            weight = w if part == 0 else 1.0 - w
+            weight = lam[i] if part == 0 else 1.0 - lam[i]
             if weight == 0.0:
                 continue
             row = 0.0
-            for j in range(C):
-                d = scores[i, j] - (1.0 if j == label else 0.0)
-                row += d * d / C
-                dscores[i, j] += weight * 2.0 * d / (B * C)
-            total += weight * row
-    return total
-
-
-@jit
-def _hinge(scores, y, y2, lam, dscores):
-    """Multiclass hinge (CS231n SVM), margin 1; mixup blends the two labels' terms."""
-    B, C = scores.shape
-    total = 0.0
-    for i in range(B):
-        for j in range(C):
-            dscores[i, j] = 0.0
-        w = lam[i]
-        for part in range(2):
-            label = y[i] if part == 0 else y2[i]
-            weight = w if part == 0 else 1.0 - w
-            if weight == 0.0:
-                continue
-            sy = scores[i, label]
-            row = 0.0
-            violations = 0
-            for j in range(C):
-                if j == label:
-                    continue
-                margin = scores[i, j] - sy + 1.0
-                if margin > 0:
-                    row += margin
-                    dscores[i, j] += weight / B
-                    violations += 1
-            dscores[i, label] -= weight * violations / B
+            if code == MSE:
+                for j in range(C):
+                    d = scores[i, j] - (1.0 if j == label else 0.0)
+                    row += d * d / C
+                    dscores[i, j] += weight * 2.0 * d / (B * C)
+            else:
+                sy = scores[i, label]
+                violations = 0
+                for j in range(C):
+                    if j == label:
+                        continue
+                    margin = scores[i, j] - sy + 1.0
+                    if margin > 0:
+                        row += margin
+                        dscores[i, j] += weight / B
+                        violations += 1
+                dscores[i, label] -= weight * violations / B
             total += weight * row
     return total
 
@@ -125,10 +110,8 @@ def loss_forward_backward(code, scores, y, y2, lam, dscores):
     B = scores.shape[0]
     if code == SOFTMAX:
         total = _softmax(scores, y, y2, lam, dscores)
-    elif code == MSE:
-        total = _mse(scores, y, y2, lam, dscores)
     else:
-        total = _hinge(scores, y, y2, lam, dscores)
+        total = _linear_in_target(code, scores, y, y2, lam, dscores)
     return total / B, _argmax_correct(scores, y)
 
 
