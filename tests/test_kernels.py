@@ -597,6 +597,33 @@ def test_optimizer_update_vs_reference(name, wd, clip, l1, l2):
         np.testing.assert_allclose(p[6:], ref_p["b1"], rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("name", list(OP.OPTIMIZER_CODES))
+@pytest.mark.parametrize("penalised", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_recording_the_update_does_not_change_it(name, penalised, dtype):
+    """record=True gives the same parameters and state, bit for bit, and records exactly their change."""
+    rng = np.random.default_rng(7)
+    n = 1000  # long enough for the vectorised loop body and its remainder
+    params = rng.normal(size=n).astype(dtype)
+    reg = rng.random(n) < 0.8
+    cfg = OptimizerConfig(name, weight_decay=0.01, l1=0.01 if penalised else 0.0, l2=0.02 if penalised else 0.0)
+    runs = {}
+    for record in (False, True):
+        p, m1, m2 = params.copy(), np.zeros(n, dtype), np.zeros(n, dtype)
+        last = np.full(n, np.nan, dtype)
+        for t in range(1, 4):
+            g = np.random.default_rng(t).normal(size=n).astype(dtype)
+            before = p.copy()
+            assert OP.optimizer_update(cfg.code, p, g, reg, cfg.hyper(), 0.5, 0.1, t, m1, m2, last, record)
+        runs[record] = (p, m1, m2)
+        if record:
+            np.testing.assert_array_equal(last, p - before)
+        else:
+            assert np.isnan(last).all()
+    for a, b in zip(runs[False], runs[True]):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_optimizer_update_reports_non_finite():
     params, grads, reg = _flat_problem()
     hyper = OptimizerConfig("sgd").hyper()

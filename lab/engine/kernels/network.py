@@ -26,6 +26,7 @@ from .augment import augment_batch
 from .losses import loss_forward_backward, plain_loss
 from .optim import H_CLIP, H_L1, H_L2, optimizer_update, penalty_and_sq_norm
 from .regularizers import batchnorm_backward, batchnorm_forward, dropout_backward, dropout_forward
+from .views import borrowed_1d, borrowed_2d
 
 # Op kinds.
 DENSE, BATCHNORM, ACTIVATION, DROPOUT, RESIDUAL_ADD = range(5)
@@ -42,8 +43,7 @@ N_FLOAT_COLS = 4
 @jit
 def node_view(buf, node_off, node_w, i, B):
     """Node i of a node buffer as a (B, width) C-contiguous view."""
-    start = node_off[i]
-    return buf[start:start + B * node_w[i]].reshape((B, node_w[i]))
+    return borrowed_2d(buf, node_off[i], B, node_w[i])
 
 
 @jit
@@ -57,38 +57,38 @@ def forward(ops, fops, node_off, node_w, B, acts, params, state, aux, iaux, rng,
         n_out = out.shape[1]
         if kind == DENSE:
             size = n_in * n_out
-            w = params[ops[k, O_P0]:ops[k, O_P0] + size].reshape((n_in, n_out))
-            b = params[ops[k, O_P1]:ops[k, O_P1] + n_out]
+            w = borrowed_2d(params, ops[k, O_P0], n_in, n_out)
+            b = borrowed_1d(params, ops[k, O_P1], n_out)
             if ops[k, O_MODE] == 1 and train:
                 a0 = ops[k, O_AUX]
-                mask = aux[a0:a0 + size].reshape((n_in, n_out))
-                w_eff = aux[a0 + size:a0 + 2 * size].reshape((n_in, n_out))
+                mask = borrowed_2d(aux, a0, n_in, n_out)
+                w_eff = borrowed_2d(aux, a0 + size, n_in, n_out)
                 dropconnect_weights(w, mask, w_eff, fops[k, F_KEEP], rng, True)
                 dense_forward(x, w_eff, b, out)
             else:
                 dense_forward(x, w, b, out)
         elif kind == BATCHNORM:
-            gamma = params[ops[k, O_P0]:ops[k, O_P0] + n_out]
-            beta = params[ops[k, O_P1]:ops[k, O_P1] + n_out]
+            gamma = borrowed_1d(params, ops[k, O_P0], n_out)
+            beta = borrowed_1d(params, ops[k, O_P1], n_out)
             s0 = ops[k, O_STATE]
             a0 = ops[k, O_AUX]
-            xhat = aux[a0:a0 + B * n_out].reshape((B, n_out))
-            inv_std = aux[a0 + B * n_out:a0 + B * n_out + n_out]
-            batchnorm_forward(x, gamma, beta, out, xhat, inv_std, state[s0:s0 + n_out],
-                              state[s0 + n_out:s0 + 2 * n_out], fops[k, F_EPS], fops[k, F_MOMENTUM],
+            xhat = borrowed_2d(aux, a0, B, n_out)
+            inv_std = borrowed_1d(aux, a0 + B * n_out, n_out)
+            batchnorm_forward(x, gamma, beta, out, xhat, inv_std, borrowed_1d(state, s0, n_out),
+                              borrowed_1d(state, s0 + n_out, n_out), fops[k, F_EPS], fops[k, F_MOMENTUM],
                               train, update_running)
         elif kind == ACTIVATION:
             code = ops[k, O_CODE]
             if code == MAXOUT:
                 i0 = ops[k, O_IAUX]
-                maxout_forward(x, out, iaux[i0:i0 + B * n_out].reshape((B, n_out)))
+                maxout_forward(x, out, borrowed_2d(iaux, i0, B, n_out))
             else:
                 p0 = ops[k, O_P0]
-                slope = params[p0:p0 + n_out] if p0 >= 0 else params[0:0]
+                slope = borrowed_1d(params, max(p0, 0), n_out if p0 >= 0 else 0)
                 activation_forward(code, x, out, fops[k, F_ALPHA], slope)
         elif kind == DROPOUT:
             a0 = ops[k, O_AUX]
-            mask = aux[a0:a0 + B * n_out].reshape((B, n_out))
+            mask = borrowed_2d(aux, a0, B, n_out)
             dropout_forward(x, out, mask, fops[k, F_KEEP], ops[k, O_MODE], train, rng)
         else:  # RESIDUAL_ADD
             skip = node_view(acts, node_off, node_w, ops[k, O_SKIP], B)
@@ -111,41 +111,38 @@ def backward(ops, fops, node_off, node_w, B, acts, dacts, params, grads, aux, ia
         if kind == DENSE:
             size = n_in * n_out
             p0 = ops[k, O_P0]
-            w = params[p0:p0 + size].reshape((n_in, n_out))
-            dw = grads[p0:p0 + size].reshape((n_in, n_out))
-            db = grads[ops[k, O_P1]:ops[k, O_P1] + n_out]
+            w = borrowed_2d(params, p0, n_in, n_out)
+            dw = borrowed_2d(grads, p0, n_in, n_out)
+            db = borrowed_1d(grads, ops[k, O_P1], n_out)
             dropconnect = ops[k, O_MODE] == 1 and train
             if dropconnect:
                 a0 = ops[k, O_AUX]
-                w = aux[a0 + size:a0 + 2 * size].reshape((n_in, n_out))
+                w = borrowed_2d(aux, a0 + size, n_in, n_out)
             dense_backward(dout, x, w, dx, dw, db, ops[k, O_NEED_DX] == 1, ops[k, O_ACC_IN] == 1)
             if dropconnect:
                 a0 = ops[k, O_AUX]
-                dropconnect_grad(dw, aux[a0:a0 + size].reshape((n_in, n_out)), fops[k, F_KEEP])
+                dropconnect_grad(dw, borrowed_2d(aux, a0, n_in, n_out), fops[k, F_KEEP])
         elif kind == BATCHNORM:
             p0 = ops[k, O_P0]
             a0 = ops[k, O_AUX]
-            xhat = aux[a0:a0 + B * n_out].reshape((B, n_out))
-            inv_std = aux[a0 + B * n_out:a0 + B * n_out + n_out]
-            batchnorm_backward(dout, xhat, inv_std, params[p0:p0 + n_out], dx,
-                               grads[p0:p0 + n_out], grads[ops[k, O_P1]:ops[k, O_P1] + n_out], train)
+            xhat = borrowed_2d(aux, a0, B, n_out)
+            inv_std = borrowed_1d(aux, a0 + B * n_out, n_out)
+            batchnorm_backward(dout, xhat, inv_std, borrowed_1d(params, p0, n_out), dx,
+                               borrowed_1d(grads, p0, n_out), borrowed_1d(grads, ops[k, O_P1], n_out), train)
         elif kind == ACTIVATION:
             code = ops[k, O_CODE]
             if code == MAXOUT:
                 i0 = ops[k, O_IAUX]
-                maxout_backward(dout, iaux[i0:i0 + B * n_out].reshape((B, n_out)), dx)
+                maxout_backward(dout, borrowed_2d(iaux, i0, B, n_out), dx)
             else:
                 p0 = ops[k, O_P0]
-                if p0 >= 0:
-                    slope = params[p0:p0 + n_out]
-                    dslope = grads[p0:p0 + n_out]
-                else:
-                    slope = params[0:0]
-                    dslope = grads[0:0]
+                n_slope = n_out if p0 >= 0 else 0
+                slope = borrowed_1d(params, max(p0, 0), n_slope)
+                dslope = borrowed_1d(grads, max(p0, 0), n_slope)
                 activation_backward(code, dout, x, out, fops[k, F_ALPHA], slope, dx, dslope)
         elif kind == DROPOUT:
             a0 = ops[k, O_AUX]
-            dropout_backward(dout, aux[a0:a0 + B * n_out].reshape((B, n_out)), fops[k, F_KEEP],
+            dropout_backward(dout, borrowed_2d(aux, a0, B, n_out), fops[k, F_KEEP],
                              ops[k, O_MODE], train, dx)
         else:  # RESIDUAL_ADD: the gradient flows unchanged into both branches
             dskip = node_view(dacts, node_off, node_w, ops[k, O_SKIP], B)
