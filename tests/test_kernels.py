@@ -18,6 +18,7 @@ from lab.engine.kernels import dense as DN
 from lab.engine.kernels import losses as LS
 from lab.engine.kernels import optim as OP
 from lab.engine.kernels import regularizers as RG
+from lab.engine.kernels.shuffle import shuffle
 from lab.engine.network import Network
 from lab.engine.optim import OptimizerConfig
 from lab.engine.trainer import Trainer
@@ -631,6 +632,18 @@ def test_optimizer_update_reports_non_finite():
     assert not OP.optimizer_update(OP.SGD, params, grads[0], reg, hyper, 1.0, np.inf, 1, np.zeros(10), np.zeros(10),
                                    last, False)
     np.testing.assert_array_equal(last, 0.0)  # record=False leaves last_update alone
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 64, 2048, 70_001])
+def test_shuffle_is_numpys_shuffle(n):
+    """Same permutation as numpy's Generator.shuffle from the same state, and the same state after."""
+    ours, theirs = np.random.default_rng([n, 5]), np.random.default_rng([n, 5])
+    a, b = np.arange(n), np.arange(n)
+    for _ in range(3):  # consecutive epochs
+        shuffle(ours, a)
+        theirs.shuffle(b)
+        np.testing.assert_array_equal(a, b)
+    assert ours.bit_generator.state == theirs.bit_generator.state
 
 
 # ----------------------------------------------------------------------------------------

@@ -7,7 +7,10 @@ Mixup returns the partner labels and the mixing weight for the loss.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ._jit import jit
+from .shuffle import shuffle
 
 # Layout of the `aug` parameter array.
 A_FLIP, A_CROP_PAD, A_NOISE, A_BRIGHTNESS, A_CONTRAST, A_CUTOUT, A_MIXUP = range(7)
@@ -81,7 +84,8 @@ def augment_batch(x, y, y2, lam, aug, C, H, W, rng, tmp):
     if aug[A_MIXUP] > 0 and B > 1:
         a = aug[A_MIXUP]
         l = rng.beta(a, a)
-        perm = rng.permutation(B)
+        perm = np.arange(B)  # = rng.permutation(B), the same draws
+        shuffle(rng, perm)
         mixed = x.copy()
         for i in range(B):
             p = perm[i]

@@ -26,6 +26,7 @@ from .augment import augment_batch
 from .losses import loss_forward_backward, plain_loss
 from .optim import H_CLIP, H_L1, H_L2, optimizer_update, penalty_and_sq_norm
 from .regularizers import batchnorm_backward, batchnorm_forward, dropout_backward, dropout_forward
+from .shuffle import shuffle
 from .views import borrowed_1d, borrowed_2d
 
 # Op kinds.
@@ -230,7 +231,7 @@ def train_steps(n_steps, lrs, X, Y, perm, cursor, B, ops, fops, node_off, node_w
     for s in range(n_steps):
         # 1) next minibatch
         if cursor[0] + B > N:
-            rng.shuffle(perm)
+            shuffle(rng, perm)
             cursor[0] = 0
         c0 = cursor[0]
         for i in range(B):
