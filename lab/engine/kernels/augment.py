@@ -93,4 +93,6 @@ def augment_batch(x, y, y2, lam, aug, C, H, W, rng, tmp):
                 mixed[i, k] = l * x[i, k] + (1.0 - l) * x[p, k]
             y2[i] = y[p]
             lam[i] = l
-        x[:, :] = mixed
+        for i in range(B):  # a loop, not x[:, :] = mixed: see optim.optimizer_update
+            for k in range(x.shape[1]):
+                x[i, k] = mixed[i, k]

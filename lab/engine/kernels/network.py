@@ -186,7 +186,9 @@ def evaluate(ops, fops, node_off, node_w, B, acts, dacts, params, state, aux, ia
     while start < N:
         b = min(B, N - start)
         x0 = node_view(acts, node_off, node_w, 0, b)
-        x0[:, :] = X[start:start + b]
+        for i in range(b):  # a loop, not x0[:, :] = X[...]: see optim.optimizer_update
+            for d in range(D):
+                x0[i, d] = X[start + i, d]
         forward(ops, fops, node_off, node_w, b, acts, params, state, aux, iaux, rng, False, False)
         scores = node_view(acts, node_off, node_w, last, b)
         dscores = node_view(dacts, node_off, node_w, last, b)

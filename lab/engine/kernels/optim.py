@@ -104,7 +104,10 @@ def optimizer_update(code, params, grads, reg, hyper, scale, lr, t, m1, m2, last
     as computing it in the loop.
     """
     if record:
-        last_update[:] = params
+        # Loops rather than last_update[:] = params: an array-to-array slice assignment
+        # brings in numba's shape-mismatch error formatting, 1-2 s of every first compile.
+        for i in range(params.size):
+            last_update[i] = params[i]
     # W entries differ from the rest only under a penalty or weight decay; without
     # either, the loops need not read `reg` at all (6.3M reads of it cost 0.12 ms).
     if hyper[H_L1] != 0.0 or hyper[H_L2] != 0.0 or lr * hyper[H_WEIGHT_DECAY] != 0.0:
