@@ -27,6 +27,7 @@ if __package__ in (None, ""):  # `python benchmarks/run.py`: make the repo root 
 import numpy as np
 
 from benchmarks.workloads import WORKLOADS, Case, Side, build_cases, get_workloads
+from lab.engine.threads import DETERMINISTIC_THREADS
 
 SMALL_SPEEDUP_TARGET = 2.0  # small: engine at least 2x the numpy reference
 GEMM_RATIO_TARGET = 1.5  # every workload: step time at most 1.5x its GEMM floor
@@ -451,6 +452,10 @@ def main(argv=None) -> int:
     print("speed-up vs numpy: numpy reference time / engine time (>1: the engine is faster).")
     print("engine/GEMM: engine step time / time of the same matrix multiplies alone (1.0 = nothing but GEMM).")
     print("spread: (max - min) / median of the repeats, worst of the three sides; large = the machine was busy.")
+    if max(threads) > DETERMINISTIC_THREADS:
+        print(f"The lab trains with {DETERMINISTIC_THREADS} BLAS thread (lab.engine.threads: the same bits headless and in "
+              "the TUI, and a core left for the UI); rows with more show how a step scales. Only the products "
+              "use the extra threads: the engine's own passes (update, norm, activations) stay on one.")
     for row in rows:
         if row["name"].endswith("+stats"):
             print(f"{row['name']}: engine = one lab.sim.stats.layer_stats call whose probe set is the eval batch "
