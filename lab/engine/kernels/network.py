@@ -4,7 +4,8 @@ Small networks are dominated by Python-to-numba dispatch (microseconds a call), 
 loop over layers and the loop over the n steps of `Simulation.step(n)` both live here.
 The network is described by an *op table* (ints) and a float table, built in Python by
 `lab.engine.network`; every array the ops read or write is a slice of a few flat
-buffers, addressed by offsets in the table:
+buffers, addressed by offsets in the table, and taken as a borrowed view (views.py: no
+reference counting; such a view never leaves the compiled call):
 
     acts / dacts   node values and their gradients; node i is (B, width_i) at node_off[i]
     params / grads every parameter, one contiguous buffer (the optimizer's single pass)
@@ -43,7 +44,7 @@ N_FLOAT_COLS = 4
 
 @jit
 def node_view(buf, node_off, node_w, i, B):
-    """Node i of a node buffer as a (B, width) C-contiguous view."""
+    """Node i of a node buffer as a (B, width) C-contiguous borrowed view (kernels only)."""
     return borrowed_2d(buf, node_off[i], B, node_w[i])
 
 
