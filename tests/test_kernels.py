@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 import pytest
 from scipy.special import erf, erfc
@@ -632,6 +633,29 @@ def test_optimizer_update_reports_non_finite():
     assert not OP.optimizer_update(OP.SGD, params, grads[0], reg, hyper, 1.0, np.inf, 1, np.zeros(10), np.zeros(10),
                                    last, False)
     np.testing.assert_array_equal(last, 0.0)  # record=False leaves last_update alone
+
+
+def test_flag_passes_constants_through_as_plain_bools():
+    from lab.engine.kernels._jit import flag, jit
+
+    @jit
+    def both():
+        return flag(True), flag(False), flag(3 > 2)
+
+    assert both() == (True, False, True)
+    if not numba.config.DISABLE_JIT:  # one compiled version for a constant and a variable
+        from numba import types
+
+        @jit
+        def callee(x):
+            return not x
+
+        @jit
+        def caller(x):
+            return callee(flag(True)), callee(flag(False)), callee(x)
+
+        assert caller(True) == (False, True, False)
+        assert [sig[0] for sig in callee.signatures] == [types.boolean]
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 64, 2048, 70_001])

@@ -41,3 +41,26 @@ inline = numba.njit(**JIT_FLAGS, error_model="numpy", inline="always")
 # on the CPU model and features, so results stay bit-identical run to run on a machine,
 # as BLAS's are (its kernels are chosen per CPU too).  Nowhere else.
 reduction = numba.njit(**{**JIT_FLAGS, "fastmath": {"reassoc"}})
+
+
+# numba compiles a callee once per distinct argument *type*, and a constant True or False
+# passed from compiled code has its own type (Literal[bool]).  So forward(..., True, True)
+# in the training loop, forward(..., False, False) in evaluation and forward(train, ...)
+# from Python were three compilations of the whole forward pass and everything it calls.
+# `flag(True)` passes the same value as a plain bool: one compilation serves every caller.
+if numba.config.DISABLE_JIT:
+
+    def flag(value):
+        """value, typed as a plain bool (see above)."""
+        return value
+
+else:
+    from numba import types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def flag(typingctx, value):
+        """value, typed as a plain bool (see above)."""
+        if isinstance(value, types.Boolean):
+            return types.boolean(value), lambda context, builder, sig, args: context.cast(
+                builder, args[0], sig.args[0], types.boolean)

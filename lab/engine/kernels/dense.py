@@ -6,14 +6,14 @@ training step allocates nothing.
 
 from __future__ import annotations
 
-from ._jit import jit
+from ._jit import flag, jit
 from .blas import product
 
 
 @jit
 def dense_forward(x, w, b, out):
     """x (B, n_in), w (n_in, n_out), b (n_out,) -> out (B, n_out)."""
-    product(x, w, out, False, False, False)
+    product(x, w, out, flag(False), flag(False), flag(False))
     B, n = out.shape
     for i in range(B):
         for j in range(n):
@@ -26,7 +26,7 @@ def dense_backward(dout, x, w, dx, dw, db, need_dx, accumulate_dx):
 
     dx is skipped for the first layer: nobody needs the gradient of the data.
     """
-    product(x, dout, dw, True, False, False)
+    product(x, dout, dw, flag(True), flag(False), flag(False))
     B, n = dout.shape
     for j in range(n):
         db[j] = 0.0
@@ -34,7 +34,7 @@ def dense_backward(dout, x, w, dx, dw, db, need_dx, accumulate_dx):
         for j in range(n):
             db[j] += dout[i, j]
     if need_dx:
-        product(dout, w, dx, False, True, accumulate_dx)
+        product(dout, w, dx, flag(False), flag(True), accumulate_dx)
 
 
 @jit

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from ._jit import jit
+from ._jit import flag, jit
 from .activations import MAXOUT, activation_backward, activation_forward, maxout_backward, maxout_forward
 from .dense import dense_backward, dense_forward, dropconnect_grad, dropconnect_weights
 from .augment import augment_batch
@@ -65,7 +65,7 @@ def forward(ops, fops, node_off, node_w, B, acts, params, state, aux, iaux, rng,
                 a0 = ops[k, O_AUX]
                 mask = borrowed_2d(aux, a0, n_in, n_out)
                 w_eff = borrowed_2d(aux, a0 + size, n_in, n_out)
-                dropconnect_weights(w, mask, w_eff, fops[k, F_KEEP], rng, True)
+                dropconnect_weights(w, mask, w_eff, fops[k, F_KEEP], rng, flag(True))
                 dense_forward(x, w_eff, b, out)
             else:
                 dense_forward(x, w, b, out)
@@ -165,7 +165,7 @@ def loss_and_grads(ops, fops, node_off, node_w, B, acts, dacts, params, grads, s
     Returns (total loss, correct count); grads holds the data-loss gradient (the
     penalty's gradient is added by the caller, which owns the parameter names).
     """
-    forward(ops, fops, node_off, node_w, B, acts, params, state, aux, iaux, rng, train, False)
+    forward(ops, fops, node_off, node_w, B, acts, params, state, aux, iaux, rng, train, flag(False))
     last = node_off.size - 1
     scores = node_view(acts, node_off, node_w, last, B)
     dscores = node_view(dacts, node_off, node_w, last, B)
@@ -190,7 +190,7 @@ def evaluate(ops, fops, node_off, node_w, B, acts, dacts, params, state, aux, ia
         for i in range(b):  # a loop, not x0[:, :] = X[...]: see optim.optimizer_update
             for d in range(D):
                 x0[i, d] = X[start + i, d]
-        forward(ops, fops, node_off, node_w, b, acts, params, state, aux, iaux, rng, False, False)
+        forward(ops, fops, node_off, node_w, b, acts, params, state, aux, iaux, rng, flag(False), flag(False))
         scores = node_view(acts, node_off, node_w, last, b)
         dscores = node_view(dacts, node_off, node_w, last, b)
         loss, c = plain_loss(loss_code, scores, Y[start:start + b], dscores)
@@ -250,9 +250,9 @@ def train_steps(n_steps, lrs, X, Y, perm, cursor, B, ops, fops, node_off, node_w
             for i in range(B):
                 y2buf[i] = ybuf[i]
         # 2) forward, loss, backward
-        forward(ops, fops, node_off, node_w, B, acts, params, state, aux, iaux, rng, True, True)
+        forward(ops, fops, node_off, node_w, B, acts, params, state, aux, iaux, rng, flag(True), flag(True))
         loss, correct = loss_forward_backward(loss_code, scores, ybuf, y2buf, lambuf, dscores)
-        backward(ops, fops, node_off, node_w, B, acts, dacts, params, grads, aux, iaux, True)
+        backward(ops, fops, node_off, node_w, B, acts, dacts, params, grads, aux, iaux, flag(True))
         # 3) penalties and the global gradient norm
         pen, sq = penalty_and_sq_norm(params, grads, reg, l1, l2)
         loss += pen
