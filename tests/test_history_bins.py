@@ -147,8 +147,8 @@ def test_histogram_equals_numpy_inside_the_range(b):
 def test_symlog_histogram_equals_numpy_with_clipping(values):
     b = SYMLOG_BINS
     v = np.array(values)
-    t = np.clip(b.transform(v), b.lo, b.hi)  # outliers land in the end bins
-    want, _ = np.histogram(t, bins=_t_edges(b))
+    clipped = np.clip(v, b.edges[0], b.edges[-1])  # outliers land in the end bins
+    want, _ = np.histogram(clipped, bins=b.edges)  # the bins are their value-space edges
     np.testing.assert_array_equal(b.histogram(v), want)
 
 

@@ -6,16 +6,21 @@ magnitude (vanishing gradients are the point), so they use symmetric-log bins: u
 in sign(v)*log10(1 + |v|/1e-9), i.e. quarter-decade bins from 1e-9 to 1e2.  Values
 beyond the range land in the outermost bins.
 
-`Bins.histogram` (numpy) defines the counts.  `Bins.lookup()` restates its rule in value
-space for the one-pass kernel lab.engine.kernels.histogram.summarize, which lab.sim.stats
-uses: the thresholds are found with this module's own transform and checked against it,
-so the kernel's counts equal `histogram`'s exactly (tests/test_stats_sampling.py).
+The bins are defined by their edges in value space (`Bins.edges`, computed once): v is
+in bin k iff edges[k] <= v < edges[k + 1], exactly as `np.histogram(v, bins=edges)`
+counts.  The log transform only places the edges; it is never applied to a value.  (Binning
+transform(v) against the transformed edges put a value lying exactly on an edge one bin
+low whenever log10(10**t) rounded below t, which depends on the CPU's SIMD log and pow.)
+
+`Bins.histogram` (numpy) defines the counts.  `Bins.lookup()` gives the same rule in the
+form of the one-pass kernel lab.engine.kernels.histogram.summarize, which lab.sim.stats
+uses; its counts equal `histogram`'s exactly (tests/test_stats_sampling.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -24,7 +29,7 @@ SYMLOG_FLOOR = 1e-9
 
 @dataclass(frozen=True, eq=False)
 class BinLookup:
-    """A Bins' rule in value space, for values of one dtype (float32 or float64): what
+    """A Bins' rule for values of one dtype (float32 or float64): what
     lab.engine.kernels.histogram.summarize needs to reproduce `Bins.histogram` exactly.
 
     A finite v is in bin k iff thresholds[k] <= v < thresholds[k + 1] (thresholds[0] = -inf,
@@ -58,79 +63,27 @@ class Bins:
             return t
         return np.sign(t) * (10.0 ** np.abs(t) - 1.0) * SYMLOG_FLOOR
 
-    @property
-    def _transformed_edges(self) -> np.ndarray:
-        return np.linspace(self.lo, self.hi, self.count + 1)
-
-    @property
+    @cached_property
     def edges(self) -> np.ndarray:
-        """Bin edges in value space (count + 1)."""
-        return self.inverse(np.linspace(self.lo, self.hi, self.count + 1))
+        """Bin edges in value space (count + 1), strictly increasing; they define the bins."""
+        edges = self.inverse(np.linspace(self.lo, self.hi, self.count + 1))
+        edges.setflags(write=False)
+        return edges
 
     def histogram(self, values: np.ndarray) -> np.ndarray:
-        """Counts per bin (int64); non-finite values are not counted."""
+        """Counts per bin (int64); non-finite values are not counted, outliers clip into the end bins."""
         v = np.asarray(values, dtype=np.float64).ravel()
-        t = self.transform(v[np.isfinite(v)])
-        # searchsorted against the exact edges (not floor of a quotient, which can round a
-        # value sitting on an edge into the bin below); outliers clip into the end bins
-        idx = np.searchsorted(self._transformed_edges, t, side="right") - 1
+        idx = np.searchsorted(self.edges, v[np.isfinite(v)], side="right") - 1
         np.clip(idx, 0, self.count - 1, out=idx)
         return np.bincount(idx, minlength=self.count)
 
     def lookup(self, dtype=np.float64) -> BinLookup | None:
-        """The value-space form of `histogram`'s rule for arrays of `dtype` (float32 or
-        float64), or None if this platform's transform is not monotone next to a threshold
-        (then only `histogram` is exact)."""
+        """`histogram`'s rule in the kernel's form for arrays of `dtype` (float32 or float64),
+        or None if the edges do not stay distinct in that dtype (then only `histogram` is exact)."""
         return _lookup(self, np.dtype(dtype))
 
 
-# -- the value-space form of a Bins' rule -------------------------------------------------------
-_SIGN = np.uint64(1 << 63)
-_INF_ORDER = 0x7FF0000000000000  # ordinal of +inf (and -1 - it: of -inf)
-_CHECK_ULPS = 256  # around each threshold, this many neighbouring floats on each side are checked
-
-
-def _to_ordinal(v: np.ndarray) -> np.ndarray:
-    """float64 -> int64, strictly increasing (-0.0 -> -1, +0.0 -> 0), for bisection over floats."""
-    bits = np.asarray(v, np.float64).view(np.int64)
-    return np.where(bits >= 0, bits, -1 - (bits & np.int64(0x7FFFFFFFFFFFFFFF)))
-
-
-def _from_ordinal(o: np.ndarray) -> np.ndarray:
-    o = np.asarray(o, np.int64)
-    bits = np.where(o >= 0, o, -1 - o).astype(np.uint64)
-    bits[o < 0] |= _SIGN
-    return bits.view(np.float64)
-
-
-def _value_thresholds(b: Bins) -> np.ndarray:
-    """T[k] = the smallest float64 v with transform(v) >= t_k (t = the transformed edges) for the
-    interior edges; T[0] = -inf, T[count] = +inf.  `histogram` puts a finite v in bin
-    #{k in 1..count-1: t_k <= transform(v)}, which is #{k: v >= T[k]} when the transform is
-    non-decreasing, so T reproduces it without a logarithm per value."""
-    t = b._transformed_edges[1:-1]
-    lo = np.full(t.size, -1 - _INF_ORDER, np.int64)  # -inf: transform(-inf) < t
-    hi = np.full(t.size, _INF_ORDER, np.int64)  # +inf: transform(+inf) >= t
-    with np.errstate(all="ignore"):
-        while np.any(hi > lo + 1):  # (hi - lo would overflow int64)
-            mid = (lo >> 1) + (hi >> 1) + (lo & hi & 1)  # (lo + hi) // 2 without overflow
-            above = b.transform(_from_ordinal(mid)) >= t
-            hi = np.where(above, mid, hi)
-            lo = np.where(above, lo, mid)
-    return np.concatenate([[-np.inf], _from_ordinal(hi), [np.inf]])
-
-
-def _thresholds_hold(b: Bins, thresholds: np.ndarray) -> bool:
-    """Check, on the floats around every threshold, that v >= T[k] agrees with the rule
-    transform(v) >= t_k (what a non-monotone log10 would break)."""
-    t = b._transformed_edges[1:-1]
-    steps = np.arange(-_CHECK_ULPS, _CHECK_ULPS + 1)
-    v = _from_ordinal(_to_ordinal(thresholds[1:-1])[:, None] + steps[None, :])  # (count - 1, 2 * ULPS + 1)
-    with np.errstate(all="ignore"):
-        rule = b.transform(v.ravel()).reshape(v.shape) >= t[:, None]
-    return bool(np.array_equal(rule, v >= thresholds[1:-1, None]))
-
-
+# -- the kernel's form of a Bins' rule -----------------------------------------------------------
 def _bin_of(thresholds: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.clip(np.searchsorted(thresholds, v, side="right") - 1, 0, thresholds.size - 2)
 
@@ -172,27 +125,13 @@ def _guess_table(thresholds: np.ndarray, mantissa_bits: int) -> tuple[np.ndarray
 
 
 @lru_cache(maxsize=None)
-def _value_rule(b: Bins) -> np.ndarray | None:
-    thresholds = _value_thresholds(b)
-    ok = np.all(np.diff(thresholds) > 0) and _thresholds_hold(b, thresholds)
-    return thresholds if ok else None
-
-
-@lru_cache(maxsize=None)
 def _lookup(b: Bins, dtype: np.dtype) -> BinLookup | None:
-    exact = _value_rule(b)
-    if exact is None or dtype not in _FORMATS:
+    if dtype not in _FORMATS:
         return None
+    exact = np.concatenate([[-np.inf], b.edges[1:-1], [np.inf]])  # outliers clip into the end bins
     thresholds = _in_format(exact, dtype)
     if thresholds is None:
         return None
-    if dtype != np.float64:  # the dtype's two neighbours of every threshold obey the rule too
-        t = b._transformed_edges[1:-1]
-        above = thresholds[1:-1].astype(np.float64)
-        below = np.nextafter(thresholds[1:-1], dtype.type(-np.inf)).astype(np.float64)
-        with np.errstate(all="ignore"):
-            if not (np.all(b.transform(above) >= t) and np.all(b.transform(below) < t)):
-                return None
     uint, _, sign = _FORMATS[dtype]
     for mantissa_bits in range(2, 16):
         made = _guess_table(thresholds, mantissa_bits)
