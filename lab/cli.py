@@ -81,10 +81,11 @@ def run_headless(scenario, steps: Optional[int] = None, *, csv: Optional[Path] =
         console.print(f"[bold red]The run diverged at step {snap.diverged_at}[/]: the loss or a weight became "
                       "NaN/Inf. Usually the learning rate is too high (or the initialisation too large).")
     if csv is not None:
-        from lab.report.export import write_history_csv
+        from lab.report.export import write_run_csv
 
-        rows = write_history_csv(snap.history, csv)
+        (_, rows), (layers_csv, layer_rows) = write_run_csv(snap, csv)
         console.print(f"wrote {rows} rows of history to {csv}")
+        console.print(f"wrote {layer_rows} rows of per-layer statistics to {layers_csv}")
 
 
 def _interactive() -> bool:
@@ -123,7 +124,8 @@ def run(
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Steps to train headless (default: the scenario's)."),
     headless: bool = typer.Option(False, "--headless", help="Run without the UI: progress bar, then the tables. "
                                                             "Implied when there is no terminal."),
-    csv: Optional[Path] = typer.Option(None, "--csv", help="Headless: write the per-step history to this CSV file."),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Headless: write the per-step history to this CSV file "
+                                                           "and every layer's statistics over time to FILE-layers.csv."),
     plot: bool = typer.Option(False, "--plot", help="Headless: print plotext charts (loss, per-layer histograms)."),
 ) -> None:
     """Open a scenario in the lab, or train it headless and print the summary and per-layer table."""

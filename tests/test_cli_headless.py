@@ -297,6 +297,17 @@ def test_run_writes_the_history_as_csv(wide, tmp_path):
         else:
             assert r[5:] == ["", ""]
 
+    # beside it, every layer's statistics at every recorded step (every step here: 100 steps fit the timeline)
+    layers = tmp_path / "out-layers.csv"
+    timeline = sim.snapshot().timeline
+    assert f"wrote {3 * (steps + 1)} rows of per-layer statistics to {layers}" in squash(result.stdout)
+    with layers.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(int(r["step"]), int(r["layer"])) for r in rows] == [(s, i) for s in range(steps + 1) for i in (1, 2, 3)]
+    for r in rows:
+        stats = timeline.at(int(r["step"])).layers[int(r["layer"]) - 1]
+        assert r["kind"] == stats.kind and float(r["weight_std"]) == stats.weight_std
+
 
 def test_run_plot_prints_charts_and_the_layer_table(wide):
     scenario = DATA / "passing" / "step-schedule.toml"

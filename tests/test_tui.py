@@ -271,7 +271,8 @@ def test_r_resets_to_step_0_with_the_same_weights_and_R_with_new_ones(tmp_path):
             assert r.sim.seed == seed
             assert r.sim.current.train.lr == pytest.approx(0.1 * 10 ** 0.5)  # the change survives the reset
             assert len(r.sim.history.series["loss"]) == 0
-            assert screen.layer_history and all(len(h) == 1 for h in screen.layer_history.values())
+            # the timeline starts over with the run: one record, of step 0
+            await until(pilot, lambda: [rec.step for rec in r.latest.timeline.records] == [0], "a new timeline")
 
             await pilot.press("R")
             await until(pilot, lambda: r.sim.seed == seed + 1, "the reset with a new seed")
@@ -358,10 +359,58 @@ def test_z_opens_zoom_whose_keys_work_and_escape_returns(tmp_path):
             await pilot.press("t", "g")
             assert "activations" in title()
             text = screen_text(app)
-            # the first column is the first frame the run screen drew (step 0 unless the machine was slow)
-            assert re.search(r"over time: steps \d+\.\.20,", text) and "log(1+count)" not in text
+            # the timeline's records: step 0 to now, one every step (tiny() trains 100 steps: cadence 1)
+            assert "over time: steps 0..20 (21 records, every step)" in text and "log(1+count)" not in text
             await pilot.press("escape")
             await until(pilot, lambda: app.screen is screen, "back to the run screen")
+
+    run(body)
+
+
+def test_zoom_over_time_spans_the_whole_run_and_its_cursor_shows_recorded_steps(tmp_path):
+    """After a whole run at full speed, the over-time view holds every record of the run, step 0
+    to the end (not one column per screen frame), and the step cursor brings back the histogram
+    recorded at an earlier step (its title says which), in both quantities, until `end`."""
+    async def body():
+        app = cli_app(tiny(steps=300), tmp_path, autostart=True)  # a record every 2 steps: 151
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await run_screen(pilot)
+            r = screen.runner
+            await until(pilot, lambda: not r.running and r.latest.step == 300, "the whole run")
+            await pilot.press("z")
+            await until(pilot, lambda: isinstance(app.screen, ZoomScreen), "the zoom screen")
+            zoom = app.screen
+            tl = r.latest.timeline
+            assert list(tl.steps) == list(range(0, 301, 2))
+            await until(pilot, lambda: zoom.shown is not None and zoom.shown[0] == 300, "the live step")
+            lines = screen_text(app).splitlines()
+            assert "activations at step 300 (live)" in lines[0]
+            assert any("over time: steps 0..300 (151 records, every 2 steps)" in line for line in lines)
+            marker = next(i for i, line in enumerate(lines) if "▲" in line)
+            axis = lines[marker - 1].split()
+            assert axis[0] == "0" and axis[-1] == "300" and "step 300 (live)" in lines[marker]
+
+            async def cursor(*keys: str) -> tuple[int, object, bool]:
+                await pilot.press(*keys)
+                await pilot.pause()
+                return zoom.shown
+
+            step, stats, live = await cursor("left")
+            assert (step, live) == (298, False) and stats is tl.at(298).layers[0]
+            assert "activations at step 298 (recorded)" in screen_text(app).splitlines()[0]
+            assert (await cursor("shift+left"))[0] == 278
+            assert (await cursor("pageup"))[0] == 258
+            step, stats, _ = await cursor("home")
+            assert step == 0 and stats is tl.records[0].layers[0]
+            lines = screen_text(app).splitlines()
+            assert "activations at step 0 (recorded)" in lines[0]
+            assert "▲ step 0" in next(line for line in lines if "▲" in line)
+            step, stats, _ = await cursor("right", "pagedown", "right_square_bracket", "t")
+            assert step == 22 and stats is tl.at(22).layers[1]  # layer 2's gradients, as recorded at step 22
+            assert "layer 2 (relu, 16 units) gradients dL/da (symlog bins) at step 22 (recorded)" in \
+                screen_text(app).splitlines()[0]
+            step, stats, live = await cursor("end")
+            assert (step, live) == (300, True) and stats is r.latest.layers[1]
 
     run(body)
 
@@ -467,10 +516,21 @@ def test_e_exports_the_history_as_csv_in_the_output_dir(tmp_path):
             screen.runner.publish()
             await pilot.press("e")
             await pilot.pause()
-            return screen.last_exported, screen.runner.latest.history
+            text = " ".join(str(n.message) for n in app._notifications)
+            assert str(screen.last_exported) in text and str(screen.last_exported_layers) in text
+            return screen.last_exported, screen.runner.latest
 
-    path, history = run(body)
+    path, snap = run(body)
+    history = snap.history
     assert path.parent == tmp_path and path.name.endswith("-history.csv")
+    layers = path.with_name(path.name.replace("-history.csv", "-layers.csv"))
+    with layers.open(newline="") as fh:
+        layer_rows = list(csv.DictReader(fh))
+    # every layer at every recorded step (0..45, every step), from the same snapshot
+    assert [(int(r["step"]), int(r["layer"])) for r in layer_rows] == [(s, i) for s in range(46) for i in (1, 2, 3)]
+    for row in layer_rows:
+        stats = snap.timeline.at(int(row["step"])).layers[int(row["layer"]) - 1]
+        assert float(row["act_std"]) == stats.act_std and float(row["dead_fraction"]) == stats.dead_fraction
     with path.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [int(r["step"]) for r in rows] == list(range(0, 46))

@@ -123,18 +123,16 @@ def test_help(snap_compare):
 
 
 def test_zoom(snap_compare):
-    """Layer 2 after 25 snapshots, 4 steps apart (as the screen records them while running), gradients."""
+    """Layer 2's gradients after the whole run (100 steps: 101 records, one every step), the step
+    cursor on step 30 (home, then three pages of ten records)."""
     sc = spiral()
     sim = Simulation(sc)
+    sim.step(100)
 
     async def zoom(pilot, screen):
-        for _ in range(25):
-            sim.step(4)
-            screen.runner.publish()
-            screen.tick(force=True)
         await pilot.press("z")
         await _until(pilot, lambda: isinstance(pilot.app.screen, ZoomScreen), "the zoom screen")
-        await pilot.press("right_square_bracket", "t")
+        await pilot.press("right_square_bracket", "t", "home", "pagedown", "pagedown", "pagedown")
         await pilot.pause()
         pilot.app.screen.draw()  # at the laid-out size (its own 0.3 s timer would draw the same)
         await pilot.pause()

@@ -202,7 +202,9 @@ def variant_scenarios(scenario: Scenario) -> dict[str, Scenario]:
 
 
 def record(name: str, scenario: Scenario, needs_layers: bool, extra_steps: set[int]) -> Recording:
-    sim = Simulation(scenario)
+    # no per-layer timeline: the checks read their own checkpoints, and recording ~200 steps of
+    # every layer would cost several times the training of a small scenario
+    sim = Simulation(scenario, timeline_capacity=0)
     total = scenario.train.steps
     every = scenario.train.eval_every
     checkpoints = sorted({0, total, *range(every, total + 1, every), *(s for s in extra_steps if s <= total)})

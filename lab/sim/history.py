@@ -1,8 +1,18 @@
-"""Bounded ring buffers: a run of a million steps keeps the same memory as one of ten thousand."""
+"""Bounded history: a run of a million steps keeps the same memory as one of ten thousand.
+
+Scalars of every step go to ring buffers (the most recent `capacity` steps).  Every
+layer's statistics go to a LayerTimeline: records at a fixed cadence of training steps,
+at most `capacity` of them, thinned (every other one kept, cadence doubled) whenever it
+fills, so it always spans step 0 to now.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+
+from .snapshot import Record, Timeline
+
+TIMELINE_CAPACITY = 256  # records per run: wider than any terminal's heat map, ~1 MB for a 2-layer net
 
 
 class Ring:
@@ -83,3 +93,77 @@ class History:
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {name: ring.values() for name, ring in self.series.items()}
+
+
+def starting_cadence(steps: int, capacity: int) -> int:
+    """Steps between records at the start of a run of `steps` steps: the fewest that fit the
+    run in `capacity` records (step 0 included), or up to twice that if it divides `steps`,
+    so that the run's last step is a record too."""
+    steps = max(1, steps)
+    need = max(1, -(-steps // max(1, capacity - 1)))
+    for every in range(need, 2 * need + 1):
+        if steps % every == 0:
+            return every
+    return need
+
+
+class LayerTimeline:
+    """Records of every layer's statistics at steps 0, every, 2*every, ... (bounded).
+
+    When a record is due and `capacity` are kept, every other one is dropped (those at odd
+    multiples of `every`) and `every` doubles: memory stays bounded, the kept records keep
+    their exact values, and the records still span step 0 to now, evenly spaced.  The
+    simulation ends its compiled chunks at record steps (`steps_to_next`), so each record is
+    of exactly its step, whatever the chunking.  capacity 0 records nothing.
+    """
+
+    def __init__(self, capacity: int = TIMELINE_CAPACITY, every: int = 1):
+        if capacity < 0 or every < 1:
+            raise ValueError(f"capacity must be >= 0 and every >= 1 (got {capacity}, {every})")
+        self.capacity = 0 if capacity == 0 else max(2, capacity + capacity % 2)  # even: thinning keeps the grid
+        self.every = every
+        self._records: list[Record] = []
+        self._frozen: Timeline | None = None
+
+    @property
+    def recording(self) -> bool:
+        return self.capacity > 0
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    @property
+    def last_step(self) -> int | None:
+        return self._records[-1].step if self._records else None
+
+    def due(self, step: int) -> bool:
+        """Whether `step` is a record step."""
+        return self.recording and step % self.every == 0
+
+    def steps_to_next(self, step: int) -> int:
+        """Steps from `step` to the next record step after it."""
+        return self.every - step % self.every
+
+    def add(self, record: Record) -> None:
+        """Keep `record` (a record step's).  A second record of the latest step replaces it:
+        the state changed at that step before training went on."""
+        if not self.recording:
+            return
+        if self._records and self._records[-1].step == record.step:
+            self._records[-1] = record
+        else:
+            if self._records and record.step <= self._records[-1].step:
+                raise ValueError(f"record of step {record.step} after one of step {self._records[-1].step}")
+            while len(self._records) >= self.capacity:
+                self.every *= 2
+                self._records = [r for r in self._records if r.step % self.every == 0]
+            if record.step % self.every:
+                return  # not on the thinned grid (never, when records arrive at every record step)
+            self._records.append(record)
+        self._frozen = None
+
+    def freeze(self) -> Timeline:
+        """An immutable view (cached until the next change): a tuple of the shared records."""
+        if self._frozen is None:
+            self._frozen = Timeline(tuple(self._records), self.every if self.recording else 0, self.capacity)
+        return self._frozen

@@ -7,6 +7,13 @@ scenario --build--> Simulation --step()--> Snapshot --> views
 Determinism: the seed feeds independent streams (data, initialisation, training), so
 the same scenario, events and seed give bit-identical metrics however the steps are
 chunked, on whichever thread.  Snapshots only read; they never draw random numbers.
+
+Every layer's statistics are recorded at a fixed cadence of training steps (the timeline,
+lab.sim.history.LayerTimeline, bounded): compiled chunks end at record steps as they do at
+evaluations, so a record is of its exact step however the run is chunked.  A record shows
+the state training went on from: taken once the step's changes (scenario events, `set`)
+are applied, and taken again if a change comes at that step later.  Records are computed
+lazily, at the next step or snapshot, and a snapshot at a record step reuses them.
 """
 
 from __future__ import annotations
@@ -27,8 +34,8 @@ from lab.engine.trainer import Trainer
 from lab.errors import LabError
 from lab.scenario.schema import Changes, Scenario
 
-from .history import History
-from .snapshot import Event, Snapshot
+from .history import TIMELINE_CAPACITY, History, LayerTimeline, starting_cadence
+from .snapshot import Event, LayerStats, Record, Snapshot
 from .stats import layer_stats, probe_size
 
 INIT_STREAM, TRAIN_STREAM = 2, 3  # the data module uses streams seed and [seed, 1]
@@ -59,15 +66,20 @@ def schedule_of(sc: Scenario) -> Schedule:
 
 class Simulation:
     """A scenario being trained.  Not thread-safe by itself: one thread steps it at a time
-    (the TUI's worker); `lock` is there for callers that share it."""
+    (the TUI's worker); `lock` is there for callers that share it.
 
-    def __init__(self, scenario: Scenario, *, history_capacity: int = 50_000):
+    timeline_capacity: records of every layer kept at most (0: record none, as
+    `nnlab check` does, which reads only its own checkpoints)."""
+
+    def __init__(self, scenario: Scenario, *, history_capacity: int = 50_000,
+                 timeline_capacity: int = TIMELINE_CAPACITY):
         # GEMM's summation order depends on the BLAS thread count: fix it, so a run gives the
         # same bits from the API, the CLI and the TUI
         limit_blas_threads()
         self.original = scenario
         self.lock = threading.RLock()
         self._history_capacity = history_capacity
+        self._timeline_capacity = timeline_capacity
         self._overrides: dict[str, Any] = {}  # every change the user made, for reset()
         self._build(scenario)
 
@@ -80,6 +92,10 @@ class Simulation:
         self.diverged = False
         self.diverged_at: int | None = None
         self.history = History(self._history_capacity)
+        self.timeline = LayerTimeline(self._timeline_capacity,
+                                      starting_cadence(scenario.train.steps, self._timeline_capacity))
+        self._record_due = self.timeline.recording  # step 0 is recorded (lazily: at the first step or snapshot)
+        self._layers_now: tuple[LayerStats, ...] | None = None  # statistics of the state now, once computed
         self.events: list[Event] = []
         self._timeline = sorted(scenario.events, key=lambda e: e.at)
         self._next_event = 0
@@ -150,9 +166,12 @@ class Simulation:
         done = 0
         with self.lock:
             while done < n and not self.diverged:
+                self._flush_record()
                 chunk = n - done
                 every = self.current.train.eval_every
                 chunk = min(chunk, every - self.step_count % every)
+                if self.timeline.recording:
+                    chunk = min(chunk, self.timeline.steps_to_next(self.step_count))
                 if self._next_event < len(self._timeline):
                     chunk = min(chunk, self._timeline[self._next_event].at - self.step_count)
                 steps = np.arange(self.step_count, self.step_count + chunk)
@@ -164,6 +183,9 @@ class Simulation:
                 self.step_count += ran
                 done += ran
                 self._snapshot = None
+                self._layers_now = None
+                if self.timeline.due(self.step_count):
+                    self._record_due = True
                 if rec.diverged:
                     self.diverged = True
                     self.diverged_at = self.step_count
@@ -250,6 +272,9 @@ class Simulation:
         event = Event(self.step_count, dict(given), source)
         self.events.append(event)
         self._snapshot = None
+        self._layers_now = None
+        if self.timeline.last_step == self.step_count:
+            self._record_due = True  # the record of this step shows the state training goes on from
         return event
 
     def reset(self, *, new_seed: bool = False) -> None:
@@ -262,6 +287,25 @@ class Simulation:
             self._build(base, seed_offset=offset)
 
     # -- observing ----------------------------------------------------------------------------
+    def _current_layers(self) -> tuple[LayerStats, ...]:
+        """Every layer's statistics now (computed once per state: a record and a snapshot of
+        the same step share them).  Their arrays are made read-only: they are shared."""
+        if self._layers_now is None:
+            with np.errstate(all="ignore"):  # a diverged run has inf/nan weights: stats say so, quietly
+                layers = layer_stats(self.network, self.trainer.last_update, self._probe_x, self._probe_y,
+                                     self.trainer.batch_size)
+            for s in layers:
+                for array in (s.act_hist, s.grad_hist, s.weight_hist, s.update_hist):
+                    array.setflags(write=False)
+            self._layers_now = layers
+        return self._layers_now
+
+    def _flush_record(self) -> None:
+        """Take the record due at this step, if one is."""
+        if self._record_due:
+            self._record_due = False
+            self.timeline.add(Record(self.step_count, self._current_layers()))
+
     def snapshot(self, *, layers: bool = True) -> Snapshot:
         """An immutable picture of the run now (cached until the next step or change).
 
@@ -274,6 +318,7 @@ class Simulation:
                 return self._snapshot
             if not layers and self._last_full is not None:
                 return self._take_snapshot(self._last_full.layers, self._last_full.layers_step)
+            self._flush_record()
             self._snapshot = self._last_full = self._take_snapshot()
             return self._snapshot
 
@@ -281,9 +326,7 @@ class Simulation:
         h = self.history
         last = lambda name: h.series[name].last()  # noqa: E731
         if layers is None:
-            with np.errstate(all="ignore"):  # a diverged run has inf/nan weights: stats say so, quietly
-                layers = layer_stats(self.network, self.trainer.last_update, self._probe_x, self._probe_y,
-                                     self.trainer.batch_size)
+            layers = self._current_layers()
             layers_step = self.step_count
         settings = {**self.current.model.model_dump(), **self.current.train.model_dump(),
                     "preprocess": list(self.current.data.preprocess), "seed": self.seed}
@@ -295,6 +338,7 @@ class Simulation:
             diverged=self.diverged, diverged_at=self.diverged_at,
             layers=layers, history=h.arrays(), events=tuple(self.events),
             scenario_name=self.current.name, settings=settings, layers_step=layers_step,
+            timeline=self.timeline.freeze(),
         )
 
     def decision_grid(self, nx: int, ny: int):

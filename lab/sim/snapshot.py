@@ -3,6 +3,7 @@ simulation and every view (TUI widgets, headless reports, expectations)."""
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,52 @@ class LayerStats:
         return float(getattr(self, name))
 
 
+@dataclass(frozen=True, eq=False)
+class Record:
+    """Every layer's statistics at one recorded training step (the state the run went on
+    from: after every change made at that step).  Immutable and shared: each Snapshot whose
+    timeline holds it refers to this same object, and its histograms are read-only."""
+
+    step: int
+    layers: tuple[LayerStats, ...]
+
+    def layer(self, index: int) -> LayerStats | None:
+        """The statistics of layer `index` (1-based), or None if the network had fewer layers."""
+        return self.layers[index - 1] if 1 <= index <= len(self.layers) else None
+
+
+@dataclass(frozen=True, eq=False)
+class Timeline:
+    """The per-layer records of a run, oldest first: step 0, then one every `every` steps up
+    to the latest record step (lab.sim.history.LayerTimeline keeps them, bounded)."""
+
+    records: tuple[Record, ...] = ()
+    every: int = 0  # steps between records now (0: the simulation does not record)
+    capacity: int = 0  # records kept at most
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def steps(self) -> np.ndarray:
+        return np.array([r.step for r in self.records], dtype=np.int64)
+
+    def index_at(self, step: int) -> int | None:
+        """Index of the latest record at or before `step` (None before the first)."""
+        i = bisect.bisect_right(self.records, step, key=lambda r: r.step) - 1
+        return i if i >= 0 else None
+
+    def at(self, step: int) -> Record | None:
+        """The latest record at or before `step`."""
+        i = self.index_at(step)
+        return None if i is None else self.records[i]
+
+    def series(self, name: str, layer: int) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, values) of a per-layer metric (1-based `layer`) over the recorded steps."""
+        values = [r.layers[layer - 1].metric(name) if layer <= len(r.layers) else float("nan") for r in self.records]
+        return self.steps, np.array(values, dtype=np.float64)
+
+
 @dataclass(frozen=True)
 class Snapshot:
     step: int  # steps done
@@ -70,6 +117,15 @@ class Snapshot:
     scenario_name: str = ""
     settings: dict[str, Any] = field(default_factory=dict)  # current model/train settings
     layers_step: int | None = None  # the step `layers` describe (== step, except in quick snapshots)
+    timeline: Timeline = field(default_factory=Timeline)  # every layer at recorded steps, shared, not copied
+
+    def layer_frames(self) -> list[tuple[int, tuple[LayerStats, ...]]]:
+        """(step, every layer's statistics) over the run: the timeline's records, then this
+        snapshot's own statistics if they describe a later step (the live state)."""
+        frames = [(r.step, r.layers) for r in self.timeline.records]
+        if self.layers and self.layers_step is not None and (not frames or self.layers_step > frames[-1][0]):
+            frames.append((self.layers_step, self.layers))
+        return frames
 
     def metric(self, name: str, layer: int | None = None) -> float:
         """A scalar metric, or a per-layer one when `layer` (1-based) is given."""

@@ -20,8 +20,10 @@ KEYS = [
     ("r / R", "reset: same initialisation / new seed (your changes are kept)"),
     ("h", "histograms: activations|gradients or weights|updates"), ("v", "context view: explain, events, "
                                                                    "decision boundary, weight path, lr"),
-    ("z", "zoom on a layer (histograms over time, log counts)"), ("c", "compare the variants side by side"),
-    ("ctrl+s", "save as a scenario (replays headless, bit for bit)"), ("e", "export the history as CSV"),
+    ("z", "zoom on a layer: its histogram over the whole run, a step cursor (←/→, shift ±10, home, end = live), "
+          "log counts"), ("c", "compare the variants side by side"),
+    ("ctrl+s", "save as a scenario (replays headless, bit for bit)"),
+    ("e", "export CSV: the history and every layer's statistics over time"),
     ("ctrl+p", "command palette (every action)"), ("?", "this help"), ("escape", "back"), ("q", "quit"),
 ]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections import deque
 from datetime import datetime
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
-from lab.report.export import write_history_csv
+from lab.report.export import write_run_csv
 from lab.scenario.dump import dump_scenario
 from lab.scenario.schema import Scenario
 from lab.sim import Simulation, Snapshot
@@ -27,7 +26,6 @@ from lab.tui.widgets.histograms import HistogramGrid
 from lab.tui.widgets.panels import StatsPanel, StatusBar, diagnosis
 
 FRAME_SECONDS = 0.08  # 12.5 frames/s: the target is at least 10, with margin for a busy machine; a frame costs ~1 ms
-HISTORY_COLUMNS = 240  # snapshots kept per layer for the histogram-over-time view
 
 CHANGE_KEYS = [
     ("l", "change('lr_up')", "lr ×√10"), ("L", "change('lr_down')", "lr ÷√10"),
@@ -68,7 +66,6 @@ class RunScreen(Screen):
         self.runner: SimRunner | None = SimRunner(simulation) if simulation is not None else None
         self._shown: Snapshot | None = None
         self._warned_divergence = False
-        self.layer_history: dict[int, deque] = {}
         self._started = time.perf_counter()
 
     # -- layout ---------------------------------------------------------------------------
@@ -121,7 +118,6 @@ class RunScreen(Screen):
         if snap is self._shown and not force:
             return
         self._shown = snap
-        self._remember(snap)
         self.query_one(HistogramGrid).show(snap)
         self.query_one("#loss-curve", Curves).show(snap, force)
         acc = self.query_one("#acc-curve", Curves)
@@ -134,12 +130,6 @@ class RunScreen(Screen):
             self.notify(diagnosis(snap), title="diverged", severity="error", timeout=10, markup=True)
         if not snap.diverged:
             self._warned_divergence = False
-
-    def _remember(self, snap: Snapshot) -> None:
-        for s in snap.layers:
-            hist = self.layer_history.setdefault(s.index, deque(maxlen=HISTORY_COLUMNS))
-            if not hist or hist[-1][0] != snap.step:
-                hist.append((snap.step, s.act_hist, s.grad_hist))
 
     def on_resize(self) -> None:
         self.query_one("#acc-curve").display = self.size.height >= 36
@@ -196,7 +186,6 @@ class RunScreen(Screen):
     def action_reset(self, new_seed: bool = False) -> None:
         if r := self._ready():
             r.reset(new_seed=new_seed)
-            self.layer_history.clear()
             self.notify("reset: a new initialisation" if new_seed else "reset: the same initialisation", timeout=2)
             self.tick(force=True)
             self._watch_for_effect()
@@ -212,10 +201,10 @@ class RunScreen(Screen):
         self.tick(force=True)
 
     def action_zoom(self) -> None:
-        if self._ready() and self._shown is not None:
+        if (r := self._ready()) and self._shown is not None:
             from lab.tui.screens.zoom import ZoomScreen
 
-            self.app.push_screen(ZoomScreen(self, layer=1))
+            self.app.push_screen(ZoomScreen(lambda: r.latest, layer=1))
 
     def action_compare(self) -> None:
         from lab.tui.screens.compare import CompareScreen
@@ -260,11 +249,12 @@ class RunScreen(Screen):
         r = self._ready()
         if r is None:
             return
-        path = self._out_path("-history.csv")
         try:
-            rows = write_history_csv(r.latest.history, path)
+            (path, rows), (layers, layer_rows) = write_run_csv(r.latest, self._out_path("-history.csv"))
         except OSError as exc:
             self.notify(f"could not export: {exc}", severity="error")
             return
         self.last_exported = path
-        self.notify(f"{rows} rows to {path}", title="history exported", timeout=6)
+        self.last_exported_layers = layers
+        self.notify(f"{rows} rows of history to {path}\n{layer_rows} rows of per-layer statistics to {layers}",
+                    title="run exported", timeout=6, markup=False)

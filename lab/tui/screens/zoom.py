@@ -1,10 +1,21 @@
-"""Zoom on one layer: full-axis histograms (plotext) and the histogram over time.
+"""Zoom on one layer: its full-axis histogram (plotext) and its histogram over the whole run.
 
-The over-time view is fastai's "colorful dimension": one column per snapshot, one row
+Everything is drawn from Snapshots, got from the callable the screen is given (the run
+screen passes its runner's latest).  The over-time view is fastai's "colorful dimension":
+one column per step of the simulation's timeline (`Snapshot.layer_frames`: step 0 on the
+left, a record every `every` steps, the live statistics last when they are newer), one row
 per bin, colour = how many values fell in it.  Bins are fixed, so a drift is real.
+
+A step cursor (TensorBoard's step slider) picks the step the big histogram shows: left /
+right one record, shift+left / shift+right (or page up / down) ten, home step 0, end back
+to live.  The cursor holds its step while the run goes on; if thinning drops that record,
+it shows the latest one before it.
 """
 
 from __future__ import annotations
+
+import bisect
+from typing import Callable
 
 import numpy as np
 from rich.text import Text
@@ -15,28 +26,128 @@ from textual.widgets import Footer, Static
 from textual_plotext import PlotextPlot
 
 from lab.report.plots import _tick_labels
+from lab.sim import LayerStats, Snapshot
 from lab.tui.widgets.bars import regroup
 
 HEAT = ("#000000", "#1c0c3c", "#3b0f70", "#641a80", "#8c2981", "#b73779", "#de4968", "#f7705c", "#fe9f6d",
         "#fecf92", "#fcfdbf")  # magma-like, dark = empty
+CURSOR = "#00e5ff"  # the cursor's column line and marker: a colour the heat scale never uses
+GUTTER = 7  # value labels left of the heat map
+LABEL_EVERY = 4  # rows between value labels
+PAGE = 10  # records per shift+arrow / page key
+
+Frame = tuple[int, tuple[LayerStats, ...]]
 
 
-def heatmap(columns: list[np.ndarray], width: int, height: int, log: bool) -> Text:
-    """Columns (oldest first) of bin counts -> a Text of `height` rows, newest on the right."""
-    cols = columns[-width:]
+def column_frames(n_frames: int, width: int, keep: int | None = None) -> np.ndarray:
+    """The frame shown in each of `width` columns: each frame over an equal share of the
+    columns when they are fewer, otherwise evenly spaced frames, first and last included,
+    and `keep` (the cursor's) swapped in for the nearest if it was not among them."""
+    if n_frames == 0 or width <= 0:
+        return np.zeros(0, np.int64)
+    if n_frames <= width:
+        return np.arange(width) * n_frames // width
+    idx = np.round(np.linspace(0, n_frames - 1, width)).astype(np.int64)
+    if keep is not None and keep not in idx:
+        idx[int(np.argmin(np.abs(idx - keep)))] = keep
+    return idx
+
+
+def _edge_label(value: float, symlog: bool) -> str:
+    if symlog:  # edges sit near powers of ten (10^k - 1 times the floor): name the power
+        return "0" if abs(value) < 1e-9 else f"{np.sign(value) * 10.0 ** round(np.log10(abs(value))):.0e}"
+    return f"{value:.2g}"
+
+
+def heat_rows(bins: int, available: int) -> int:
+    """Text rows for `bins` bins: all of them if they fit, else the most that divides them
+    evenly (so every row spans the same value range and the labels are round)."""
+    if available >= bins:
+        return bins
+    return max(d for d in range(1, max(1, available) + 1) if bins % d == 0)
+
+
+def _axis(steps: list[int], width: int) -> str:
+    """A row of step labels under the columns: the first, the last (right-aligned) and
+    evenly spaced ones between that do not collide."""
+    row = [" "] * width
+    if not steps:
+        return ""
+    taken = [False] * width
+
+    def place(col: int, label: str, right: bool = False) -> None:
+        start = col - len(label) + 1 if right else col
+        start = max(0, min(start, width - len(label)))
+        span = range(max(0, start - 1), min(width, start + len(label) + 1))
+        if any(taken[i] for i in span):
+            return
+        for i, ch in enumerate(label):
+            row[start + i] = ch
+        for i in range(start, start + len(label)):
+            taken[i] = True
+
+    place(0, str(steps[0]))
+    place(width - 1, str(steps[-1]), right=True)
+    ticks = max(1, width // 14)
+    for k in range(1, ticks):
+        col = k * (width - 1) // ticks
+        place(col, str(steps[col]))
+    return "".join(row)
+
+
+def heatmap(columns: list[np.ndarray], edges: np.ndarray, symlog: bool, steps: list[int], height: int,
+            log: bool, cursor: set[int], marker: str) -> Text:
+    """The over-time view: `columns` (bin counts, one per screen column, oldest first) as
+    colour over `height` text rows, the bin values on the left, the steps below, and the
+    columns in `cursor` marked (with `marker` written beside the arrow)."""
     text = Text(no_wrap=True, overflow="crop")
-    if not cols:
+    width = len(columns)
+    bins = edges.size - 1
+    rows = heat_rows(bins, height - 2)  # two rows for the step axis and the cursor marker
+    if width == 0:
         return text
-    grid = np.array([regroup(c, height) for c in cols]).T[::-1]  # rows: top = highest bin
+    grid = np.array([regroup(c, rows) for c in columns]).T[::-1]  # rows: top = highest bin
+    per_row = bins // rows
     if log:
         grid = np.log1p(grid)
-    peak = grid.max() or 1.0
+    peak = grid.max() if grid.size and grid.max() > 0 else 1.0
     levels = np.ceil(grid / peak * (len(HEAT) - 1)).astype(int)
-    for r in range(grid.shape[0]):
-        for c in range(grid.shape[1]):
-            text.append(" ", style=f"on {HEAT[levels[r, c]]}")
-        if r < grid.shape[0] - 1:
-            text.append("\n")
+    n_rows = grid.shape[0]
+    mid = sorted(cursor)[len(cursor) // 2] if cursor else None
+    for r in range(n_rows):
+        if r == 0:
+            label = _edge_label(edges[-1], symlog)
+        elif r == n_rows - 1:
+            label = _edge_label(edges[0], symlog)
+        elif r % LABEL_EVERY == 0 and n_rows - 1 - r >= 2:
+            label = _edge_label(edges[bins - (r + 1) * per_row], symlog)  # the row's lower edge
+        else:
+            label = ""
+        text.append(f"{label:>{GUTTER - 1}} ", style="dim")
+        c = 0
+        while c < width:
+            level = levels[r, c]
+            if c == mid:
+                text.append("│", style=f"bold {CURSOR} on {HEAT[level]}")
+                c += 1
+                continue
+            end = c + 1
+            while end < width and levels[r, end] == level and end != mid:
+                end += 1
+            text.append(" " * (end - c), style=f"on {HEAT[level]}")
+            c = end
+        text.append("\n")
+    text.append(" " * GUTTER + _axis(steps, width) + "\n", style="dim")
+    if mid is not None:
+        text.append(" " * GUTTER)
+        if mid + 2 + len(marker) <= width:  # "▲ marker" from the cursor's column on
+            text.append(" " * mid)
+            text.append("▲ ", style=f"bold {CURSOR}")
+            text.append(marker)
+        else:  # "marker ▲" ending at it
+            left = (marker + " ")[-mid:] if mid else ""
+            text.append(" " * (mid - len(left)) + left)
+            text.append("▲", style=f"bold {CURSOR}")
     return text
 
 
@@ -45,6 +156,12 @@ class ZoomScreen(Screen):
         Binding("escape,z", "app.pop_screen", "back"),
         Binding("left_square_bracket", "layer(-1)", "prev layer", key_display="["),
         Binding("right_square_bracket", "layer(1)", "next layer", key_display="]"),
+        Binding("left", "cursor(-1)", "earlier", key_display="←"),
+        Binding("right", "cursor(1)", "later", key_display="→"),
+        Binding("shift+left,pageup", f"cursor(-{PAGE})", f"{PAGE} records earlier", show=False),
+        Binding("shift+right,pagedown", f"cursor({PAGE})", f"{PAGE} records later", show=False),
+        Binding("home", "cursor_start", "step 0", show=False),
+        Binding("end", "cursor_live", "live"),
         Binding("t", "toggle_quantity", "act/grad"),
         Binding("g", "toggle_log", "log counts"),
         Binding("q", "app.quit", "quit", show=False),
@@ -56,12 +173,15 @@ class ZoomScreen(Screen):
     ZoomScreen #heat { height: 1fr; padding: 0 1; }
     """
 
-    def __init__(self, run_screen, layer: int = 1) -> None:
+    def __init__(self, latest: Callable[[], Snapshot], layer: int = 1) -> None:
         super().__init__()
-        self.run_screen = run_screen
+        self.latest = latest
         self.layer_index = layer
         self.quantity = "act"
         self.log_counts = False
+        self.cursor: int | None = None  # the step looked at; None = follow the live statistics
+        self.shown: tuple[int, LayerStats, bool] | None = None  # (step, statistics, live) in the big histogram
+        self._drawn: tuple | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="zoom-title")
@@ -74,8 +194,37 @@ class ZoomScreen(Screen):
         self.draw()
         self.set_interval(0.3, self.draw)
 
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.draw)
+
+    # -- the cursor ---------------------------------------------------------------------------
+    def _selected(self, frames: list[Frame]) -> int:
+        """Index of the frame the cursor shows: the latest at or before its step (the last if live)."""
+        if self.cursor is None:
+            return len(frames) - 1
+        return max(0, bisect.bisect_right([step for step, _ in frames], self.cursor) - 1)
+
+    def action_cursor(self, delta: int) -> None:
+        frames = self.latest().layer_frames()
+        if not frames:
+            return
+        j = max(0, min(len(frames) - 1, self._selected(frames) + delta))
+        self.cursor = None if j == len(frames) - 1 and delta > 0 else frames[j][0]
+        self.draw()
+
+    def action_cursor_start(self) -> None:
+        frames = self.latest().layer_frames()
+        if frames:
+            self.cursor = frames[0][0]
+            self.draw()
+
+    def action_cursor_live(self) -> None:
+        self.cursor = None
+        self.draw()
+
+    # -- other keys ----------------------------------------------------------------------------
     def action_layer(self, delta: int) -> None:
-        n = len(self.run_screen._shown.layers) if self.run_screen._shown else 1
+        n = max(1, len(self.latest().layers))
         self.layer_index = (self.layer_index - 1 + delta) % n + 1
         self.draw()
 
@@ -87,16 +236,36 @@ class ZoomScreen(Screen):
         self.log_counts = not self.log_counts
         self.draw()
 
+    # -- drawing --------------------------------------------------------------------------------
+    def _of(self, layers: tuple[LayerStats, ...]) -> LayerStats:
+        return layers[min(self.layer_index, len(layers)) - 1]
+
+    def _counts(self, s: LayerStats) -> tuple[np.ndarray, np.ndarray]:
+        return (s.act_hist, s.act_edges) if self.quantity == "act" else (s.grad_hist, s.grad_edges)
+
     def draw(self) -> None:
-        snap = self.run_screen._shown
-        if snap is None:
+        snap = self.latest()
+        frames = snap.layer_frames()
+        if not frames:
             return
-        s = snap.layers[self.layer_index - 1]
+        if self.cursor is not None and self.cursor > frames[-1][0]:
+            self.cursor = None  # the run went back (a reset): follow it
+        heat = self.query_one("#heat", Static)
+        key = (self.layer_index, self.quantity, self.log_counts, self.cursor, heat.size)
+        if self._drawn is not None and self._drawn[0] is snap and self._drawn[1] == key:
+            return  # nothing new since the last frame
+        self._drawn = (snap, key)
+        sel = self._selected(frames)
+        step, layers = frames[sel]
+        s = self._of(layers)
+        live = self.cursor is None
+        self.shown = (step, s, live)
         act = self.quantity == "act"
-        counts, edges = (s.act_hist, s.act_edges) if act else (s.grad_hist, s.grad_edges)
+        counts, edges = self._counts(s)
         what = "activations" if act else "gradients dL/da (symlog bins)"
+        when = "live" if live else "recorded"
         self.query_one("#zoom-title", Static).update(
-            f"[b]layer {s.index}[/b] ({s.kind}, {s.width} units) {what} at step {snap.step}   "
+            f"[b]layer {s.index}[/b] ({s.kind}, {s.width} units) {what} at step {step} ({when})   "
             f"mean {s.act_mean if act else s.grad_mean:.3g}  std {s.act_std if act else s.grad_std:.3g}  "
             f"dead {s.dead_fraction:.0%}  sat {s.saturated_fraction:.0%}" + ("   (log counts)" if self.log_counts else ""))
         plot = self.query_one("#zoom-plot", PlotextPlot)
@@ -109,14 +278,34 @@ class ZoomScreen(Screen):
         plt.xticks(pos, labels)
         plt.ylabel("log(1+count)" if self.log_counts else "count")
         plot.refresh()
-        history = self.run_screen.layer_history.get(self.layer_index, [])
-        cols = [h[1] if act else h[2] for h in history]
-        first, last = (history[0][0], history[-1][0]) if history else (0, 0)
+        self._draw_heat(snap, frames, sel, edges)
+
+    def _draw_heat(self, snap: Snapshot, frames: list[Frame], sel: int, edges: np.ndarray) -> None:
         heat = self.query_one("#heat", Static)
-        width = max(10, heat.size.width - 2)
-        shown = list(history)[-width:]
-        start = shown[0][0] if shown else first
-        self.query_one("#heat-title", Static).update(
-            f"over time: steps {start}..{last}, one column per snapshot, bottom row = lowest bin "
-            f"({edges[0]:.2g}), top = highest ({edges[-1]:.2g}); brighter = more values")
-        heat.update(heatmap(cols, width, max(3, heat.size.height), self.log_counts))
+        width = max(10, heat.size.width - GUTTER)
+        idx = column_frames(len(frames), width, sel)
+        counts = {}
+        other_bins = []
+        for i in np.unique(idx):
+            c, e = self._counts(self._of(frames[i][1]))
+            if e is not edges and not np.array_equal(e, edges):
+                other_bins.append(frames[i][0])
+                c = np.zeros(edges.size - 1)  # other bins (the activation changed): not comparable, left dark
+            counts[i] = c
+        cols = [counts[i] for i in idx]
+        steps = [frames[i][0] for i in idx]
+        marked = {j for j, i in enumerate(idx) if i == sel}
+        step = frames[sel][0]
+        marker = f"step {step}" + (" (live)" if self.cursor is None else "")
+        tl = snap.timeline
+        every = ("" if not tl.every else ", every step" if tl.every == 1 else f", every {tl.every} steps")
+        live = " + live" if len(frames) > len(tl) else ""
+        title = f"over time: steps {frames[0][0]}..{frames[-1][0]} ({len(tl)} records{every}{live}); brighter = more values"
+        if other_bins:
+            title += f"; steps {min(other_bins)}..{max(other_bins)} had other bins (left dark)"
+        hint = f"   ←/→ step, shift ±{PAGE}, home, end = live"
+        if len(title) + len(hint) <= heat.size.width:
+            title += hint
+        self.query_one("#heat-title", Static).update(title)
+        heat.update(heatmap(cols, edges, self.quantity != "act", steps, max(3, heat.size.height), self.log_counts,
+                            marked, marker))
