@@ -125,7 +125,7 @@ def run(
     headless: bool = typer.Option(False, "--headless", help="Run without the UI: progress bar, then the tables. "
                                                             "Implied when there is no terminal."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Headless: write the per-step history to this CSV file "
-                                                           "and every layer's statistics over time to FILE-layers.csv."),
+                                                           "and each layer's statistics over time to FILE-layers.csv."),
     plot: bool = typer.Option(False, "--plot", help="Headless: print plotext charts (loss, per-layer histograms)."),
 ) -> None:
     """Open a scenario in the lab, or train it headless and print the summary and per-layer table."""

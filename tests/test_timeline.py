@@ -69,7 +69,7 @@ def test_a_long_run_keeps_at_most_capacity_records_spanning_step_0_to_now():
     steps = tl.steps
     assert steps[0] == 0 and 100_000 - tl.every < steps[-1] <= 100_000  # from step 0 to the latest record step
     assert np.all(np.diff(steps) == tl.every) and tl.every > 1  # evenly spaced, thinned several times
-    assert len(sim.timeline) == len(tl)
+    assert len(sim.layer_timeline) == len(tl)
 
 
 def test_thinning_keeps_every_other_record_with_its_exact_values():

@@ -9,8 +9,6 @@ net against hangs, never an assertion about speed.
 
 from __future__ import annotations
 
-import re
-
 import asyncio
 import csv
 import io
@@ -411,6 +409,11 @@ def test_zoom_over_time_spans_the_whole_run_and_its_cursor_shows_recorded_steps(
                 screen_text(app).splitlines()[0]
             step, stats, live = await cursor("end")
             assert (step, live) == (300, True) and stats is r.latest.layers[1]
+            await cursor("h")  # the other pair, as on the run screen: weights and updates
+            assert "layer 2 (relu, 16 units) updates ΔW of the step (symlog bins) at step 300 (live)" in \
+                screen_text(app).splitlines()[0]
+            await cursor("t", "home")
+            assert "weights W (symlog bins) at step 0 (recorded)" in screen_text(app).splitlines()[0]
 
     run(body)
 

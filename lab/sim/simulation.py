@@ -92,9 +92,9 @@ class Simulation:
         self.diverged = False
         self.diverged_at: int | None = None
         self.history = History(self._history_capacity)
-        self.timeline = LayerTimeline(self._timeline_capacity,
+        self.layer_timeline = LayerTimeline(self._timeline_capacity,
                                       starting_cadence(scenario.train.steps, self._timeline_capacity))
-        self._record_due = self.timeline.recording  # step 0 is recorded (lazily: at the first step or snapshot)
+        self._record_due = self.layer_timeline.recording  # step 0 is recorded (lazily: at the first step or snapshot)
         self._layers_now: tuple[LayerStats, ...] | None = None  # statistics of the state now, once computed
         self.events: list[Event] = []
         self._timeline = sorted(scenario.events, key=lambda e: e.at)
@@ -170,8 +170,8 @@ class Simulation:
                 chunk = n - done
                 every = self.current.train.eval_every
                 chunk = min(chunk, every - self.step_count % every)
-                if self.timeline.recording:
-                    chunk = min(chunk, self.timeline.steps_to_next(self.step_count))
+                if self.layer_timeline.recording:
+                    chunk = min(chunk, self.layer_timeline.steps_to_next(self.step_count))
                 if self._next_event < len(self._timeline):
                     chunk = min(chunk, self._timeline[self._next_event].at - self.step_count)
                 steps = np.arange(self.step_count, self.step_count + chunk)
@@ -184,7 +184,7 @@ class Simulation:
                 done += ran
                 self._snapshot = None
                 self._layers_now = None
-                if self.timeline.due(self.step_count):
+                if self.layer_timeline.due(self.step_count):
                     self._record_due = True
                 if rec.diverged:
                     self.diverged = True
@@ -273,7 +273,7 @@ class Simulation:
         self.events.append(event)
         self._snapshot = None
         self._layers_now = None
-        if self.timeline.last_step == self.step_count:
+        if self.layer_timeline.last_step == self.step_count:
             self._record_due = True  # the record of this step shows the state training goes on from
         return event
 
@@ -304,7 +304,7 @@ class Simulation:
         """Take the record due at this step, if one is."""
         if self._record_due:
             self._record_due = False
-            self.timeline.add(Record(self.step_count, self._current_layers()))
+            self.layer_timeline.add(Record(self.step_count, self._current_layers()))
 
     def snapshot(self, *, layers: bool = True) -> Snapshot:
         """An immutable picture of the run now (cached until the next step or change).
@@ -338,7 +338,7 @@ class Simulation:
             diverged=self.diverged, diverged_at=self.diverged_at,
             layers=layers, history=h.arrays(), events=tuple(self.events),
             scenario_name=self.current.name, settings=settings, layers_step=layers_step,
-            timeline=self.timeline.freeze(),
+            timeline=self.layer_timeline.freeze(),
         )
 
     def decision_grid(self, nx: int, ny: int):

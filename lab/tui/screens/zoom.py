@@ -5,6 +5,7 @@ screen passes its runner's latest).  The over-time view is fastai's "colorful di
 one column per step of the simulation's timeline (`Snapshot.layer_frames`: step 0 on the
 left, a record every `every` steps, the live statistics last when they are newer), one row
 per bin, colour = how many values fell in it.  Bins are fixed, so a drift is real.
+`t` switches activations / gradients (or weights / updates), `h` between the two pairs.
 
 A step cursor (TensorBoard's step slider) picks the step the big histogram shows: left /
 right one record, shift+left / shift+right (or page up / down) ten, home step 0, end back
@@ -35,6 +36,16 @@ CURSOR = "#00e5ff"  # the cursor's column line and marker: a colour the heat sca
 GUTTER = 7  # value labels left of the heat map
 LABEL_EVERY = 4  # rows between value labels
 PAGE = 10  # records per shift+arrow / page key
+
+# What the histograms count: t toggles within a pair, h between the pairs (as h does on the run screen)
+QUANTITIES = {
+    "act": ("activations", "act_hist", "act_edges", "green"),
+    "grad": ("gradients dL/da (symlog bins)", "grad_hist", "grad_edges", "magenta"),
+    "weight": ("weights W (symlog bins)", "weight_hist", "value_edges", "cyan"),
+    "update": ("updates ΔW of the step (symlog bins)", "update_hist", "value_edges", "yellow"),
+}
+PAIR = {"act": "grad", "grad": "act", "weight": "update", "update": "weight"}
+FAMILY = {"act": "weight", "grad": "update", "weight": "act", "update": "grad"}
 
 Frame = tuple[int, tuple[LayerStats, ...]]
 
@@ -163,6 +174,7 @@ class ZoomScreen(Screen):
         Binding("home", "cursor_start", "step 0", show=False),
         Binding("end", "cursor_live", "live"),
         Binding("t", "toggle_quantity", "act/grad"),
+        Binding("h", "toggle_family", "weights/updates", show=False),
         Binding("g", "toggle_log", "log counts"),
         Binding("q", "app.quit", "quit", show=False),
     ]
@@ -229,7 +241,11 @@ class ZoomScreen(Screen):
         self.draw()
 
     def action_toggle_quantity(self) -> None:
-        self.quantity = "grad" if self.quantity == "act" else "act"
+        self.quantity = PAIR[self.quantity]
+        self.draw()
+
+    def action_toggle_family(self) -> None:
+        self.quantity = FAMILY[self.quantity]
         self.draw()
 
     def action_toggle_log(self) -> None:
@@ -241,7 +257,8 @@ class ZoomScreen(Screen):
         return layers[min(self.layer_index, len(layers)) - 1]
 
     def _counts(self, s: LayerStats) -> tuple[np.ndarray, np.ndarray]:
-        return (s.act_hist, s.act_edges) if self.quantity == "act" else (s.grad_hist, s.grad_edges)
+        _, counts, edges, _ = QUANTITIES[self.quantity]
+        return getattr(s, counts), getattr(s, edges)
 
     def draw(self) -> None:
         snap = self.latest()
@@ -260,21 +277,26 @@ class ZoomScreen(Screen):
         s = self._of(layers)
         live = self.cursor is None
         self.shown = (step, s, live)
-        act = self.quantity == "act"
+        q = self.quantity
         counts, edges = self._counts(s)
-        what = "activations" if act else "gradients dL/da (symlog bins)"
+        what, _, _, colour = QUANTITIES[q]
         when = "live" if live else "recorded"
+        if q in ("act", "grad"):
+            numbers = (f"mean {s.act_mean if q == 'act' else s.grad_mean:.3g}  "
+                       f"std {s.act_std if q == 'act' else s.grad_std:.3g}  "
+                       f"dead {s.dead_fraction:.0%}  sat {s.saturated_fraction:.0%}")
+        else:
+            numbers = f"W std {s.weight_std:.3g}  dW std {s.wgrad_std:.3g}  update/weight {s.update_ratio:.2g}"
         self.query_one("#zoom-title", Static).update(
-            f"[b]layer {s.index}[/b] ({s.kind}, {s.width} units) {what} at step {step} ({when})   "
-            f"mean {s.act_mean if act else s.grad_mean:.3g}  std {s.act_std if act else s.grad_std:.3g}  "
-            f"dead {s.dead_fraction:.0%}  sat {s.saturated_fraction:.0%}" + ("   (log counts)" if self.log_counts else ""))
+            f"[b]layer {s.index}[/b] ({s.kind}, {s.width} units) {what} at step {step} ({when})   {numbers}"
+            + ("   (log counts)" if self.log_counts else ""))
         plot = self.query_one("#zoom-plot", PlotextPlot)
         plt = plot.plt
         plt.clear_data()
         plt.clear_figure()
         values = np.log1p(counts) if self.log_counts else counts
-        plt.bar([i + 0.5 for i in range(counts.size)], values.tolist(), width=1.0, color="green" if act else "magenta")
-        pos, labels = _tick_labels(edges, not act, n=7)
+        plt.bar([i + 0.5 for i in range(counts.size)], values.tolist(), width=1.0, color=colour)
+        pos, labels = _tick_labels(edges, q != "act", n=7)
         plt.xticks(pos, labels)
         plt.ylabel("log(1+count)" if self.log_counts else "count")
         plot.refresh()
@@ -300,7 +322,8 @@ class ZoomScreen(Screen):
         tl = snap.timeline
         every = ("" if not tl.every else ", every step" if tl.every == 1 else f", every {tl.every} steps")
         live = " + live" if len(frames) > len(tl) else ""
-        title = f"over time: steps {frames[0][0]}..{frames[-1][0]} ({len(tl)} records{every}{live}); brighter = more values"
+        title = (f"over time: steps {frames[0][0]}..{frames[-1][0]} ({len(tl)} records{every}{live}); "
+                 "brighter = more values")
         if other_bins:
             title += f"; steps {min(other_bins)}..{max(other_bins)} had other bins (left dark)"
         hint = f"   ←/→ step, shift ±{PAGE}, home, end = live"
