@@ -34,7 +34,7 @@ from lab.tui.screens.compare import CompareScreen
 from lab.tui.screens.help import HelpScreen
 from lab.tui.screens.run import CHANGE_KEYS, RunScreen
 from lab.tui.screens.too_small import TooSmallScreen
-from lab.tui.screens.zoom import ZoomScreen
+from lab.tui.screens.zoom import GUTTER, ZoomScreen
 from lab.tui.widgets.context import VIEWS, Boundary, ContextPanel
 from lab.tui.widgets.histograms import HistogramGrid
 from lab.tui.widgets.panels import StatusBar
@@ -414,6 +414,11 @@ def test_zoom_over_time_spans_the_whole_run_and_its_cursor_shows_recorded_steps(
                 screen_text(app).splitlines()[0]
             await cursor("t", "home")
             assert "weights W (symlog bins) at step 0 (recorded)" in screen_text(app).splitlines()[0]
+            heat = zoom.query_one("#heat")
+            middle = (heat.size.width - GUTTER - 1) // 2  # a click on the heat map's middle column: step 150
+            await pilot.click("#heat", offset=(1 + GUTTER + middle, 1))  # 1: the widget's left padding
+            await pilot.pause()
+            assert zoom.cursor == zoom.shown[0] and abs(zoom.shown[0] - 150) <= 2 and not zoom.shown[2]
 
     run(body)
 

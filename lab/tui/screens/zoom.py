@@ -9,7 +9,7 @@ per bin, colour = how many values fell in it.  Bins are fixed, so a drift is rea
 
 A step cursor (TensorBoard's step slider) picks the step the big histogram shows: left /
 right one record, shift+left / shift+right (or page up / down) ten, home step 0, end back
-to live.  The cursor holds its step while the run goes on; if thinning drops that record,
+to live; or a click on a column of the heat map.  The cursor holds its step while the run goes on; if thinning drops that record,
 it shows the latest one before it.
 """
 
@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
+from textual import events
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static
@@ -194,6 +195,7 @@ class ZoomScreen(Screen):
         self.cursor: int | None = None  # the step looked at; None = follow the live statistics
         self.shown: tuple[int, LayerStats, bool] | None = None  # (step, statistics, live) in the big histogram
         self._drawn: tuple | None = None
+        self._columns: list[tuple[int, bool]] = []  # per heat-map column: (its frame's step, whether it is the last)
 
     def compose(self) -> ComposeResult:
         yield Static(id="zoom-title")
@@ -233,6 +235,15 @@ class ZoomScreen(Screen):
     def action_cursor_live(self) -> None:
         self.cursor = None
         self.draw()
+
+    def on_click(self, event: events.Click) -> None:
+        """A click on the heat map puts the cursor on that column's step (the last column: live)."""
+        heat = self.query_one("#heat", Static)
+        x, y = event.screen_x - heat.content_region.x - GUTTER, event.screen_y
+        if heat.content_region.y <= y < heat.content_region.bottom and 0 <= x < len(self._columns):
+            step, last = self._columns[x]
+            self.cursor = None if last else step
+            self.draw()
 
     # -- other keys ----------------------------------------------------------------------------
     def action_layer(self, delta: int) -> None:
@@ -316,6 +327,7 @@ class ZoomScreen(Screen):
             counts[i] = c
         cols = [counts[i] for i in idx]
         steps = [frames[i][0] for i in idx]
+        self._columns = [(frames[i][0], i == len(frames) - 1) for i in idx]
         marked = {j for j, i in enumerate(idx) if i == sel}
         step = frames[sel][0]
         marker = f"step {step}" + (" (live)" if self.cursor is None else "")
