@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from lab.data import load_data
 from lab.engine.architecture import Architecture
+from lab.engine.init import init_std
 from lab.engine.network import Network
 from lab.engine.optim import OptimizerConfig
 from lab.engine.schedules import Schedule, learning_rates
@@ -36,6 +37,8 @@ INIT_STREAM, TRAIN_STREAM = 2, 3  # the data module uses streams seed and [seed,
 ARCH_KEYS = {"activation", "alpha", "dropout", "dropout_mode", "dropconnect", "batchnorm"}
 INIT_KEYS = {"init", "init_scale", "bias_init", "reinit"}
 OPTIMIZER_KEYS = {"optimizer", "momentum", "weight_decay", "l1", "l2", "clip_norm"}
+# changes that leave the network's outputs and gradients on a batch as they are
+STATS_NEUTRAL_KEYS = {"lr", "schedule", "optimizer", "momentum", "weight_decay", "clip_norm", "batch_size"}
 
 
 def architecture_of(sc: Scenario, input_dim: int, classes: int) -> Architecture:
@@ -52,9 +55,13 @@ def optimizer_of(sc: Scenario) -> OptimizerConfig:
                            weight_decay=t.weight_decay, l1=t.l1, l2=t.l2, clip_norm=t.clip_norm)
 
 
-def schedule_of(sc: Scenario) -> Schedule:
-    s = sc.train.schedule
-    return Schedule(s.kind, s.warmup, tuple(s.milestones), s.factor, s.min_lr, s.timescale)
+def scheduled_lrs(schedule: dict[str, Any], lr: float, train_steps: int, steps: np.ndarray) -> np.ndarray:
+    """The lr at each (0-based) step of `steps` under a schedule given as ScheduleSpec fields
+    (as in Snapshot.settings["schedule"]): the Simulation and the lr view share this."""
+    sch = Schedule(schedule["kind"], schedule["warmup"], tuple(schedule["milestones"]), schedule["factor"],
+                   schedule["min_lr"], schedule["timescale"], schedule["start"])
+    span = schedule["total"] or max(1, train_steps - schedule["start"])
+    return learning_rates(sch, lr, span, steps)
 
 
 class Simulation:
@@ -85,7 +92,6 @@ class Simulation:
         self._next_event = 0
         self._reinits = 0
         self._snapshot: Snapshot | None = None
-        self._last_full: Snapshot | None = None
         self.data = self._load_data(scenario)
         dtype = np.float32 if scenario.model.dtype == "float32" else np.float64
         self.network = Network(architecture_of(scenario, self.data.X_train.shape[1], self.data.n_classes), dtype,
@@ -139,7 +145,7 @@ class Simulation:
 
     def lr_at(self, steps: np.ndarray) -> np.ndarray:
         t = self.current.train
-        return learning_rates(schedule_of(self.current), t.lr, t.schedule.total or t.steps, steps)
+        return scheduled_lrs(t.schedule.model_dump(), t.lr, t.steps, steps)
 
     def step(self, n: int = 1) -> int:
         """Train up to n steps (fewer if the run diverges); return how many ran.
@@ -247,6 +253,11 @@ class Simulation:
             self.trainer.batch_size = new.train.batch_size
         if rebuild or "batch_size" in keys:
             self._set_probe()
+        if keys - STATS_NEUTRAL_KEYS:
+            # the last training batch's activations and gradients describe the network before
+            # this change: the next snapshot takes its statistics from a fresh gradient pass
+            # (eval mode, no update, no random draws), so every number shown is of the same state
+            self.network.batch_ws = None
         event = Event(self.step_count, dict(given), source)
         self.events.append(event)
         self._snapshot = None
@@ -262,31 +273,26 @@ class Simulation:
             self._build(base, seed_offset=offset)
 
     # -- observing ----------------------------------------------------------------------------
-    def snapshot(self, *, layers: bool = True) -> Snapshot:
-        """An immutable picture of the run now (cached until the next step or change).
-
-        layers=False is the quick version for instant feedback after a key press: the
-        scalars, settings and history are current, the per-layer statistics are those of
-        the last full snapshot (`layers_step` says which step they describe).
-        """
+    def snapshot(self) -> Snapshot:
+        """An immutable picture of the run now (cached until the next step or change): every
+        number in it describes the same state."""
         with self.lock:
-            if self._snapshot is not None:
-                return self._snapshot
-            if not layers and self._last_full is not None:
-                return self._take_snapshot(self._last_full.layers, self._last_full.layers_step)
-            self._snapshot = self._last_full = self._take_snapshot()
+            if self._snapshot is None:
+                self._snapshot = self._take_snapshot()
             return self._snapshot
 
-    def _take_snapshot(self, layers=None, layers_step: int | None = None) -> Snapshot:
+    def _take_snapshot(self) -> Snapshot:
         h = self.history
         last = lambda name: h.series[name].last()  # noqa: E731
-        if layers is None:
-            with np.errstate(all="ignore"):  # a diverged run has inf/nan weights: stats say so, quietly
-                layers = layer_stats(self.network, self.trainer.last_update, self._probe_x, self._probe_y,
-                                     self.trainer.batch_size)
-            layers_step = self.step_count
-        settings = {**self.current.model.model_dump(), **self.current.train.model_dump(),
-                    "preprocess": list(self.current.data.preprocess), "seed": self.seed}
+        with np.errstate(all="ignore"):  # a diverged run has inf/nan weights: stats say so, quietly
+            layers = layer_stats(self.network, self.trainer.last_update, self._probe_x, self._probe_y,
+                                 self.trainer.batch_size)
+        m = self.current.model
+        first = self.network.layers[0].weight.shape  # (fan_in, fan_out) of layer 1
+        settings = {**m.model_dump(), **self.current.train.model_dump(),
+                    "preprocess": list(self.current.data.preprocess), "seed": self.seed,
+                    "init_std": init_std(m.init, first[0], first[1], m.init_scale),
+                    "inputs_positive": self._inputs_positive()}
         return Snapshot(
             step=self.step_count,
             lr=float(self.lr_at(np.array([self.step_count]))[0]),
@@ -294,8 +300,14 @@ class Simulation:
             val_loss=last("val_loss"), val_acc=last("val_acc"),
             diverged=self.diverged, diverged_at=self.diverged_at,
             layers=layers, history=h.arrays(), events=tuple(self.events),
-            scenario_name=self.current.name, settings=settings, layers_step=layers_step,
+            scenario_name=self.current.name, settings=settings,
         )
+
+    def _inputs_positive(self) -> bool:
+        """Whether every training input the network sees is >= 0 (the zigzag's condition)."""
+        if getattr(self, "_positive_for", None) is not self.data:
+            self._positive_for, self._positive = self.data, bool(self.data.X_train.size and self.data.X_train.min() >= 0)
+        return self._positive
 
     def decision_grid(self, nx: int, ny: int):
         """The predicted class over an nx x ny grid spanning the training inputs (2-D inputs
@@ -326,9 +338,9 @@ class Simulation:
         steps = max([self.base.train.steps, self.step_count, *(e.at for e in merged)])
         if steps == self.base.train.steps:
             return self.base.model_copy(update={"events": merged})
-        span = self.base.train.schedule.total or self.base.train.steps
 
         def pinned(schedule):
+            span = max(1, self.base.train.steps - schedule.start)
             return schedule if schedule.total else schedule.model_copy(update={"total": span})
 
         merged = [e if e.set.schedule is None else

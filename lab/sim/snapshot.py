@@ -69,7 +69,6 @@ class Snapshot:
     events: tuple[Event, ...]
     scenario_name: str = ""
     settings: dict[str, Any] = field(default_factory=dict)  # current model/train settings
-    layers_step: int | None = None  # the step `layers` describe (== step, except in quick snapshots)
 
     def metric(self, name: str, layer: int | None = None) -> float:
         """A scalar metric, or a per-layer one when `layer` (1-based) is given."""

@@ -9,12 +9,12 @@ from __future__ import annotations
 import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual_plotext import PlotextPlot
 
 from lab.report.plots import _tick_labels
+from lab.tui.keys import ZOOM_KEYS, bindings
 from lab.tui.widgets.bars import regroup
 
 HEAT = ("#000000", "#1c0c3c", "#3b0f70", "#641a80", "#8c2981", "#b73779", "#de4968", "#f7705c", "#fe9f6d",
@@ -41,14 +41,8 @@ def heatmap(columns: list[np.ndarray], width: int, height: int, log: bool) -> Te
 
 
 class ZoomScreen(Screen):
-    BINDINGS = [
-        Binding("escape,z", "app.pop_screen", "back"),
-        Binding("left_square_bracket", "layer(-1)", "prev layer", key_display="["),
-        Binding("right_square_bracket", "layer(1)", "next layer", key_display="]"),
-        Binding("t", "toggle_quantity", "act/grad"),
-        Binding("g", "toggle_log", "log counts"),
-        Binding("q", "app.quit", "quit", show=False),
-    ]
+    KEYS = ZOOM_KEYS
+    BINDINGS = bindings(ZOOM_KEYS)
     DEFAULT_CSS = """
     ZoomScreen #zoom-title { height: 1; background: $boost; padding: 0 1; }
     ZoomScreen PlotextPlot { height: 1fr; }
