@@ -201,9 +201,22 @@ def variant_scenarios(scenario: Scenario) -> dict[str, Scenario]:
     return runs
 
 
-def record(name: str, scenario: Scenario, needs_layers: bool, extra_steps: set[int]) -> Recording:
+def needed_until(ex: Expectation, total: int) -> int:
+    """The last step an expectation reads: a run need not train past it."""
+    if ex.at in (0, "initial") and not ex.throughout and ex.reduce is None:
+        return 0
+    if isinstance(ex.at, int):
+        return min(ex.at, total)
+    if ex.by is not None:  # (the schema allows by only without at and throughout)
+        return min(ex.by, total)
+    return total
+
+
+def record(name: str, scenario: Scenario, needs_layers: bool, extra_steps: set[int],
+           until: int | None = None) -> Recording:
+    """Run a variant to `until` (default: its train.steps), checkpointing as the module says."""
     sim = Simulation(scenario)
-    total = scenario.train.steps
+    total = scenario.train.steps if until is None else min(until, scenario.train.steps)
     every = scenario.train.eval_every
     checkpoints = sorted({0, total, *range(every, total + 1, every), *(s for s in extra_steps if s <= total)})
     reached = []
@@ -228,16 +241,18 @@ def record(name: str, scenario: Scenario, needs_layers: bool, extra_steps: set[i
 
 def check(scenario: Scenario) -> list[CheckResult]:
     """Run every variant an expectation needs, then evaluate every expectation."""
-    wanted: dict[str, tuple[bool, set[int]]] = {}
+    wanted: dict[str, tuple[bool, set[int], int]] = {}
+    scenarios = variant_scenarios(scenario)
     for ex in scenario.expect:
         ref = parse_metric(ex.metric)
         for name in filter(None, (ex.variant, ex.ratio_over, ex.difference_over)):
-            layers, steps = wanted.get(name, (False, set()))
+            layers, steps, until = wanted.get(name, (False, set(), 0))
             if isinstance(ex.at, int):
                 steps = steps | {ex.at}
             if ex.by is not None:
                 steps = steps | {ex.by}
-            wanted[name] = (layers or ref.per_layer, steps)
-    scenarios = variant_scenarios(scenario)
-    runs = {name: record(name, scenarios[name], layers, steps) for name, (layers, steps) in wanted.items()}
+            until = max(until, needed_until(ex, scenarios[name].train.steps))
+            wanted[name] = (layers or ref.per_layer, steps, until)
+    runs = {name: record(name, scenarios[name], layers, steps, until)
+            for name, (layers, steps, until) in wanted.items()}
     return [evaluate(ex, i, runs) for i, ex in enumerate(scenario.expect)]

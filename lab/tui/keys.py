@@ -126,9 +126,23 @@ def markdown_table(keys: tuple[Key, ...]) -> str:
     """The README's table of a screen's keys, grouped as on the help screen."""
     lines = ["| key | does |", "|---|---|"]
     for k in keys:
-        lines.append(f"| `{k.shown}` | {k.description} |")
+        lines.append(f"| `{k.shown}` | {k.description.replace('|', chr(92) + '|')} |")
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    print(markdown_table(RUN_KEYS))
+README_START = "<!-- keys: generated from lab/tui/keys.py (python -m lab.tui.keys); tests/test_keys.py keeps them equal -->"
+README_END = "<!-- /keys -->"
+
+
+def readme_block() -> str:
+    return f"{README_START}\n{markdown_table(RUN_KEYS)}\n{README_END}"
+
+
+if __name__ == "__main__":  # rewrite the README's key table from RUN_KEYS
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    start, end = text.index(README_START), text.index(README_END) + len(README_END)
+    readme.write_text(text[:start] + readme_block() + text[end:], encoding="utf-8")
+    print(f"updated {readme}")

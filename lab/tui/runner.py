@@ -199,8 +199,7 @@ class SimRunner:
         sim = self.sim
         if sim.diverged and self.running:
             self.running = False
-            self.message = (f"diverged at step {sim.diverged_at}: the loss or a weight became NaN/Inf. "
-                            "Lower the lr (L) and reset (r)")
+            self.message = f"diverged at step {sim.diverged_at}: the loss or a weight became NaN/Inf"
         if self._stop_at is not None and self.running and sim.step_count >= self._stop_at:
             self.running = False
             self.ended = True

@@ -119,7 +119,7 @@ class RunScreen(Screen):
         self.page = min(max(self.page, 0), pages - 1)
         first = self.page * per_page + 1
         last = min(first + per_page - 1, n - 1)
-        return [*range(first, last + 1), n], f"layers {first}-{last} + {n} of {n}  pgup/pgdn"
+        return [*range(first, last + 1), n], f" layers {first}-{last} and {n} (output) of {n}: pgup/pgdn "
 
     # -- drawing ----------------------------------------------------------------------------
     def tick(self, force: bool = False) -> None:
@@ -141,7 +141,7 @@ class RunScreen(Screen):
         self._shown = snap
         self.query_one(SettingsBar).show(snap.settings)
         layers, marker = self.layer_page(snap)
-        self.query_one(HistogramGrid).show(snap, layers, marker)
+        self.query_one(HistogramGrid).show(snap, layers)
         self.query_one(StatsPanel).show(snap, layers, marker)
         for curve in self.query(Curves):
             curve.show(snap)

@@ -112,8 +112,12 @@ class Curves(PlotextPlot):
                 lo, hi = min(finite), max(finite)
                 ticks = list(np.linspace(lo, hi, 4)) if hi > lo else [lo]
                 plt.yticks(ticks, [f"{t:.3g}" for t in ticks])
-        name = "loss" + (" (log scale: it exploded)" if self.log_axis else "") if self.metric == "loss" else "accuracy"
-        parts = [name, "" if legend else "cyan train, orange val", "| = change" if snap.events else "",
-                 self.hint]
-        plt.title("   ".join(p for p in parts if p))
+        name = "loss" + (" (log axis: it exploded)" if self.log_axis else "") if self.metric == "loss" else "accuracy"
+        parts = [name, self.hint, "" if legend else "cyan train, orange val", "| = change" if snap.events else ""]
+        title, room = "", max(10, self.size.width - 4)
+        for part in filter(None, parts):  # as much as fits, most important first
+            candidate = f"{title}   {part}" if title else part
+            if len(candidate) <= room:
+                title = candidate
+        plt.title(title)
         self.refresh()

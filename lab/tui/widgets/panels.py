@@ -6,13 +6,12 @@ from __future__ import annotations
 import math
 import time
 
-from rich.markup import escape
 from rich.text import Text
 from textual.widget import Widget
 from textual.widgets import Static
 
 from lab import pace as paces
-from lab.report.table import LAYER_COLUMNS, fitting_columns, layer_rows
+from lab.report.table import fitting_columns, layer_rows
 from lab.sim.snapshot import Snapshot
 from lab.tui.controls import schedule_name
 
@@ -151,7 +150,8 @@ class StatsPanel(Static):
     """
 
     DEFAULT_CSS = """
-    StatsPanel { height: auto; padding: 0 1; text-wrap: nowrap; text-overflow: clip; }
+    StatsPanel { height: auto; padding: 0 1; text-wrap: nowrap; text-overflow: clip;
+                 border-title-align: right; border-subtitle-align: left; }
     """
 
     def __init__(self, *args, wanted: tuple[str, ...] = (), **kwargs) -> None:
@@ -172,10 +172,8 @@ class StatsPanel(Static):
 
         text = Text(no_wrap=True, overflow="crop")
         line(header, {}, text, bold=True)
-        hidden = len(LAYER_COLUMNS) - len(columns)
-        note = "  ".join(filter(None, [marker, f"+{hidden} columns: wider terminal or ? help" if hidden else ""]))
-        if note:
-            text.append("   " + note, style="dim")
+        # the page marker sits on the panel's top border: always in sight, never cut by the table
+        self.border_title = marker or None
         for cells, styles in rows:
             text.append("\n")
             line(cells, styles, text)
@@ -183,8 +181,9 @@ class StatsPanel(Static):
 
 
 def diagnosis(snap: Snapshot) -> str:
-    """The lecture's reading of a diverged run, in one line."""
-    big_init = snap.settings["init"] in ("normal", "uniform", "constant") and (snap.settings["init_scale"] or 0) > 0.5
-    cause = "the initialisation is too large" if big_init else f"the learning rate ({snap.lr:.2g}) is too high"
-    return (f"Diverged at step {snap.diverged_at}: the loss or a weight became NaN/Inf, most likely because "
-            f"{escape(cause)}. L lowers the lr, r replays; the change stays in the event log.")
+    """The lecture's reading of a diverged run, in one short line (the event log has it too)."""
+    s = snap.settings
+    big_init = s["init"] in ("normal", "uniform", "constant") and (s["init_scale"] or 0) > 0.5
+    if big_init:
+        return f"Diverged at step {snap.diverged_at} (NaN/Inf): init too large? i re-initialises, r replays."
+    return f"Diverged at step {snap.diverged_at} (NaN/Inf): lr {snap.lr:.2g} too high? L lowers it, r replays."
