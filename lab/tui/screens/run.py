@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from textual import work
@@ -16,7 +17,6 @@ from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from lab.report.export import write_history_csv
-from lab.scenario.dump import dump_scenario
 from lab.scenario.schema import Scenario
 from lab.sim import Simulation, Snapshot
 from lab.tui.controls import change_for, describe_change
@@ -238,23 +238,53 @@ class RunScreen(Screen):
         return Path(getattr(self.app, "output_dir", Path.cwd())) / f"{stem or 'session'}-{datetime.now():%Y%m%d-%H%M%S}{suffix}"
 
     def action_save(self) -> None:
-        """Write the scenario plus every change made here: it replays headless, bit for bit."""
+        """Write the scenario plus every change made here: it replays headless, bit for bit.
+
+        The file is on disk at once (claims commented out while they are checked); a thread
+        worker then checks the claims on it, as `nnlab check` would, and rewrites it with
+        the ones that hold (lab/sim/session.py)."""
+        from lab.files import unused_path
+        from lab.sim.session import begin_save
+
         r = self._ready()
         if r is None:
             return
-        with r.sim.lock:
-            sc = r.sim.scenario_with_events()
-            step = r.sim.step_count
-        path = self._out_path(".toml")
-        header = (f"Saved from the nnlab run of {self.source or sc.name!r} at step {step}.\n"
-                  f"Replay it headless: nnlab run {path.name} --steps {step}")
+        path = unused_path(self._out_path(".toml"))
         try:
-            path.write_text(dump_scenario(sc, header), encoding="utf-8")
+            saved = begin_save(r.sim, path, source=self.source)
         except OSError as exc:
             self.notify(f"could not save: {exc}", severity="error")
             return
         self.last_saved = path
-        self.notify(f"saved {path}", title="scenario saved", timeout=6)
+        if saved.checked:  # no claims to check: this is the final file
+            self.notify(f"saved {path}", title="scenario saved", timeout=6, markup=False)
+            return
+        self.notify(f"saved {path}\nchecking its {len(saved.claims)} claim(s) on this run…", title="scenario saved",
+                    timeout=6, markup=False)
+        # the app's worker, not the screen's: leaving this screen must not cancel the check (quitting does)
+        self.app.run_worker(partial(self._check_saved, saved, self.app), thread=True, group="save-check",
+                            name=f"check {path.name}", exit_on_error=False)
+
+    def _check_saved(self, saved, app) -> None:
+        """Thread worker: check a saved session's claims and rewrite its file with the verdicts."""
+        from lab.sim.session import finish_save
+
+        worker = get_current_worker()
+
+        def progress(i: int, n: int, name: str) -> None:
+            if i:  # the first run is announced by the save notice
+                app.notify(f"checking {saved.path.name}: run {i + 1} of {n} ({name})", timeout=3, markup=False)
+
+        try:
+            done = finish_save(saved, progress=progress, cancelled=lambda: worker.is_cancelled)
+        except OSError as exc:
+            app.notify(f"could not rewrite {saved.path}: {exc}\n(the session is saved; its claims are commented out)",
+                       severity="error", timeout=10, markup=False)
+            return
+        self.last_checked = done
+        if not worker.is_cancelled:
+            app.notify(f"{saved.path.name}: {done.summary()}", title="claims checked",
+                       severity="warning" if done.problem else "information", timeout=8, markup=False)
 
     def action_export(self) -> None:
         r = self._ready()
