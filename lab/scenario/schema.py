@@ -166,6 +166,14 @@ class Changes(Strict):
 class Event(Strict):
     at: int = Field(..., ge=0, description="Step at which the change applies (before that step runs).")
     set: Changes = Field(..., description="The changes, as Simulation.set(**changes).")
+    only: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        None, min_length=1, description="The runs this event belongs to: 'base' and/or [[variants]] names "
+                                        "(default: every run). A saved session marks your changes only = "
+                                        "[\"base\"], so the variants keep the scenario's own timeline.")
+
+    def applies_to(self, run: str) -> bool:
+        """Whether the run named `run` ('base' or a variant's name) has this event."""
+        return self.only is None or run in self.only
 
 
 class VariantChanges(Changes):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import operator
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -194,10 +195,19 @@ def evaluate(ex: Expectation, index: int, runs: dict[str, Recording]) -> CheckRe
 
 
 def variant_scenarios(scenario: Scenario) -> dict[str, Scenario]:
-    """The base run and every [[variants]] entry, as full scenarios."""
-    runs = {"base": scenario}
+    """The base run and every [[variants]] entry, as full scenarios, each with the events
+    that belong to it (an event with `only` belongs to the runs it names, e.g. a saved
+    session's changes to "base"), so Simulation(run) plays exactly that run."""
+
+    def own(name: str, sc: Scenario) -> Scenario:
+        if all(e.only is None for e in scenario.events):
+            return sc
+        events = [e.model_copy(update={"only": None}) for e in scenario.events if e.applies_to(name)]
+        return sc.model_copy(update={"events": events})
+
+    runs = {"base": own("base", scenario)}
     for variant in scenario.variants:
-        runs[variant.name] = scenario.with_changes(variant.set)
+        runs[variant.name] = own(variant.name, scenario.with_changes(variant.set))
     return runs
 
 
@@ -212,8 +222,15 @@ def needed_until(ex: Expectation, total: int) -> int:
     return total
 
 
-def record(name: str, scenario: Scenario, needs_layers: bool, extra_steps: set[int],
-           until: int | None = None) -> Recording:
+class Cancelled(Exception):
+    """check() was asked to stop (the lab is closing)."""
+
+
+CANCEL_CHUNK = 25  # steps between looks at `cancelled` (stepping in chunks gives the same bits)
+
+
+def record(name: str, scenario: Scenario, needs_layers: bool, extra_steps: set[int], until: int | None = None,
+           cancelled: Callable[[], bool] | None = None) -> Recording:
     """Run a variant to `until` (default: its train.steps), checkpointing as the module says."""
     sim = Simulation(scenario)
     total = scenario.train.steps if until is None else min(until, scenario.train.steps)
@@ -230,7 +247,13 @@ def record(name: str, scenario: Scenario, needs_layers: bool, extra_steps: set[i
                                             for m in LAYER_METRICS}
 
     for cp in checkpoints:
-        sim.run_to(cp)
+        if cancelled is None:
+            sim.run_to(cp)
+        else:
+            while sim.step_count < cp and not sim.diverged:
+                if cancelled():
+                    raise Cancelled(name)
+                sim.step(min(CANCEL_CHUNK, cp - sim.step_count))
         if sim.step_count < cp:
             break
         checkpoint()
@@ -239,8 +262,13 @@ def record(name: str, scenario: Scenario, needs_layers: bool, extra_steps: set[i
     return Recording(name, sim.history.arrays(), reached, layer_values, sim.diverged, sim.diverged_at, sim.step_count)
 
 
-def check(scenario: Scenario) -> list[CheckResult]:
-    """Run every variant an expectation needs, then evaluate every expectation."""
+def check(scenario: Scenario, *, progress: Callable[[int, int, str], None] | None = None,
+          cancelled: Callable[[], bool] | None = None) -> list[CheckResult]:
+    """Run every variant an expectation needs (only as far as its claims read), then evaluate
+    every expectation.
+
+    progress(i, n, name) is called before the i-th of n runs; when cancelled() turns true
+    the current run stops within a few steps and Cancelled is raised."""
     wanted: dict[str, tuple[bool, set[int], int]] = {}
     scenarios = variant_scenarios(scenario)
     for ex in scenario.expect:
@@ -253,6 +281,9 @@ def check(scenario: Scenario) -> list[CheckResult]:
                 steps = steps | {ex.by}
             until = max(until, needed_until(ex, scenarios[name].train.steps))
             wanted[name] = (layers or ref.per_layer, steps, until)
-    runs = {name: record(name, scenarios[name], layers, steps, until)
-            for name, (layers, steps, until) in wanted.items()}
+    runs = {}
+    for i, (name, (layers, steps, until)) in enumerate(wanted.items()):
+        if progress is not None:
+            progress(i, len(wanted), name)
+        runs[name] = record(name, scenarios[name], layers, steps, until, cancelled)
     return [evaluate(ex, i, runs) for i, ex in enumerate(scenario.expect)]

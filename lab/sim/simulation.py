@@ -79,7 +79,10 @@ class Simulation:
         self._build(scenario)
 
     # -- construction -------------------------------------------------------------------
-    def _build(self, scenario: Scenario, seed_offset: int = 0) -> None:
+    def _build(self, scenario: Scenario, seed_offset: int = 0, start: dict[str, Any] | None = None) -> None:
+        """A fresh run of `scenario` at step 0; `start`: the user's changes, applied at step 0 as
+        their event (after the scenario's own step-0 events, before the step-0 evaluation),
+        exactly as a saved session's replay applies them."""
         self.base = scenario  # what step 0 looks like; user events are relative to it
         self.current = scenario
         self.seed = scenario.seed + seed_offset
@@ -88,7 +91,7 @@ class Simulation:
         self.diverged_at: int | None = None
         self.history = History(self._history_capacity)
         self.events: list[Event] = []
-        self._timeline = sorted(scenario.events, key=lambda e: e.at)
+        self._timeline = sorted((e for e in scenario.events if e.applies_to("base")), key=lambda e: e.at)
         self._next_event = 0
         self._reinits = 0
         self._snapshot: Snapshot | None = None
@@ -104,6 +107,10 @@ class Simulation:
         self._set_trace()
         self._set_probe()
         self._apply_due_events()
+        if start:  # only what still differs from the run as it stands at step 0
+            start = {k: v for k, v in start.items() if self.current.with_changes({k: v}) != self.current}
+        if start:
+            self._apply(start, source="user")
         self._evaluate()  # validation metrics at step 0: where the run starts from
 
     def _load_data(self, sc: Scenario):
@@ -191,9 +198,12 @@ class Simulation:
                 self._evaluate()
                 self._snapshot = None
 
-    def _evaluate(self) -> None:
+    def _evaluate(self, replace: bool = False) -> None:
         loss, acc = self.trainer.evaluate(self.data.X_val, self.data.y_val)
-        self.history.record_val(self.step_count, loss, acc)
+        if replace and self.history.series["val_step"].last() == self.step_count:
+            self.history.replace_last_val(loss, acc)
+        else:
+            self.history.record_val(self.step_count, loss, acc)
 
     def _apply_due_events(self) -> None:
         while self._next_event < len(self._timeline) and self._timeline[self._next_event].at <= self.step_count:
@@ -216,7 +226,10 @@ class Simulation:
             raise LabError(f"invalid change: {problems}") from None
         with self.lock:
             self._overrides.update({k: v for k, v in given.items() if k != "reinit"})
-            return self._apply(given, source="user")
+            event = self._apply(given, source="user")
+            if self.step_count == 0:  # step 0's evaluation describes the network step 1 starts from,
+                self._evaluate(replace=True)  # as in a replay, where step-0 events come before it
+            return event
 
     def _apply(self, given: dict[str, Any], source: str) -> Event:
         old = self.current
@@ -266,11 +279,15 @@ class Simulation:
     def reset(self, *, new_seed: bool = False) -> None:
         """Back to step 0 with the settings in force now and the same initialisation
         (a new one with new_seed=True).  The scenario's own events replay; the user's
-        changes become the starting point."""
+        changes become the starting point: one user event at step 0, which stays in the
+        event log and in a saved session (a replay applies it exactly the same way, so an
+        init change kept through resets gives the same weights every time)."""
         with self.lock:
-            base = self.original.with_changes(self._overrides) if self._overrides else self.original
             offset = (self.seed - self.original.seed + 1) if new_seed else (self.seed - self.original.seed)
-            self._build(base, seed_offset=offset)
+            start = Changes(**self._overrides).given() if self._overrides else None
+            if start and "schedule" in start:  # a schedule chosen mid-run spans the replay from step 0
+                start["schedule"] = {**start["schedule"], "start": 0, "total": None}
+            self._build(self.original, seed_offset=offset, start=start)
 
     # -- observing ----------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
@@ -328,16 +345,23 @@ class Simulation:
         return xs, ys, np.argmax(scores, axis=1).reshape(ny, nx)
 
     def scenario_with_events(self) -> Scenario:
-        """The scenario that replays this session headless: the base plus every user event."""
+        """The scenario that replays this session headless: the base plus every user event.
+
+        The base run is the session; the user's events are marked only = ["base"] when
+        there are variants, which keep the scenario's own timeline and length."""
         from lab.scenario.schema import Event as EventSpec
 
-        user = [EventSpec(at=e.step, set=Changes(**e.changes)) for e in self.events if e.source == "user"]
+        only = ["base"] if self.base.variants else None
+        user = [EventSpec(at=e.step, set=Changes(**e.changes), only=only) for e in self.events if e.source == "user"]
         merged = sorted([*self.base.events, *user], key=lambda e: e.at)
+        base = self.base
+        if self.seed != base.seed:  # reset with a new seed (R)
+            base = base.model_copy(update={"scenario": base.scenario.model_copy(update={"seed": self.seed})})
         # a session may run past train.steps; the replay must reach as far, with every
         # schedule (the base's and the events') still spanning the original length
         steps = max([self.base.train.steps, self.step_count, *(e.at for e in merged)])
         if steps == self.base.train.steps:
-            return self.base.model_copy(update={"events": merged})
+            return base.model_copy(update={"events": merged})
 
         def pinned(schedule):
             span = max(1, self.base.train.steps - schedule.start)
@@ -347,4 +371,14 @@ class Simulation:
                   e.model_copy(update={"set": e.set.model_copy(update={"schedule": pinned(e.set.schedule)})})
                   for e in merged]
         train = self.base.train.model_copy(update={"steps": steps, "schedule": pinned(self.base.train.schedule)})
-        return self.base.model_copy(update={"events": merged, "train": train})
+        longer = base.model_copy(update={"events": merged, "train": train})
+
+        def unchanged(variant):  # a variant runs as long as it did, on the schedule it had
+            was, now = self.base.with_changes(variant.set).train, longer.with_changes(variant.set).train
+            keep = {"steps": was.steps} if now.steps != was.steps else {}
+            if (now.schedule.model_copy(update={"total": now.schedule.total or was.steps})
+                    != was.schedule.model_copy(update={"total": was.schedule.total or was.steps})):
+                keep["schedule"] = was.schedule
+            return variant.model_copy(update={"set": variant.set.model_copy(update=keep)}) if keep else variant
+
+        return longer.model_copy(update={"variants": [unchanged(v) for v in self.base.variants]})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from textual import work
@@ -23,7 +24,6 @@ from textual.worker import get_current_worker
 from lab.metrics import parse_metric
 from lab.pace import initial_pace
 from lab.report.export import write_history_csv
-from lab.scenario.dump import dump_scenario
 from lab.scenario.schema import Scenario
 from lab.sim import Simulation, Snapshot
 from lab.tui.controls import change_for, describe_change
@@ -276,23 +276,61 @@ class RunScreen(Screen):
         return Path(getattr(self.app, "output_dir", Path.cwd())) / f"{stem or 'session'}-{datetime.now():%Y%m%d-%H%M%S}{suffix}"
 
     def action_save(self) -> None:
-        """Write the scenario plus every change made here: it replays headless, bit for bit."""
+        """Write the scenario plus every change made here: it replays headless, bit for bit.
+
+        The file is on disk at once (claims commented out while they are checked); a thread
+        worker then checks the claims on it, as `nnlab check` would, and rewrites it with
+        the ones that hold (lab/sim/session.py)."""
+        from lab.files import unused_path
+        from lab.sim.session import begin_save
+
         r = self._ready()
         if r is None:
             return
-        with r.sim.lock:
-            sc = r.sim.scenario_with_events()
-            step = r.sim.step_count
-        path = self._out_path(".toml")
-        header = (f"Saved from the nnlab run of {self.source or sc.name!r} at step {step}.\n"
-                  f"Replay it headless: nnlab run {path.name} --steps {step}")
+        path = unused_path(self._out_path(".toml"))
         try:
-            path.write_text(dump_scenario(sc, header), encoding="utf-8")
+            saved = begin_save(r.sim, path, source=self.source)
         except OSError as exc:
             self.say(f"could not save: {exc}", "error")
             return
         self.last_saved = path
-        self.say(f"saved {path}")
+        if saved.checked:  # no claims to check: this is the final file
+            self.say(f"saved {path}")
+            return
+        self.say(f"saved {path}; checking its {len(saved.claims)} claim(s) on this run…")
+        # the app's worker, not the screen's: leaving this screen must not cancel the check (quitting does)
+        self.app.run_worker(partial(self._check_saved, saved, self.app), thread=True, group="save-check",
+                            name=f"check {path.name}", exit_on_error=False)
+
+    def _tell(self, app, message: str, kind: str = "info") -> None:
+        """From a thread: the message line if this screen is still up, else a notice."""
+        def show() -> None:
+            if self.is_attached and app.screen is self:
+                self.say(message, kind)
+            else:
+                app.notify(message, severity="error" if kind == "error" else "information", timeout=6, markup=False)
+
+        app.call_from_thread(show)
+
+    def _check_saved(self, saved, app) -> None:
+        """Thread worker: check a saved session's claims and rewrite its file with the verdicts."""
+        from lab.sim.session import finish_save
+
+        worker = get_current_worker()
+
+        def progress(i: int, n: int, name: str) -> None:
+            if i:  # the first run is announced by the save message
+                self._tell(app, f"checking {saved.path.name}: run {i + 1} of {n} ({name})")
+
+        try:
+            done = finish_save(saved, progress=progress, cancelled=lambda: worker.is_cancelled)
+        except OSError as exc:
+            self._tell(app, f"could not rewrite {saved.path}: {exc} (the session is saved; its claims are commented "
+                            "out)", "error")
+            return
+        self.last_checked = done
+        if not worker.is_cancelled:
+            self._tell(app, f"{saved.path.name}: {done.summary()}", "error" if done.problem else "info")
 
     def action_export(self) -> None:
         r = self._ready()
