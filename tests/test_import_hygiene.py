@@ -8,7 +8,7 @@ import sys
 import pytest
 
 HEADLESS = ["lab", "lab.engine.network", "lab.engine.trainer", "lab.sim", "lab.scenario", "lab.data",
-            "lab.report.table"]
+            "lab.report.table", "lab.sim.session", "lab.files"]
 
 
 @pytest.mark.parametrize("module", HEADLESS)

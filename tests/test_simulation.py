@@ -261,7 +261,8 @@ def test_reset_keeps_user_changes_as_starting_point():
     np.testing.assert_array_equal(sim.history.arrays()["lr"], [])
     sim.step(5)
     np.testing.assert_array_equal(sim.history.arrays()["lr"], 0.05)
-    assert sim.events == []
+    # the change stays in the event log: the user's, at step 0, where the run now starts from
+    assert [(e.step, e.changes, e.source) for e in sim.events] == [(0, {"lr": 0.05}, "user")]
     fresh = make(train={"lr": 0.05})
     fresh.step(5)
     assert_same_run(sim, fresh)

@@ -28,16 +28,18 @@ from lab.scenario.schema import Changes, Scenario, ScheduleSpec
 from lab.sim.snapshot import Event
 from lab.tui.app import make_app
 from lab.tui.controls import change_for
-from lab.tui.runner import SPEEDS
+from lab.pace import PACES
 from lab.tui.screens.browser import BrowserScreen
 from lab.tui.screens.compare import CompareScreen
 from lab.tui.screens.help import HelpScreen
-from lab.tui.screens.run import CHANGE_KEYS, RunScreen
+from lab.report.table import LAYER_COLUMNS
+from lab.tui.keys import RUN_KEYS
+from lab.tui.screens.run import RunScreen
 from lab.tui.screens.too_small import TooSmallScreen
 from lab.tui.screens.zoom import GUTTER, ZoomScreen
 from lab.tui.widgets.context import VIEWS, Boundary, ContextPanel
 from lab.tui.widgets.histograms import HistogramGrid
-from lab.tui.widgets.panels import StatusBar
+from lab.tui.widgets.panels import MessageLine, StatusBar
 
 SIZE = (100, 30)
 TIMEOUT = 60.0  # per test: a safety net for a hang, far above what any test needs
@@ -45,7 +47,7 @@ TIMEOUT = 60.0  # per test: a safety net for a hang, far above what any test nee
 
 def tiny(steps: int = 100, **overrides) -> Scenario:
     """Spiral, 200 points, 2-16-16-3: a step takes microseconds."""
-    raw = {"scenario": {"name": "tiny spiral", "seed": 0,
+    raw = {"scenario": {"name": "tiny spiral", "seed": 0, "pace": "max",
                         "explain": "A tiny spiral: **watch** the loss fall."},
            "data": {"kind": "spiral", "n": 200},
            "model": {"hidden": [16, 16]},
@@ -100,6 +102,17 @@ def screen_text(app) -> str:
     return console.export_text()
 
 
+def screen_text_of(container) -> list[str]:
+    """The plain text of every Static (and Markdown) inside a container, drawn or scrolled away."""
+    console = Console(width=200, file=io.StringIO(), record=True)
+    out = []
+    for widget in container.query("Static, Markdown"):
+        content = getattr(widget, "content", None) if widget.__class__.__name__ != "Markdown" else widget.source
+        console.print(content)
+    out.append(console.export_text())
+    return out
+
+
 def status_text(screen) -> str:
     return str(screen.query_one(StatusBar).content)
 
@@ -119,8 +132,12 @@ def normalised(key: str, value):
 
 
 # -- every change key ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("key,action", [(k, a.split("'")[1]) for k, a, _ in CHANGE_KEYS],
-                         ids=[k if k.islower() else f"shift-{k.lower()}" for k, _, _ in CHANGE_KEYS])
+CHANGE_KEYS = [(k.keys, k.action.split("'")[1]) for k in RUN_KEYS if k.action.startswith("change(")]
+DERIVED = {"init_std", "inputs_positive"}  # settings that follow from others
+
+
+@pytest.mark.parametrize("key,action", CHANGE_KEYS,
+                         ids=[k if k.islower() else f"shift-{k.lower()}" for k, _ in CHANGE_KEYS])
 def test_change_key_sets_the_simulation_and_records_a_user_event(tmp_path, key, action):
     async def body():
         app = cli_app(tiny(), tmp_path)
@@ -129,11 +146,11 @@ def test_change_key_sets_the_simulation_and_records_a_user_event(tmp_path, key, 
             r = screen.runner
             for _ in range(3):  # so the event lands at a step other than 0
                 await pilot.press("n")
-            await until(pilot, lambda: r.sim.step_count == 3 and r._single_steps == 0, "three single steps")
+            await until(pilot, lambda: r.sim.step_count == 3 and r.pending == 0, "three single steps")
             if key == "D":  # dropout down needs a dropout to lower
                 await change(pilot, r, "d")
             before = dict(r.latest.settings)
-            expected = change_for(action, before)
+            expected = change_for(action, before, 3)
             n_events = len(r.sim.events)
 
             await change(pilot, r, key)
@@ -142,7 +159,9 @@ def test_change_key_sets_the_simulation_and_records_a_user_event(tmp_path, key, 
             for name, value in expected.items():
                 assert after[name] == normalised(name, value), (key, name)
                 assert after[name] != before[name], f"{key} did not change {name}"
-            unchanged = {k for k in before if k not in expected}
+            unchanged = {k for k in before if k not in expected and k not in DERIVED}
+            if key == "i":  # a new scheme brings its own scale
+                unchanged.discard("init_scale")
             assert {k: after[k] for k in unchanged} == {k: before[k] for k in unchanged}
             assert len(r.sim.events) == n_events + 1
             assert r.sim.events[-1] == Event(3, Changes(**expected).given(), "user")
@@ -172,41 +191,42 @@ def test_change_keys_in_a_row_cycle_through_their_options(tmp_path):
 
 
 # -- running, stepping, speed ---------------------------------------------------------------------------
-def test_space_toggles_running_and_plus_minus_change_the_speed_limit(tmp_path):
+def test_space_toggles_running_and_plus_minus_move_through_the_pace_scale(tmp_path):
     async def body():
-        app = cli_app(tiny(steps=1_000_000), tmp_path)
+        app = cli_app(tiny(steps=1_000_000, scenario={"pace": 20}), tmp_path)
         async with app.run_test(size=SIZE) as pilot:
             screen = await run_screen(pilot)
             r = screen.runner
             assert not r.running and r.sim.step_count == 0
-            assert r.speed_limit is None  # as fast as possible
+            assert r.pace == 20
+            await until(pilot, lambda: "pace 20/s" in status_text(screen), "the pace in the status line")
 
+            i = PACES.index(20)
             await pilot.press("minus")
-            assert r.speed_limit == SPEEDS[-2]
+            assert r.pace == PACES[i - 1]
             await pilot.press("minus", "minus")
-            assert r.speed_limit == SPEEDS[-4]
-            assert f"≤{SPEEDS[-4]}/s" in status_text(screen)
+            assert r.pace == PACES[i - 3]
+            await until(pilot, lambda: f"pace {PACES[i - 3]:g}/s" in status_text(screen), "the slower pace shown")
             await pilot.press("plus")
-            assert r.speed_limit == SPEEDS[-3]
+            assert r.pace == PACES[i - 2]
             await pilot.press("equals_sign")  # the unshifted key of +
-            assert r.speed_limit == SPEEDS[-2]
-            for _ in range(len(SPEEDS) + 2):
+            assert r.pace == PACES[i - 1]
+            for _ in range(len(PACES) + 2):
                 await pilot.press("minus")
-            assert r.speed_limit == SPEEDS[0]  # clamped at the slowest
-            for _ in range(len(SPEEDS) + 2):
+            assert r.pace == PACES[0]  # clamped at the slowest
+            for _ in range(len(PACES) + 2):
                 await pilot.press("plus")
-            assert r.speed_limit is None  # clamped at unlimited
-            assert "≤" not in status_text(screen)
+            assert r.pace is None  # as fast as the machine goes
+            await until(pilot, lambda: "pace max" in status_text(screen), "pace max in the status line")
 
             await pilot.press("space")
-            assert r.running
+            await until(pilot, lambda: r.running, "running")
             await until(pilot, lambda: r.sim.step_count > 0, "steps while running")
             await until(pilot, lambda: "RUNNING" in status_text(screen), "the status bar to say RUNNING")
             await pilot.press("space")
-            assert not r.running
+            await until(pilot, lambda: not r.running and r.pending == 0, "paused")
             await until(pilot, lambda: "PAUSED" in status_text(screen), "the status bar to say PAUSED")
-            # paused means paused: the worker finishes its chunk, then the count stays put
-            await pilot.pause(0.1)
+            # paused means paused: the worker has finished its chunk, and the count stays put
             settled = r.sim.step_count
             await pilot.pause(0.3)
             assert r.sim.step_count == settled
@@ -223,11 +243,11 @@ def test_n_steps_exactly_one_step(tmp_path):
             for expected in (1, 2, 3):
                 await pilot.press("n")
                 await until(pilot, lambda: sim.step_count >= expected, f"step {expected}")
-                await until(pilot, lambda: screen.runner._single_steps == 0, "the single step to be consumed")
+                await until(pilot, lambda: screen.runner.pending == 0, "the single step to be consumed")
                 assert sim.step_count == expected
             assert not screen.runner.running
             await until(pilot, lambda: screen._shown is not None and screen._shown.step == 3, "step 3 on screen")
-            assert "step 3 " in status_text(screen)
+            assert "step 3/100 " in status_text(screen)
             assert len(sim.history.series["loss"]) == 3
 
     run(body)
@@ -316,7 +336,7 @@ def test_v_cycles_all_five_context_views_and_each_renders(tmp_path):
                 await pilot.press("v")
                 await pilot.pause()
                 seen.append(panel.view)
-                assert panel.query_one("ContentSwitcher").current == panel.view
+                assert panel.query_one("ContentSwitcher").current in (panel.view, f"{panel.view}-scroll")
                 shown[panel.view] = screen_text(app)  # renders every visible widget
             assert seen == [*VIEWS, VIEWS[0]]
             assert "what to watch" in shown["explain"]
@@ -453,9 +473,13 @@ def test_question_mark_opens_help(tmp_path):
             await pilot.press("question_mark")
             await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help screen")
             text = screen_text(app)
-            assert "nnlab keys" in text and "ctrl+s" in text and "save as a scenario" in text
-            texts = " ".join(str(w.content) for w in app.screen.query("Static"))
-            assert "tiny spiral" in texts  # the scenario's concept, further down
+            assert "keys" in text and "run or pause" in text  # the top of the help is on screen
+            help_text = "\n".join(screen_text_of(app.screen.query_one("VerticalScroll")))
+            for key in RUN_KEYS:  # every key of the run screen, with what it does
+                assert key.description in help_text, key
+            for column in LAYER_COLUMNS:  # and what every column of the table means
+                assert column.meaning in help_text, column.header
+            assert "tiny spiral" in help_text  # the scenario's concept, further down
             await pilot.press("escape")
             await until(pilot, lambda: app.screen is screen, "back to the run screen")
 
@@ -524,8 +548,8 @@ def test_e_exports_the_history_as_csv_in_the_output_dir(tmp_path):
             screen.runner.publish()
             await pilot.press("e")
             await pilot.pause()
-            text = " ".join(str(n.message) for n in app._notifications)
-            assert str(screen.last_exported) in text and str(screen.last_exported_layers) in text
+            text = screen.query_one(MessageLine).message
+            assert screen.last_exported.name in text and screen.last_exported_layers.name in text
             return screen.last_exported, screen.runner.latest
 
     path, snap = run(body)
@@ -584,7 +608,7 @@ async def _press_n(pilot, screen, times: int) -> None:
     target = screen.runner.sim.step_count + times
     for _ in range(times):
         await pilot.press("n")
-    await until(pilot, lambda: screen.runner.sim.step_count == target and screen.runner._single_steps == 0,
+    await until(pilot, lambda: screen.runner.sim.step_count == target and screen.runner.pending == 0,
                 f"{times} single steps")
 
 
@@ -673,11 +697,14 @@ def test_a_saved_session_with_a_relative_schedule_replays_past_the_end(tmp_path)
     sim.step(10)
 
     async def script(pilot, screen):
-        await change(pilot, screen.runner, "s")  # step schedule, milestones at 0.5 and 0.75 of train.steps (50, 75)
+        # a step schedule chosen at step 10 spans the rest of the run (90 steps): milestones at
+        # 0.5 and 0.75 of that, steps 55 and 77.5
+        await change(pilot, screen.runner, "s")
         sim.step(110)  # space continues past the end: to step 120
 
     path = run(lambda: _session(tmp_path, sc, sim, script))
-    assert sim.history.series["lr"].values()[50] == pytest.approx(0.01)  # the session: milestone at 50
+    lrs = sim.history.series["lr"].values()  # lrs[k]: the lr of (0-based) step k
+    assert lrs[54] == pytest.approx(0.1) and lrs[55] == pytest.approx(0.01) and lrs[78] == pytest.approx(0.001)
     _assert_replays(path, sim)
 
 
@@ -695,8 +722,9 @@ def test_divergence_shows_in_the_status_bar_and_L_then_r_recovers(tmp_path):
                         "DIVERGED in the status bar")
             assert not r.running
             assert "diverged at step" in r.message
-            await until(pilot, lambda: any(n.title == "diverged" for n in app._notifications),
-                        "the divergence notice")
+            await until(pilot, lambda: "Diverged at step" in str(screen.query_one(MessageLine).content),
+                        "the diagnosis in the message line")
+            assert not app._notifications  # one message line, no toasts over the data
             screen_text(app)  # every panel draws a run full of NaN/Inf
             for view in VIEWS[1:]:
                 await pilot.press("v")

@@ -1,6 +1,8 @@
 """Learning-rate schedules (lecture: "Learning rate decay"), vectorised over steps.
 
-`t` is the 0-based index of the step about to be taken; `total` the scenario's steps.
+`t` is the 0-based index of the step about to be taken, counted from the schedule's
+`start` (0 unless the schedule was chosen mid-run: then it starts where it was chosen);
+`total` the steps it spans from there (default: the rest of the scenario's steps).
 1) optional linear warmup: lr * (t + 1) / warmup for t < warmup;
 2) then the base schedule, at the absolute step t:
    constant      lr
@@ -29,6 +31,7 @@ class Schedule:
     factor: float = 0.1
     min_lr: float = 0.0
     timescale: int | None = None
+    start: int = 0  # the absolute step the schedule's t = 0 is at
 
     def milestone_steps(self, total: int) -> np.ndarray:
         return np.array([m * total if m < 1 else m for m in self.milestones], dtype=np.float64)
@@ -36,7 +39,7 @@ class Schedule:
 
 def learning_rates(schedule: Schedule, lr: float, total: int, steps: np.ndarray) -> np.ndarray:
     """The lr used at each (0-based) step in `steps`, as float64."""
-    t = np.asarray(steps, dtype=np.float64)
+    t = np.maximum(np.asarray(steps, dtype=np.float64) - schedule.start, 0.0)
     w = float(schedule.warmup)
     kind = schedule.kind
     if kind == "constant":

@@ -1,13 +1,21 @@
-"""Rich tables of a Snapshot: the run summary and the per-layer statistics."""
+"""The per-layer table and the run summary, from a Snapshot.
+
+`LAYER_COLUMNS` declares each column once: its header, the LayerStats metric it shows,
+its format, what it means (the help screen and the report caption use these words) and
+when it is flagged.  The TUI's table, the headless report and the compare screen all
+render from it.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 from rich import box
 from rich.table import Table
 
-from lab.sim.snapshot import Snapshot
+from lab.sim.snapshot import LayerStats, Snapshot
 
 DEAD_ALERT = 0.5
 SATURATED_ALERT = 0.5
@@ -18,7 +26,82 @@ def _num(x: float, fmt: str = "{:.3g}") -> str:
 
 
 def _pct(x: float) -> str:
-    return _num(x * 100, "{:.0f}%") if not math.isnan(x) else "-"
+    return "-" if x is None or math.isnan(x) else f"{x * 100:.0f}%"
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    metric: str  # the LayerStats field shown ("" for #, kind)
+    cell: Callable[[LayerStats], str]
+    meaning: str  # one line for the help screen and the report's caption
+    alert: Callable[[LayerStats], str] = lambda s: ""  # a style when the value is a warning sign
+    brief: str = ""  # a few words for the headless report's caption
+
+
+LAYER_COLUMNS: tuple[Column, ...] = (
+    Column("#", "", lambda s: str(s.index), "layer number: 1 = first hidden layer, the last is the output"),
+    Column("kind", "", lambda s: s.kind, "activation of the layer (output: the scores)"),
+    Column("units", "", lambda s: str(s.width), "units in the layer"),
+    Column("mean", "act_mean", lambda s: _num(s.act_mean, "{:.2g}"), "mean of the activations"),
+    Column("std", "act_std", lambda s: _num(s.act_std, "{:.2g}"),
+           "std of the activations: collapsing toward 0 or growing with depth is a bad init"),
+    Column("grad", "grad_std", lambda s: _num(s.grad_std, "{:.1e}"),
+           "std of dL/da, the gradient flowing back into the layer: vanishing or exploding"),
+    Column("dead", "dead_fraction", lambda s: _pct(s.dead_fraction),
+           "units whose slope f'(z) < 1e-3 on every probe example: they never learn again",
+           lambda s: "bold red" if s.dead_fraction >= DEAD_ALERT else "", "f'(z)<1e-3 on every probe example"),
+    Column("sat", "saturated_fraction", lambda s: _pct(s.saturated_fraction),
+           "activations in a flat region: |tanh| > 0.99, sigmoid < 0.01 or > 0.99 (gradient ~0)",
+           lambda s: "bold yellow" if s.saturated_fraction >= SATURATED_ALERT else "", "|tanh|>.99 / sigmoid<.01|>.99"),
+    Column("~0", "zero_fraction", lambda s: _pct(s.zero_fraction), "activations with |a| < 1e-3 (near zero)",
+           brief="|a|<1e-3"),
+    Column("upd/w", "update_ratio", lambda s: _num(s.update_ratio, "{:.1e}"),
+           "||last update of W|| / ||W||: the rule of thumb is about 1e-3", brief="||dW||/||W|| (aim ~1e-3)"),
+    Column("sign", "sign_agreement", lambda s: _num(s.sign_agreement, "{:.2f}"),
+           "share of a unit's weight gradients with the same sign: 1 = the zigzag regime",
+           brief="grad sign agreement"),
+    Column("sim", "unit_similarity", lambda s: _num(s.unit_similarity, "{:.2f}"),
+           "mean cosine similarity of units' incoming weights: 1 = symmetry never broken", brief="unit similarity"),
+)
+COLUMNS = tuple(c.header for c in LAYER_COLUMNS)
+# the order columns are dropped in when the table does not fit, least telling first
+DROP_ORDER = ("units", "sim", "~0", "sign", "mean", "upd/w", "grad", "sat", "std", "dead")
+CAPTION = "   ".join(f"{c.header}: {c.brief}" for c in LAYER_COLUMNS if c.brief)
+
+
+def layer_rows(snap: Snapshot, layers: list[int] | None = None,
+               columns: tuple[Column, ...] = LAYER_COLUMNS) -> list[tuple[list[str], dict[int, str]]]:
+    """Per layer (all, or the given 1-based numbers): the cells of `columns`, and {column: style}
+    for the flagged ones."""
+    chosen = snap.layers if layers is None else [snap.layers[i - 1] for i in layers]
+    rows = []
+    for s in chosen:
+        cells = [c.cell(s) for c in columns]
+        styles = {i: style for i, c in enumerate(columns) if (style := c.alert(s))}
+        rows.append((cells, styles))
+    return rows
+
+
+def fitting_columns(width: int, snap: Snapshot, layers: list[int], wanted: tuple[str, ...] = (),
+                    gap: int = 2) -> tuple[Column, ...]:
+    """The columns that fit in `width` characters, dropping the least telling first but
+    keeping the metrics in `wanted` (the ones the scenario's claims are about) as long as possible."""
+    keep = list(LAYER_COLUMNS)
+    order = [h for h in DROP_ORDER if not any(c.header == h and c.metric in wanted for c in LAYER_COLUMNS)]
+    order += [h for h in DROP_ORDER if h not in order]
+
+    def needed(cols) -> int:
+        rows = layer_rows(snap, layers, tuple(cols))
+        widths = [max(len(c.header), *(len(r[0][i]) for r in rows)) if rows else len(c.header)
+                  for i, c in enumerate(cols)]
+        return sum(widths) + gap * (len(cols) - 1)
+
+    for header in order:
+        if needed(keep) <= width:
+            break
+        keep = [c for c in keep if c.header != header]
+    return tuple(keep)
 
 
 def summary_table(snap: Snapshot, steps_per_s: float | None = None) -> Table:
@@ -32,30 +115,6 @@ def summary_table(snap: Snapshot, steps_per_s: float | None = None) -> Table:
     for k, v in rows:
         t.add_row(f"[dim]{k}[/]", v)
     return t
-
-
-CAPTION = ("dead: f'(z)<1e-3 on every probe example   sat: |tanh|>.99 / sigmoid<.01|>.99   "
-           "~0: |a|<1e-3   upd/w: ||dW||/||W|| (aim ~1e-3)   sign: grad sign agreement   sim: unit similarity")
-
-
-COLUMNS = ("#", "kind", "units", "mean", "std", "grad", "dead", "sat", "~0", "upd/w", "sign", "sim")
-
-
-def layer_rows(snap: Snapshot) -> list[tuple[list[str], dict[int, str]]]:
-    """Per layer: the cells of COLUMNS, and {column: style} for the flagged ones (dead, saturated)."""
-    rows = []
-    for s in snap.layers:
-        cells = [str(s.index), s.kind, str(s.width), _num(s.act_mean, "{:.2g}"), _num(s.act_std, "{:.2g}"),
-                 _num(s.grad_std, "{:.1e}"), _pct(s.dead_fraction), _pct(s.saturated_fraction),
-                 _pct(s.zero_fraction), _num(s.update_ratio, "{:.1e}"), _num(s.sign_agreement, "{:.2f}"),
-                 _num(s.unit_similarity, "{:.2f}")]
-        styles = {}
-        if s.dead_fraction >= DEAD_ALERT:
-            styles[6] = "bold red"
-        if s.saturated_fraction >= SATURATED_ALERT:
-            styles[7] = "bold yellow"
-        rows.append((cells, styles))
-    return rows
 
 
 def layer_table(snap: Snapshot, caption: bool = True) -> Table:

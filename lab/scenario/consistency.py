@@ -57,6 +57,13 @@ def cross_field_problems(raw: dict) -> list[str]:
             own = _table(variant, "set").get("hidden")
             depth[name] = len(own) + 1 if isinstance(own, list) and own else len(hidden) + 1
     known = list(dict.fromkeys(names))
+    for i, event in enumerate(_array(raw, "events")):
+        only = event.get("only") if isinstance(event, dict) else None
+        for name in only if isinstance(only, list) else []:
+            if isinstance(name, str) and name not in known:
+                close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                problems.append(f"events[{i}].only: unknown run {name!r}{hint} (runs: {', '.join(known)})")
     for i, ex in enumerate(_array(raw, "expect")):
         if not isinstance(ex, dict):
             continue

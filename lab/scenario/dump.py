@@ -10,10 +10,13 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from pydantic import BaseModel
+
 from .schema import Scenario
 
 SECTIONS = ("scenario", "data", "model", "train")
 ARRAYS = ("events", "variants", "expect")
+ALWAYS = {"expect": ("op",)}  # written even at their default: a claim reads wrong without its comparison
 
 
 def _value(v: Any) -> str:
@@ -30,6 +33,8 @@ def _value(v: Any) -> str:
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_value(x) for x in v) + "]"
     if isinstance(v, dict):
+        if not v:
+            return "{}"
         return "{ " + ", ".join(f"{k} = {_value(x)}" for k, x in v.items()) + " }"
     if isinstance(v, (datetime.date, datetime.time)):
         return v.isoformat()
@@ -47,8 +52,15 @@ def dump_scenario(sc: Scenario, header: str = "") -> str:
         lines += [f"{key} = {_value(value)}" for key, value in table.items()]
         lines.append("")
     for name in ARRAYS:
-        for entry in data.get(name, []):
-            lines.append(f"[[{name}]]")
-            lines += [f"{key} = {_value(value)}" for key, value in entry.items()]
+        for entry in getattr(sc, name):
+            lines += array_entry(name, entry)
             lines.append("")
     return "\n".join(lines)
+
+
+def array_entry(name: str, entry: BaseModel) -> list[str]:
+    """One `[[name]]` table (e.g. an [[expect]] entry) as the lines dump_scenario writes for it."""
+    given = entry.model_dump(exclude_defaults=True)
+    always = ALWAYS.get(name, ())
+    data = {k: given.get(k, v) for k, v in entry.model_dump().items() if k in given or k in always}
+    return "\n".join([f"[[{name}]]", *(f"{key} = {_value(value)}" for key, value in data.items())]).splitlines()

@@ -39,6 +39,19 @@ class ScenarioMeta(Strict):
     topic: str = Field("misc", description="Curriculum topic (the folder it lives in).")
     seed: int = Field(0, ge=0, description="One seed drives data, initialisation, batches and dropout masks.")
     explain: str = Field("", description="Markdown shown beside the run: what to watch and why.")
+    pace: float | str | None = Field(
+        None, description="How fast the lab's live run goes at first: steps per second (20), the duration of "
+                          "the whole run (\"30s\"), or \"max\" (as fast as the machine goes).  Default: the "
+                          "run lasts about 30 s.  Headless runs ignore it.")
+
+    @field_validator("pace")
+    @classmethod
+    def _pace(cls, value: float | str | None) -> float | str | None:
+        from lab.pace import parse_pace
+
+        if value is not None:
+            parse_pace(value)  # raises ValueError with the accepted forms
+        return value
 
 
 class AugmentSpec(Strict):
@@ -99,7 +112,10 @@ class ScheduleSpec(Strict):
     min_lr: float = Field(0.0, ge=0.0, description="cosine/linear: final learning rate.")
     timescale: int | None = Field(None, ge=1, description="inverse_sqrt: steps before decay starts (default: warmup).")
     total: int | None = Field(None, ge=1, description="Steps the schedule spans (cosine/linear decay, milestones "
-                                                        "given as fractions); default train.steps.")
+                                                        "given as fractions), counted from `start`; default "
+                                                        "train.steps - start.")
+    start: int = Field(0, ge=0, description="The step the schedule starts from: warmup, milestones and decay "
+                                           "count from here (a schedule chosen mid-run starts where it was chosen).")
 
 
 class TrainSpec(Strict):
@@ -150,6 +166,14 @@ class Changes(Strict):
 class Event(Strict):
     at: int = Field(..., ge=0, description="Step at which the change applies (before that step runs).")
     set: Changes = Field(..., description="The changes, as Simulation.set(**changes).")
+    only: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        None, min_length=1, description="The runs this event belongs to: 'base' and/or [[variants]] names "
+                                        "(default: every run). A saved session marks your changes only = "
+                                        "[\"base\"], so the variants keep the scenario's own timeline.")
+
+    def applies_to(self, run: str) -> bool:
+        """Whether the run named `run` ('base' or a variant's name) has this event."""
+        return self.only is None or run in self.only
 
 
 class VariantChanges(Changes):
@@ -254,6 +278,8 @@ class Scenario(Strict):
                     "data": dict(self.data.model_dump())}
         owner = {**{k: "train" for k in TrainSpec.model_fields}, **{k: "data" for k in DataSpec.model_fields},
                  **{k: "model" for k in ModelSpec.model_fields}}
+        if "init" in given and "init_scale" not in given:
+            sections["model"]["init_scale"] = None  # a named scheme brings its own scale
         for key, value in given.items():
             if key == "reinit":
                 continue

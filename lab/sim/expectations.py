@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import operator
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -194,18 +195,47 @@ def evaluate(ex: Expectation, index: int, runs: dict[str, Recording]) -> CheckRe
 
 
 def variant_scenarios(scenario: Scenario) -> dict[str, Scenario]:
-    """The base run and every [[variants]] entry, as full scenarios."""
-    runs = {"base": scenario}
+    """The base run and every [[variants]] entry, as full scenarios, each with the events
+    that belong to it (an event with `only` belongs to the runs it names, e.g. a saved
+    session's changes to "base"), so Simulation(run) plays exactly that run."""
+
+    def own(name: str, sc: Scenario) -> Scenario:
+        if all(e.only is None for e in scenario.events):
+            return sc
+        events = [e.model_copy(update={"only": None}) for e in scenario.events if e.applies_to(name)]
+        return sc.model_copy(update={"events": events})
+
+    runs = {"base": own("base", scenario)}
     for variant in scenario.variants:
-        runs[variant.name] = scenario.with_changes(variant.set)
+        runs[variant.name] = own(variant.name, scenario.with_changes(variant.set))
     return runs
 
 
-def record(name: str, scenario: Scenario, needs_layers: bool, extra_steps: set[int]) -> Recording:
+def needed_until(ex: Expectation, total: int) -> int:
+    """The last step an expectation reads: a run need not train past it."""
+    if ex.at in (0, "initial") and not ex.throughout and ex.reduce is None:
+        return 0
+    if isinstance(ex.at, int):
+        return min(ex.at, total)
+    if ex.by is not None:  # (the schema allows by only without at and throughout)
+        return min(ex.by, total)
+    return total
+
+
+class Cancelled(Exception):
+    """check() was asked to stop (the lab is closing)."""
+
+
+CANCEL_CHUNK = 25  # steps between looks at `cancelled` (stepping in chunks gives the same bits)
+
+
+def record(name: str, scenario: Scenario, needs_layers: bool, extra_steps: set[int], until: int | None = None,
+           cancelled: Callable[[], bool] | None = None) -> Recording:
+    """Run a variant to `until` (default: its train.steps), checkpointing as the module says."""
     # no per-layer timeline: the checks read their own checkpoints, and recording ~200 steps of
     # every layer would cost several times the training of a small scenario
     sim = Simulation(scenario, timeline_capacity=0)
-    total = scenario.train.steps
+    total = scenario.train.steps if until is None else min(until, scenario.train.steps)
     every = scenario.train.eval_every
     checkpoints = sorted({0, total, *range(every, total + 1, every), *(s for s in extra_steps if s <= total)})
     reached = []
@@ -219,7 +249,13 @@ def record(name: str, scenario: Scenario, needs_layers: bool, extra_steps: set[i
                                             for m in LAYER_METRICS}
 
     for cp in checkpoints:
-        sim.run_to(cp)
+        if cancelled is None:
+            sim.run_to(cp)
+        else:
+            while sim.step_count < cp and not sim.diverged:
+                if cancelled():
+                    raise Cancelled(name)
+                sim.step(min(CANCEL_CHUNK, cp - sim.step_count))
         if sim.step_count < cp:
             break
         checkpoint()
@@ -228,18 +264,28 @@ def record(name: str, scenario: Scenario, needs_layers: bool, extra_steps: set[i
     return Recording(name, sim.history.arrays(), reached, layer_values, sim.diverged, sim.diverged_at, sim.step_count)
 
 
-def check(scenario: Scenario) -> list[CheckResult]:
-    """Run every variant an expectation needs, then evaluate every expectation."""
-    wanted: dict[str, tuple[bool, set[int]]] = {}
+def check(scenario: Scenario, *, progress: Callable[[int, int, str], None] | None = None,
+          cancelled: Callable[[], bool] | None = None) -> list[CheckResult]:
+    """Run every variant an expectation needs (only as far as its claims read), then evaluate
+    every expectation.
+
+    progress(i, n, name) is called before the i-th of n runs; when cancelled() turns true
+    the current run stops within a few steps and Cancelled is raised."""
+    wanted: dict[str, tuple[bool, set[int], int]] = {}
+    scenarios = variant_scenarios(scenario)
     for ex in scenario.expect:
         ref = parse_metric(ex.metric)
         for name in filter(None, (ex.variant, ex.ratio_over, ex.difference_over)):
-            layers, steps = wanted.get(name, (False, set()))
+            layers, steps, until = wanted.get(name, (False, set(), 0))
             if isinstance(ex.at, int):
                 steps = steps | {ex.at}
             if ex.by is not None:
                 steps = steps | {ex.by}
-            wanted[name] = (layers or ref.per_layer, steps)
-    scenarios = variant_scenarios(scenario)
-    runs = {name: record(name, scenarios[name], layers, steps) for name, (layers, steps) in wanted.items()}
+            until = max(until, needed_until(ex, scenarios[name].train.steps))
+            wanted[name] = (layers or ref.per_layer, steps, until)
+    runs = {}
+    for i, (name, (layers, steps, until)) in enumerate(wanted.items()):
+        if progress is not None:
+            progress(i, len(wanted), name)
+        runs[name] = record(name, scenarios[name], layers, steps, until, cancelled)
     return [evaluate(ex, i, runs) for i, ex in enumerate(scenario.expect)]

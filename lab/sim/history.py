@@ -59,6 +59,9 @@ class Ring:
     def last(self) -> float:
         return float(self._buf[(self._n - 1) % self._buf.size]) if self._n else float("nan")
 
+    def replace_last(self, value: float) -> None:
+        self._buf[(self._n - 1) % self._buf.size] = value
+
 
 STEP_SERIES = ("step", "lr", "loss", "train_acc", "grad_norm")
 TRACE_SERIES = ("trace_step", "w_a", "w_b")  # two first-layer weights, after every step (and step 0)
@@ -90,6 +93,11 @@ class History:
     def record_val(self, step: int, loss: float, acc: float) -> None:
         for name, value in (("val_step", step), ("val_loss", loss), ("val_acc", acc)):
             self.series[name].extend([value])
+
+    def replace_last_val(self, loss: float, acc: float) -> None:
+        """Overwrite the last validation record's values (same step)."""
+        self.series["val_loss"].replace_last(loss)
+        self.series["val_acc"].replace_last(acc)
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {name: ring.values() for name, ring in self.series.items()}

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from lab.data import load_data
 from lab.engine.architecture import Architecture
+from lab.engine.init import init_std
 from lab.engine.network import Network
 from lab.engine.optim import OptimizerConfig
 from lab.engine.schedules import Schedule, learning_rates
@@ -45,6 +46,8 @@ HISTOGRAMS = ("act_hist", "grad_hist", "weight_hist", "update_hist")
 ARCH_KEYS = {"activation", "alpha", "dropout", "dropout_mode", "dropconnect", "batchnorm"}
 INIT_KEYS = {"init", "init_scale", "bias_init", "reinit"}
 OPTIMIZER_KEYS = {"optimizer", "momentum", "weight_decay", "l1", "l2", "clip_norm"}
+# changes that leave the network's outputs and gradients on a batch as they are
+STATS_NEUTRAL_KEYS = {"lr", "schedule", "optimizer", "momentum", "weight_decay", "clip_norm", "batch_size"}
 
 
 def _frozen_counts(counts: np.ndarray) -> np.ndarray:
@@ -67,9 +70,13 @@ def optimizer_of(sc: Scenario) -> OptimizerConfig:
                            weight_decay=t.weight_decay, l1=t.l1, l2=t.l2, clip_norm=t.clip_norm)
 
 
-def schedule_of(sc: Scenario) -> Schedule:
-    s = sc.train.schedule
-    return Schedule(s.kind, s.warmup, tuple(s.milestones), s.factor, s.min_lr, s.timescale)
+def scheduled_lrs(schedule: dict[str, Any], lr: float, train_steps: int, steps: np.ndarray) -> np.ndarray:
+    """The lr at each (0-based) step of `steps` under a schedule given as ScheduleSpec fields
+    (as in Snapshot.settings["schedule"]): the Simulation and the lr view share this."""
+    sch = Schedule(schedule["kind"], schedule["warmup"], tuple(schedule["milestones"]), schedule["factor"],
+                   schedule["min_lr"], schedule["timescale"], schedule["start"])
+    span = schedule["total"] or max(1, train_steps - schedule["start"])
+    return learning_rates(sch, lr, span, steps)
 
 
 class Simulation:
@@ -92,7 +99,10 @@ class Simulation:
         self._build(scenario)
 
     # -- construction -------------------------------------------------------------------
-    def _build(self, scenario: Scenario, seed_offset: int = 0) -> None:
+    def _build(self, scenario: Scenario, seed_offset: int = 0, start: dict[str, Any] | None = None) -> None:
+        """A fresh run of `scenario` at step 0; `start`: the user's changes, applied at step 0 as
+        their event (after the scenario's own step-0 events, before the step-0 evaluation),
+        exactly as a saved session's replay applies them."""
         self.base = scenario  # what step 0 looks like; user events are relative to it
         self.current = scenario
         self.seed = scenario.seed + seed_offset
@@ -101,15 +111,14 @@ class Simulation:
         self.diverged_at: int | None = None
         self.history = History(self._history_capacity)
         self.layer_timeline = LayerTimeline(self._timeline_capacity,
-                                      starting_cadence(scenario.train.steps, self._timeline_capacity))
-        self._record_due = self.layer_timeline.recording  # step 0 is recorded (lazily: at the first step or snapshot)
+                                            starting_cadence(scenario.train.steps, self._timeline_capacity))
+        self._record_due = self.layer_timeline.recording  # step 0 is recorded (lazily: at the next step or snapshot)
         self._layers_now: tuple[LayerStats, ...] | None = None  # statistics of the state now, once computed
         self.events: list[Event] = []
-        self._timeline = sorted(scenario.events, key=lambda e: e.at)
+        self._timeline = sorted((e for e in scenario.events if e.applies_to("base")), key=lambda e: e.at)
         self._next_event = 0
         self._reinits = 0
         self._snapshot: Snapshot | None = None
-        self._last_full: Snapshot | None = None
         self.data = self._load_data(scenario)
         dtype = np.float32 if scenario.model.dtype == "float32" else np.float64
         self.network = Network(architecture_of(scenario, self.data.X_train.shape[1], self.data.n_classes), dtype,
@@ -122,6 +131,10 @@ class Simulation:
         self._set_trace()
         self._set_probe()
         self._apply_due_events()
+        if start:  # only what still differs from the run as it stands at step 0
+            start = {k: v for k, v in start.items() if self.current.with_changes({k: v}) != self.current}
+        if start:
+            self._apply(start, source="user")
         self._evaluate()  # validation metrics at step 0: where the run starts from
 
     def _load_data(self, sc: Scenario):
@@ -163,7 +176,7 @@ class Simulation:
 
     def lr_at(self, steps: np.ndarray) -> np.ndarray:
         t = self.current.train
-        return learning_rates(schedule_of(self.current), t.lr, t.schedule.total or t.steps, steps)
+        return scheduled_lrs(t.schedule.model_dump(), t.lr, t.steps, steps)
 
     def step(self, n: int = 1) -> int:
         """Train up to n steps (fewer if the run diverges); return how many ran.
@@ -215,9 +228,12 @@ class Simulation:
                 self._evaluate()
                 self._snapshot = None
 
-    def _evaluate(self) -> None:
+    def _evaluate(self, replace: bool = False) -> None:
         loss, acc = self.trainer.evaluate(self.data.X_val, self.data.y_val)
-        self.history.record_val(self.step_count, loss, acc)
+        if replace and self.history.series["val_step"].last() == self.step_count:
+            self.history.replace_last_val(loss, acc)
+        else:
+            self.history.record_val(self.step_count, loss, acc)
 
     def _apply_due_events(self) -> None:
         while self._next_event < len(self._timeline) and self._timeline[self._next_event].at <= self.step_count:
@@ -240,7 +256,10 @@ class Simulation:
             raise LabError(f"invalid change: {problems}") from None
         with self.lock:
             self._overrides.update({k: v for k, v in given.items() if k != "reinit"})
-            return self._apply(given, source="user")
+            event = self._apply(given, source="user")
+            if self.step_count == 0:  # step 0's evaluation describes the network step 1 starts from,
+                self._evaluate(replace=True)  # as in a replay, where step-0 events come before it
+            return event
 
     def _apply(self, given: dict[str, Any], source: str) -> Event:
         old = self.current
@@ -277,6 +296,11 @@ class Simulation:
             self.trainer.batch_size = new.train.batch_size
         if rebuild or "batch_size" in keys:
             self._set_probe()
+        if keys - STATS_NEUTRAL_KEYS:
+            # the last training batch's activations and gradients describe the network before
+            # this change: the next snapshot takes its statistics from a fresh gradient pass
+            # (eval mode, no update, no random draws), so every number shown is of the same state
+            self.network.batch_ws = None
         event = Event(self.step_count, dict(given), source)
         self.events.append(event)
         self._snapshot = None
@@ -288,11 +312,15 @@ class Simulation:
     def reset(self, *, new_seed: bool = False) -> None:
         """Back to step 0 with the settings in force now and the same initialisation
         (a new one with new_seed=True).  The scenario's own events replay; the user's
-        changes become the starting point."""
+        changes become the starting point: one user event at step 0, which stays in the
+        event log and in a saved session (a replay applies it exactly the same way, so an
+        init change kept through resets gives the same weights every time)."""
         with self.lock:
-            base = self.original.with_changes(self._overrides) if self._overrides else self.original
             offset = (self.seed - self.original.seed + 1) if new_seed else (self.seed - self.original.seed)
-            self._build(base, seed_offset=offset)
+            start = Changes(**self._overrides).given() if self._overrides else None
+            if start and "schedule" in start:  # a schedule chosen mid-run spans the replay from step 0
+                start["schedule"] = {**start["schedule"], "start": 0, "total": None}
+            self._build(self.original, seed_offset=offset, start=start)
 
     # -- observing ----------------------------------------------------------------------------
     def _current_layers(self) -> tuple[LayerStats, ...]:
@@ -313,30 +341,25 @@ class Simulation:
             self._record_due = False
             self.layer_timeline.add(Record(self.step_count, self._current_layers()))
 
-    def snapshot(self, *, layers: bool = True) -> Snapshot:
-        """An immutable picture of the run now (cached until the next step or change).
-
-        layers=False is the quick version for instant feedback after a key press: the
-        scalars, settings and history are current, the per-layer statistics are those of
-        the last full snapshot (`layers_step` says which step they describe).
-        """
+    def snapshot(self) -> Snapshot:
+        """An immutable picture of the run now (cached until the next step or change): every
+        number in it describes the same state."""
         with self.lock:
-            if self._snapshot is not None:
-                return self._snapshot
-            if not layers and self._last_full is not None:
-                return self._take_snapshot(self._last_full.layers, self._last_full.layers_step)
-            self._flush_record()
-            self._snapshot = self._last_full = self._take_snapshot()
+            if self._snapshot is None:
+                self._flush_record()  # a record due now and this snapshot share their statistics
+                self._snapshot = self._take_snapshot()
             return self._snapshot
 
-    def _take_snapshot(self, layers=None, layers_step: int | None = None) -> Snapshot:
+    def _take_snapshot(self) -> Snapshot:
         h = self.history
         last = lambda name: h.series[name].last()  # noqa: E731
-        if layers is None:
-            layers = self._current_layers()
-            layers_step = self.step_count
-        settings = {**self.current.model.model_dump(), **self.current.train.model_dump(),
-                    "preprocess": list(self.current.data.preprocess), "seed": self.seed}
+        layers = self._current_layers()
+        m = self.current.model
+        first = self.network.layers[0].weight.shape  # (fan_in, fan_out) of layer 1
+        settings = {**m.model_dump(), **self.current.train.model_dump(),
+                    "preprocess": list(self.current.data.preprocess), "seed": self.seed,
+                    "init_std": init_std(m.init, first[0], first[1], m.init_scale),
+                    "inputs_positive": self._inputs_positive()}
         return Snapshot(
             step=self.step_count,
             lr=float(self.lr_at(np.array([self.step_count]))[0]),
@@ -344,9 +367,14 @@ class Simulation:
             val_loss=last("val_loss"), val_acc=last("val_acc"),
             diverged=self.diverged, diverged_at=self.diverged_at,
             layers=layers, history=h.arrays(), events=tuple(self.events),
-            scenario_name=self.current.name, settings=settings, layers_step=layers_step,
-            timeline=self.layer_timeline.freeze(),
+            scenario_name=self.current.name, settings=settings, timeline=self.layer_timeline.freeze(),
         )
+
+    def _inputs_positive(self) -> bool:
+        """Whether every training input the network sees is >= 0 (the zigzag's condition)."""
+        if getattr(self, "_positive_for", None) is not self.data:
+            self._positive_for, self._positive = self.data, bool(self.data.X_train.size and self.data.X_train.min() >= 0)
+        return self._positive
 
     def decision_grid(self, nx: int, ny: int):
         """The predicted class over an nx x ny grid spanning the training inputs (2-D inputs
@@ -367,23 +395,40 @@ class Simulation:
         return xs, ys, np.argmax(scores, axis=1).reshape(ny, nx)
 
     def scenario_with_events(self) -> Scenario:
-        """The scenario that replays this session headless: the base plus every user event."""
+        """The scenario that replays this session headless: the base plus every user event.
+
+        The base run is the session; the user's events are marked only = ["base"] when
+        there are variants, which keep the scenario's own timeline and length."""
         from lab.scenario.schema import Event as EventSpec
 
-        user = [EventSpec(at=e.step, set=Changes(**e.changes)) for e in self.events if e.source == "user"]
+        only = ["base"] if self.base.variants else None
+        user = [EventSpec(at=e.step, set=Changes(**e.changes), only=only) for e in self.events if e.source == "user"]
         merged = sorted([*self.base.events, *user], key=lambda e: e.at)
+        base = self.base
+        if self.seed != base.seed:  # reset with a new seed (R)
+            base = base.model_copy(update={"scenario": base.scenario.model_copy(update={"seed": self.seed})})
         # a session may run past train.steps; the replay must reach as far, with every
         # schedule (the base's and the events') still spanning the original length
         steps = max([self.base.train.steps, self.step_count, *(e.at for e in merged)])
         if steps == self.base.train.steps:
-            return self.base.model_copy(update={"events": merged})
-        span = self.base.train.schedule.total or self.base.train.steps
+            return base.model_copy(update={"events": merged})
 
         def pinned(schedule):
+            span = max(1, self.base.train.steps - schedule.start)
             return schedule if schedule.total else schedule.model_copy(update={"total": span})
 
         merged = [e if e.set.schedule is None else
                   e.model_copy(update={"set": e.set.model_copy(update={"schedule": pinned(e.set.schedule)})})
                   for e in merged]
         train = self.base.train.model_copy(update={"steps": steps, "schedule": pinned(self.base.train.schedule)})
-        return self.base.model_copy(update={"events": merged, "train": train})
+        longer = base.model_copy(update={"events": merged, "train": train})
+
+        def unchanged(variant):  # a variant runs as long as it did, on the schedule it had
+            was, now = self.base.with_changes(variant.set).train, longer.with_changes(variant.set).train
+            keep = {"steps": was.steps} if now.steps != was.steps else {}
+            if (now.schedule.model_copy(update={"total": now.schedule.total or was.steps})
+                    != was.schedule.model_copy(update={"total": was.schedule.total or was.steps})):
+                keep["schedule"] = was.schedule
+            return variant.model_copy(update={"set": variant.set.model_copy(update=keep)}) if keep else variant
+
+        return longer.model_copy(update={"variants": [unchanged(v) for v in self.base.variants]})

@@ -116,15 +116,14 @@ class Snapshot:
     events: tuple[Event, ...]
     scenario_name: str = ""
     settings: dict[str, Any] = field(default_factory=dict)  # current model/train settings
-    layers_step: int | None = None  # the step `layers` describe (== step, except in quick snapshots)
     timeline: Timeline = field(default_factory=Timeline)  # every layer at recorded steps, shared, not copied
 
     def layer_frames(self) -> list[tuple[int, tuple[LayerStats, ...]]]:
         """(step, every layer's statistics) over the run: the timeline's records, then this
-        snapshot's own statistics if they describe a later step (the live state)."""
+        snapshot's own statistics if its step is later (the live state)."""
         frames = [(r.step, r.layers) for r in self.timeline.records]
-        if self.layers and self.layers_step is not None and (not frames or self.layers_step > frames[-1][0]):
-            frames.append((self.layers_step, self.layers))
+        if self.layers and (not frames or self.step > frames[-1][0]):
+            frames.append((self.step, self.layers))
         return frames
 
     def metric(self, name: str, layer: int | None = None) -> float:

@@ -4,36 +4,15 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Iterable
 
 from textual import events
-from textual.app import App
-from textual.command import Hit, Hits, Provider
+from textual.app import App, SystemCommand
+from textual.screen import Screen
 
 from lab.engine.threads import limit_blas_threads
 from lab.scenario.schema import Scenario
 from lab.tui.screens.too_small import MIN_HEIGHT, MIN_WIDTH, TooSmallScreen
-
-
-class LabCommands(Provider):
-    """Every run-screen action in the command palette (ctrl+p), by name."""
-
-    async def search(self, query: str) -> Hits:
-        from lab.tui.screens.run import CHANGE_KEYS, RunScreen
-
-        screen = self.app.screen
-        if not isinstance(screen, RunScreen):
-            return
-        actions = [(label, action) for _, action, label in CHANGE_KEYS] + [
-            ("run / pause", "toggle"), ("one step", "step_once"), ("faster", "faster"), ("slower", "slower"),
-            ("reset (same initialisation)", "reset"), ("reset with a new seed", "reset_new_seed"),
-            ("histograms: weights/updates", "toggle_histograms"), ("next context view", "cycle_view"),
-            ("zoom on a layer", "zoom"), ("compare variants", "compare"), ("save as scenario", "save"),
-            ("export history CSV", "export"), ("help", "help")]
-        matcher = self.matcher(query)
-        for label, action in actions:
-            score = matcher.match(label)
-            if score > 0:
-                yield Hit(score, matcher.highlight(label), lambda a=action: screen.run_action(a), help=action)
 
 
 def warm_up_kernels() -> None:
@@ -49,7 +28,6 @@ def warm_up_kernels() -> None:
 class NNLabApp(App):
     CSS_PATH = "lab.tcss"
     TITLE = "nnlab"
-    COMMANDS = App.COMMANDS | {LabCommands}
 
     def __init__(self, paths: list[Path] | None = None, scenario: Scenario | None = None, *,
                  source: str = "", output_dir: Path | None = None, autostart: bool = True,
@@ -66,18 +44,34 @@ class NNLabApp(App):
         # the same BLAS thread count as headless runs (bit-identical metrics), which also
         # leaves the second core to the UI
         limit_blas_threads()
+        from lab.tui.screens.browser import BrowserScreen
+
+        # the browser is always at the bottom, so escape from a scenario opened directly
+        # (`nnlab run X`) goes back to the curriculum too
+        await self.push_screen(BrowserScreen(self.paths))
         if self.start_scenario is not None:
             from lab.tui.screens.run import RunScreen
 
             await self.push_screen(RunScreen(self.start_scenario, source=self.source, autostart=self.autostart))
-        else:
-            from lab.tui.screens.browser import BrowserScreen
-
-            await self.push_screen(BrowserScreen(self.paths))
-            if self.warm_up:
-                threading.Thread(target=warm_up_kernels, name="nnlab-warm-up", daemon=True).start()
+        elif self.warm_up:
+            threading.Thread(target=warm_up_kernels, name="nnlab-warm-up", daemon=True).start()
         self._first_screen_up = True
         self.check_size()  # after the first screen is up, so the notice goes on top of it
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Every key of the screen the palette was opened from is a command, found by what it
+        does ("dropout", "zoom", "lr"), then Textual's own (theme, screenshot, ...)."""
+        for key in getattr(screen, "KEYS", ()):
+            yield SystemCommand(f"{key.description} ({key.shown})", f"key: {key.shown}",
+                                lambda action=key.action: screen.run_action(action))
+        yield from super().get_system_commands(screen)
+
+    def action_show_help(self) -> None:
+        """The help for the screen on top: its keys, and the scenario it is about."""
+        from lab.tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
 
     def on_resize(self, event: events.Resize) -> None:
         # the event carries the new size; self.size may still be the old one here.  Resizes

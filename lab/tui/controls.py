@@ -18,15 +18,21 @@ PREPROCESSING = ((), ("center",), ("center", "normalize"), ("pca",), ("whiten",)
 SQRT10 = math.sqrt(10.0)
 
 
-def schedules(steps: int) -> tuple[dict[str, Any], ...]:
-    """The schedules `s` cycles through, sized to the scenario's training length."""
+def schedules(span: int) -> tuple[dict[str, Any], ...]:
+    """The schedules `s` cycles through, sized to the `span` of steps they will cover."""
     return (
         {"kind": "constant"},
         {"kind": "step", "milestones": [0.5, 0.75], "factor": 0.1},
-        {"kind": "cosine", "warmup": max(1, steps // 20)},
+        {"kind": "cosine", "warmup": max(1, span // 20)},
         {"kind": "linear"},
-        {"kind": "inverse_sqrt", "timescale": max(1, steps // 10)},
+        {"kind": "inverse_sqrt", "timescale": max(1, span // 10)},
     )
+
+
+def horizon(step: int, steps: int) -> int:
+    """The steps a schedule chosen at `step` spans: the rest of the run, or (past the end,
+    when the run goes on) another run's length."""
+    return steps - step if step < steps else steps
 
 
 def following(options: tuple, current: Any) -> Any:
@@ -39,12 +45,17 @@ def following(options: tuple, current: Any) -> Any:
 
 def schedule_name(schedule: dict[str, Any]) -> str:
     warm = f"+warmup {schedule['warmup']}" if schedule.get("warmup") else ""
-    return f"{schedule['kind']}{warm}"
+    start = f" from {schedule['start']}" if schedule.get("start") else ""
+    return f"{schedule['kind']}{warm}{start}"
 
 
-def change_for(action: str, settings: dict[str, Any]) -> dict[str, Any]:
+def change_for(action: str, settings: dict[str, Any], step: int = 0) -> dict[str, Any]:
     """The Simulation.set(...) arguments for a key action, given the current settings
-    (`Snapshot.settings`: model and train fields, preprocess)."""
+    (`Snapshot.settings`: model and train fields, preprocess) and the step it happens at.
+
+    A new init scheme comes with its own scale (Scenario.with_changes drops init_scale).
+    A new schedule starts at this step and spans the rest of the run, so choosing one late
+    (or after the end) never drops the lr by 100x unannounced."""
     if action == "lr_up":
         return {"lr": settings["lr"] * SQRT10}
     if action == "lr_down":
@@ -63,11 +74,12 @@ def change_for(action: str, settings: dict[str, Any]) -> dict[str, Any]:
     if action == "optimizer":
         return {"optimizer": following(OPTIMIZERS, settings["optimizer"])}
     if action == "schedule":
-        options = schedules(settings["steps"])
+        span = horizon(step, settings["steps"])
+        options = schedules(span)
         kinds = [o["kind"] for o in options]
         current = settings["schedule"]["kind"]
         nxt = options[(kinds.index(current) + 1) % len(options)] if current in kinds else options[0]
-        return {"schedule": nxt}
+        return {"schedule": {**nxt, "start": step, "total": span}}
     if action == "preprocess":
         return {"preprocess": list(following(PREPROCESSING, tuple(settings["preprocess"])))}
     if action == "weight_decay":

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from rich.syntax import Syntax
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Markdown, Static, Tree
@@ -14,6 +13,7 @@ from textual.widgets import Footer, Markdown, Static, Tree
 from lab.errors import ScenarioError
 from lab.scenario import load_scenario
 from lab.scenario.catalog import Entry, bundled, scenario_files
+from lab.tui.keys import BROWSER_KEYS, bindings
 
 
 def entries_for(paths: list[Path]) -> list[Entry]:
@@ -29,11 +29,8 @@ def entries_for(paths: list[Path]) -> list[Entry]:
 
 
 class BrowserScreen(Screen):
-    BINDINGS = [
-        Binding("enter", "run", "run", priority=False),
-        Binding("question_mark", "help", "help", key_display="?"),
-        Binding("q", "app.quit", "quit"),
-    ]
+    KEYS = BROWSER_KEYS
+    BINDINGS = bindings(BROWSER_KEYS)
     DEFAULT_CSS = """
     BrowserScreen #browser { height: 1fr; }
     BrowserScreen Tree { width: 36; min-width: 28; border-right: solid $primary; }
@@ -109,8 +106,3 @@ class BrowserScreen(Screen):
             self.notify(str(exc), title="invalid scenario", severity="error", markup=False)
             return
         self.app.push_screen(RunScreen(sc, source=entry.name, autostart=getattr(self.app, "autostart", True)))
-
-    def action_help(self) -> None:
-        from lab.tui.screens.help import HelpScreen
-
-        self.app.push_screen(HelpScreen())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
@@ -13,6 +12,7 @@ from textual_plotext import PlotextPlot
 
 from lab.scenario.schema import Scenario
 from lab.sim import Simulation
+from lab.tui.keys import COMPARE_KEYS, bindings
 from lab.tui.runner import SimRunner
 from lab.tui.widgets.curves import step_ticks, thin
 from lab.tui.widgets.histograms import HistogramGrid
@@ -50,13 +50,8 @@ class Lockstep:
 
 
 class CompareScreen(Screen):
-    BINDINGS = [
-        Binding("space", "toggle", "run/pause"),
-        Binding("h", "toggle_histograms", "weights/updates"),
-        Binding("r", "reset", "reset all"),
-        Binding("escape,c", "app.pop_screen", "back"),
-        Binding("q", "app.quit", "quit"),
-    ]
+    KEYS = COMPARE_KEYS
+    BINDINGS = bindings(COMPARE_KEYS)
     DEFAULT_CSS = """
     CompareScreen #columns { height: 1fr; }
     CompareScreen .variant { width: 1fr; border-right: solid $primary; }
@@ -90,7 +85,7 @@ class CompareScreen(Screen):
                     yield Static(f"[b]{name}[/b]", classes="variant-name")
                     yield StatusBar(id=f"status-{name}")
                     yield HistogramGrid(id=f"grid-{name}")
-                    yield StatsPanel(id=f"stats-{name}", compact=True)
+                    yield StatsPanel(id=f"stats-{name}")
         yield PlotextPlot(id="compare-loss")
         yield Footer()
 
@@ -116,9 +111,9 @@ class CompareScreen(Screen):
         for i, (name, r) in enumerate(ls.runners.items()):
             snap = r.latest
             state = "diverged" if snap.diverged else "running" if ls.running else "paused"
-            self.query_one(f"#status-{name}", StatusBar).show(snap, state, r.steps_per_s, None)
+            self.query_one(f"#status-{name}", StatusBar).show(snap, state, None, r.steps_per_s)
             self.query_one(f"#grid-{name}", HistogramGrid).show(snap)
-            self.query_one(f"#stats-{name}", StatsPanel).show(snap)
+            self.query_one(f"#stats-{name}", StatsPanel).show(snap, [s.index for s in snap.layers])
             x, y = thin(snap.history["step"], snap.history["loss"])
             if x:
                 plt.plot(x, y, label=name, marker="braille", color=COLORS[i % len(COLORS)])

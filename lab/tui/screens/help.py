@@ -1,54 +1,69 @@
-"""Help: every binding, and the concept behind the current scenario."""
+"""Help: the keys of the screen it was opened from (from that screen's KEYS, the same
+declaration as its bindings and palette commands), what the per-layer table's columns
+mean, and the concept behind the current scenario."""
 
 from __future__ import annotations
 
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Markdown, Static
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Markdown, Static
 
-from lab.scenario.schema import Scenario
+from lab.report.table import LAYER_COLUMNS
+from lab.tui.keys import HELP_KEYS, Key, bindings
 
-KEYS = [
-    ("space", "run / pause"), ("n", "one step"), ("+ / -", "faster / slower (steps/s cap)"),
-    ("l / L", "learning rate ×√10 / ÷√10"), ("i", "next initialisation (re-initialises the weights)"),
-    ("a", "next activation (keeps the weights)"), ("d / D", "dropout +0.1 / −0.1"),
-    ("m", "dropout mode: inverted, vanilla, vanilla-noscale (the bug)"), ("b", "batchnorm on/off"),
-    ("o", "next optimizer"), ("s", "next lr schedule"), ("p", "next preprocessing"), ("w", "next weight decay"),
-    ("r / R", "reset: same initialisation / new seed (your changes are kept)"),
-    ("h", "histograms: activations|gradients or weights|updates"), ("v", "context view: explain, events, "
-                                                                   "decision boundary, weight path, lr"),
-    ("z", "zoom on a layer: its histogram over the whole run, a step cursor (←/→, shift ±10, home, end = live), "
-          "log counts"), ("c", "compare the variants side by side"),
-    ("ctrl+s", "save as a scenario (replays headless, bit for bit)"),
-    ("e", "export CSV: the history and every layer's statistics over time"),
-    ("ctrl+p", "command palette (every action)"), ("?", "this help"), ("escape", "back"), ("q", "quit"),
-]
+
+def keys_table(keys: tuple[Key, ...]) -> Table:
+    table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2, 0, 0))
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column()
+    group = None
+    for key in keys:
+        if key.group != group:
+            group = key.group
+            table.add_row(Text(group, style="bold underline"), "")
+        table.add_row(key.shown, key.description)
+    table.add_row("ctrl+p", "command palette: every key above as a command, found by name")
+    return table
+
+
+def columns_table() -> Table:
+    table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2, 0, 0))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    for column in LAYER_COLUMNS:
+        table.add_row(column.header, column.meaning)
+    return table
 
 
 class HelpScreen(ModalScreen):
-    BINDINGS = [Binding("escape,question_mark,q", "app.pop_screen", "close")]
+    KEYS = HELP_KEYS
+    BINDINGS = bindings(HELP_KEYS)
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll { width: 90%; height: 90%; border: round $primary; background: $surface;
+    HelpScreen > VerticalScroll { width: 94%; height: 1fr; border: round $primary; background: $surface;
                                   padding: 0 1; }
     """
 
-    def __init__(self, scenario: Scenario | None = None) -> None:
+    def __init__(self, screen: Screen | None = None) -> None:
         super().__init__()
-        self.scenario = scenario
+        self.keys: tuple[Key, ...] = getattr(screen, "KEYS", ())
+        self.scenario = getattr(screen, "scenario", None)
+        self.has_table = hasattr(screen, "wanted")  # the run screen shows the per-layer table
 
     def compose(self) -> ComposeResult:
-        table = Table(box=None, show_header=False, pad_edge=False)
-        table.add_column(style="bold cyan", no_wrap=True)
-        table.add_column()
-        for key, what in KEYS:
-            table.add_row(key, what)
         with VerticalScroll():
-            yield Static("[b]nnlab keys[/b]  (escape closes)")
-            yield Static(table)
+            yield Static("[b]keys[/b]  (↑↓ scroll, escape closes)")
+            yield Static(keys_table(self.keys))
+            if self.has_table:
+                yield Static("\n[b]the per-layer table[/b]")
+                yield Static(columns_table())
             if self.scenario is not None:
                 yield Static(f"\n[b]{self.scenario.name}[/b]")
                 yield Markdown(self.scenario.scenario.explain or "_No explanation._")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one(VerticalScroll).focus()

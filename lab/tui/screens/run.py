@@ -1,61 +1,47 @@
-"""The run screen: one scenario training live, every layer on screen, every cause on a key."""
+"""The run screen: one scenario training live at a pace a person can follow, every layer
+on screen (a page at a time for deep networks), every cause on a key.
+
+Everything drawn comes from the latest Snapshot the worker published; a key press only
+queues a command for the worker, which applies it between chunks and publishes a fresh
+Snapshot at once, so a change made while paused shows without stepping.
+"""
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Footer
 from textual.worker import get_current_worker
 
+from lab.metrics import parse_metric
+from lab.pace import initial_pace
 from lab.report.export import write_run_csv
-from lab.scenario.dump import dump_scenario
 from lab.scenario.schema import Scenario
 from lab.sim import Simulation, Snapshot
 from lab.tui.controls import change_for, describe_change
+from lab.tui.keys import RUN_KEYS, bindings
 from lab.tui.runner import SimRunner
 from lab.tui.widgets.context import ContextPanel
 from lab.tui.widgets.curves import Curves
 from lab.tui.widgets.histograms import HistogramGrid
-from lab.tui.widgets.panels import StatsPanel, StatusBar, diagnosis
+from lab.tui.widgets.panels import MessageLine, SettingsBar, StatsPanel, StatusBar, diagnosis
 
-FRAME_SECONDS = 0.08  # 12.5 frames/s: the target is at least 10, with margin for a busy machine; a frame costs ~1 ms
-
-CHANGE_KEYS = [
-    ("l", "change('lr_up')", "lr ×√10"), ("L", "change('lr_down')", "lr ÷√10"),
-    ("i", "change('next_init')", "next init"), ("a", "change('next_activation')", "next activation"),
-    ("d", "change('dropout_up')", "dropout +0.1"), ("D", "change('dropout_down')", "dropout −0.1"),
-    ("m", "change('dropout_mode')", "dropout mode"), ("b", "change('batchnorm')", "batchnorm"),
-    ("o", "change('optimizer')", "optimizer"), ("s", "change('schedule')", "schedule"),
-    ("p", "change('preprocess')", "preprocessing"), ("w", "change('weight_decay')", "weight decay"),
-]
+FRAME_SECONDS = 0.08  # 12.5 frames/s: the target is at least 10, with margin for a busy machine
+BOTH_CURVES_ROWS = 16  # below this height the curves panel shows loss or accuracy (`g` switches)
+CONTEXT_MIN_ROWS = 5  # the context panel's border, title and three lines of text
 
 
 class RunScreen(Screen):
-    BINDINGS = [
-        Binding("space", "toggle", "run/pause"),
-        Binding("n", "step_once", "step"),
-        Binding("plus,equals_sign", "faster", "faster", key_display="+"),
-        Binding("minus", "slower", "slower", key_display="-"),
-        *[Binding(key, action, label, show=key in ("l", "L", "i", "a")) for key, action, label in CHANGE_KEYS],
-        Binding("r", "reset", "reset"),
-        Binding("R", "reset_new_seed", "reset, new seed", show=False),
-        Binding("h", "toggle_histograms", "weights/updates", show=False),
-        Binding("v", "cycle_view", "view"),
-        Binding("z", "zoom", "zoom"),
-        Binding("c", "compare", "compare", show=False),
-        Binding("ctrl+s", "save", "save"),
-        Binding("e", "export", "export CSV", show=False),
-        Binding("question_mark", "help", "help", key_display="?"),
-        Binding("escape", "back", "browser", show=False),
-        Binding("q", "app.quit", "quit"),
-    ]
+    KEYS = RUN_KEYS
+    BINDINGS = bindings(RUN_KEYS)
 
     def __init__(self, scenario: Scenario, *, source: str = "", autostart: bool = True,
                  simulation: Simulation | None = None) -> None:
@@ -63,26 +49,35 @@ class RunScreen(Screen):
         self.scenario = scenario
         self.source = source
         self.autostart = autostart
-        self.runner: SimRunner | None = SimRunner(simulation) if simulation is not None else None
+        self.pace = initial_pace(scenario.scenario.pace, scenario.train.steps)
+        self.runner: SimRunner | None = None
+        if simulation is not None:
+            self.runner = SimRunner(simulation, running=autostart, pace=self.pace)
+        self.wanted = tuple(dict.fromkeys(parse_metric(e.metric).name for e in scenario.expect))
         self._shown: Snapshot | None = None
+        self._message_seen = ""
         self._warned_divergence = False
+        self.page = 0
+        self.curve = "loss"  # the curve shown when there is room for one only
         self._started = time.perf_counter()
 
     # -- layout ---------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield StatusBar("starting…", id="status")
+        yield StatusBar(" starting…", id="status")
+        yield SettingsBar(id="settings")
         with Horizontal(id="top"):
             yield HistogramGrid(id="grid")
             with Vertical(id="curves"):
                 yield Curves("loss", id="loss-curve")
                 yield Curves("acc", id="acc-curve")
-        yield StatsPanel(id="stats")
+        yield StatsPanel(id="stats", wanted=self.wanted)
         yield ContextPanel(self.scenario.scenario.explain, id="context")
-        yield Footer()
+        yield MessageLine(id="message")
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.title = self.scenario.name
-        self.query_one(StatusBar).update(" compiling kernels (first run only, cached afterwards)…")
+        self._arrange_curves()
         self.start_worker()
         self.set_interval(FRAME_SECONDS, self.tick)
 
@@ -91,10 +86,10 @@ class RunScreen(Screen):
         """Build the simulation (compiling kernels on the very first run) and train."""
         worker = get_current_worker()
         if self.runner is None:
-            self.runner = SimRunner(Simulation(self.scenario), running=self.autostart)
+            self.runner = SimRunner(Simulation(self.scenario), running=self.autostart, pace=self.pace)
         self.runner.loop(lambda: worker.is_cancelled)
 
-    # -- drawing ----------------------------------------------------------------------------
+    # -- state ------------------------------------------------------------------------------
     def state(self) -> str:
         r = self.runner
         if r is None:
@@ -103,91 +98,133 @@ class RunScreen(Screen):
             return "diverged"
         if r.running:
             return "running"
-        return "done" if r.message.startswith("paused at step") else "paused"
+        return "done" if r.ended else "paused"
 
+    def page_capacity(self) -> int:
+        """Layers per page: the grid (one row each, plus its header and axis) and the table
+        (one row each, plus its header) both fit above a readable context panel."""
+        fixed = 3 + self.query_one(SettingsBar).outer_size.height  # status, message, footer, settings
+        return max(2, (self.size.height - fixed - CONTEXT_MIN_ROWS - 3) // 2)
+
+    def layer_page(self, snap: Snapshot) -> tuple[list[int], str]:
+        """The layers on the current page and the marker that says so.  The output layer is on
+        every page; the hidden layers are paged with pgup/pgdn."""
+        n = len(snap.layers)
+        capacity = self.page_capacity()
+        if n <= capacity:
+            self.page = 0
+            return list(range(1, n + 1)), ""
+        per_page = capacity - 1
+        pages = math.ceil((n - 1) / per_page)
+        self.page = min(max(self.page, 0), pages - 1)
+        first = self.page * per_page + 1
+        last = min(first + per_page - 1, n - 1)
+        return [*range(first, last + 1), n], f" layers {first}-{last} and {n} (output) of {n}: pgup/pgdn "
+
+    # -- drawing ----------------------------------------------------------------------------
     def tick(self, force: bool = False) -> None:
         r = self.runner
+        status = self.query_one(StatusBar)
         if r is None:
             elapsed = time.perf_counter() - self._started
-            self.query_one(StatusBar).update(f" compiling kernels (first run only, cached afterwards)… {elapsed:.0f} s")
+            status.update(f" COMPILING  the kernels compile on the first run only (cached afterwards)… {elapsed:.0f} s")
             return
         snap = r.latest
-        if snap is self._shown and not force and self.state() != "running":
-            return
-        self.query_one(StatusBar).show(snap, self.state(), r.steps_per_s, r.speed_limit)
-        if snap is self._shown and not force:
-            return
+        status.show(snap, self.state(), r.pace, r.steps_per_s, r.total_steps)
+        self._show_message(r)
+        if snap is not self._shown or force:
+            self._draw(snap)
+        for curve in self.query(Curves):
+            curve.flush()  # the latest snapshot is always drawn once the redraw throttle allows
+
+    def _draw(self, snap: Snapshot) -> None:
         self._shown = snap
-        self.query_one(HistogramGrid).show(snap)
-        self.query_one("#loss-curve", Curves).show(snap, force)
-        acc = self.query_one("#acc-curve", Curves)
-        if acc.display:
-            acc.show(snap, force)
-        self.query_one(StatsPanel).show(snap)
-        self.query_one(ContextPanel).show(snap, r.sim)
+        self.query_one(SettingsBar).show(snap.settings)
+        layers, marker = self.layer_page(snap)
+        self.query_one(HistogramGrid).show(snap, layers)
+        self.query_one(StatsPanel).show(snap, layers, marker)
+        for curve in self.query(Curves):
+            curve.show(snap)
+        self.query_one(ContextPanel).show(snap, self.runner.sim)
         if snap.diverged and not self._warned_divergence:
             self._warned_divergence = True
-            self.notify(diagnosis(snap), title="diverged", severity="error", timeout=10, markup=True)
+            self.say(diagnosis(snap), "error")
         if not snap.diverged:
             self._warned_divergence = False
 
+    def _show_message(self, r: SimRunner) -> None:
+        if r.message and r.message != self._message_seen:
+            self._message_seen = r.message
+            self.say(r.message, "error" if "diverged" in r.message else "info")
+
+    def say(self, message: str, kind: str = "info") -> None:
+        self.query_one(MessageLine).say(message, kind)
+
+    def _arrange_curves(self) -> None:
+        both = self.query_one("#top").size.height >= BOTH_CURVES_ROWS
+        loss, acc = self.query_one("#loss-curve", Curves), self.query_one("#acc-curve", Curves)
+        loss.display = both or self.curve == "loss"
+        acc.display = both or self.curve == "acc"
+        loss.hint, acc.hint = ("", "") if both else ("g: accuracy", "g: loss")
+
     def on_resize(self) -> None:
-        self.query_one("#acc-curve").display = self.size.height >= 36
+        self.call_after_refresh(self._after_resize)
+
+    def _after_resize(self) -> None:
+        self._arrange_curves()
         if self.runner is not None:
             self.tick(force=True)
 
     # -- actions ----------------------------------------------------------------------------
     def _ready(self) -> SimRunner | None:
         if self.runner is None:
-            self.notify("still compiling the kernels: one moment", severity="warning")
+            self.say("still compiling the kernels: one moment", "error")
         return self.runner
 
     def action_toggle(self) -> None:
         if r := self._ready():
-            if r.sim.diverged:
-                self.notify("The run diverged: lower the lr (L) and reset (r), or re-initialise (i).",
-                            severity="warning")
             r.toggle()
-            self.tick(force=True)
+            self._watch_for_effect()
 
     def action_step_once(self) -> None:
         if r := self._ready():
             r.step_once()
+            self._watch_for_effect()
 
     def action_faster(self) -> None:
         if r := self._ready():
             r.faster()
-            self.tick(force=True)
+            self.tick()
 
     def action_slower(self) -> None:
         if r := self._ready():
             r.slower()
-            self.tick(force=True)
+            self.tick()
 
     def action_change(self, action: str) -> None:
         r = self._ready()
         if r is None:
             return
-        changes = change_for(action, r.latest.settings)
+        snap = r.latest
+        changes = change_for(action, snap.settings, snap.step)
         problem = r.apply(**changes)
         if problem:
-            self.notify(problem, severity="error")
+            self.say(f"not applied: {problem}", "error")
         else:
-            self.notify(describe_change(changes), timeout=2)
-        self.tick(force=True)
+            self.say(f"step {snap.step:,}: {describe_change(changes)}", "change")
         self._watch_for_effect()
 
     def _watch_for_effect(self) -> None:
-        """Poll fast for a few frames after a key press, so its effect shows within ~20 ms of the
-        worker applying it instead of at the next 100 ms frame."""
-        for delay in (0.02, 0.04, 0.06, 0.08):
+        """Poll fast for a few frames after a key press, so its effect shows as soon as the
+        worker has applied it instead of at the next frame."""
+        for delay in (0.01, 0.02, 0.04, 0.06):
             self.set_timer(delay, self.tick)
 
     def action_reset(self, new_seed: bool = False) -> None:
         if r := self._ready():
             r.reset(new_seed=new_seed)
-            self.notify("reset: a new initialisation" if new_seed else "reset: the same initialisation", timeout=2)
-            self.tick(force=True)
+            self.say("replay from step 0 with a new seed" if new_seed else
+                     "replay from step 0, same initialisation (your changes are kept)", "change")
             self._watch_for_effect()
 
     def action_reset_new_seed(self) -> None:
@@ -196,9 +233,26 @@ class RunScreen(Screen):
     def action_toggle_histograms(self) -> None:
         self.query_one(HistogramGrid).toggle()
 
+    def action_toggle_curve(self) -> None:
+        self.curve = "acc" if self.curve == "loss" else "loss"
+        self._arrange_curves()
+        for curve in self.query(Curves):
+            curve.flush(force=True)
+        if self.query_one("#top").size.height >= BOTH_CURVES_ROWS:
+            self.say("both curves are on screen (the terminal is tall enough)")
+
     def action_cycle_view(self) -> None:
         self.query_one(ContextPanel).cycle()
-        self.tick(force=True)
+        if self._shown is not None:
+            self._draw(self._shown)
+
+    def action_scroll_context(self, lines: int) -> None:
+        self.query_one(ContextPanel).scroll(lines)
+
+    def action_page_layers(self, delta: int) -> None:
+        self.page += delta
+        if self._shown is not None:
+            self._draw(self._shown)
 
     def action_zoom(self) -> None:
         if (r := self._ready()) and self._shown is not None:
@@ -213,11 +267,6 @@ class RunScreen(Screen):
             r.running = False
             self.app.push_screen(CompareScreen.from_run(self.scenario, r.sim))
 
-    def action_help(self) -> None:
-        from lab.tui.screens.help import HelpScreen
-
-        self.app.push_screen(HelpScreen(self.scenario))
-
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 2:
             self.app.pop_screen()
@@ -227,23 +276,61 @@ class RunScreen(Screen):
         return Path(getattr(self.app, "output_dir", Path.cwd())) / f"{stem or 'session'}-{datetime.now():%Y%m%d-%H%M%S}{suffix}"
 
     def action_save(self) -> None:
-        """Write the scenario plus every change made here: it replays headless, bit for bit."""
+        """Write the scenario plus every change made here: it replays headless, bit for bit.
+
+        The file is on disk at once (claims commented out while they are checked); a thread
+        worker then checks the claims on it, as `nnlab check` would, and rewrites it with
+        the ones that hold (lab/sim/session.py)."""
+        from lab.files import unused_path
+        from lab.sim.session import begin_save
+
         r = self._ready()
         if r is None:
             return
-        with r.sim.lock:
-            sc = r.sim.scenario_with_events()
-            step = r.sim.step_count
-        path = self._out_path(".toml")
-        header = (f"Saved from the nnlab run of {self.source or sc.name!r} at step {step}.\n"
-                  f"Replay it headless: nnlab run {path.name} --steps {step}")
+        path = unused_path(self._out_path(".toml"))
         try:
-            path.write_text(dump_scenario(sc, header), encoding="utf-8")
+            saved = begin_save(r.sim, path, source=self.source)
         except OSError as exc:
-            self.notify(f"could not save: {exc}", severity="error")
+            self.say(f"could not save: {exc}", "error")
             return
         self.last_saved = path
-        self.notify(f"saved {path}", title="scenario saved", timeout=6)
+        if saved.checked:  # no claims to check: this is the final file
+            self.say(f"saved {path}")
+            return
+        self.say(f"saved {path}; checking its {len(saved.claims)} claim(s) on this run…")
+        # the app's worker, not the screen's: leaving this screen must not cancel the check (quitting does)
+        self.app.run_worker(partial(self._check_saved, saved, self.app), thread=True, group="save-check",
+                            name=f"check {path.name}", exit_on_error=False)
+
+    def _tell(self, app, message: str, kind: str = "info") -> None:
+        """From a thread: the message line if this screen is still up, else a notice."""
+        def show() -> None:
+            if self.is_attached and app.screen is self:
+                self.say(message, kind)
+            else:
+                app.notify(message, severity="error" if kind == "error" else "information", timeout=6, markup=False)
+
+        app.call_from_thread(show)
+
+    def _check_saved(self, saved, app) -> None:
+        """Thread worker: check a saved session's claims and rewrite its file with the verdicts."""
+        from lab.sim.session import finish_save
+
+        worker = get_current_worker()
+
+        def progress(i: int, n: int, name: str) -> None:
+            if i:  # the first run is announced by the save message
+                self._tell(app, f"checking {saved.path.name}: run {i + 1} of {n} ({name})")
+
+        try:
+            done = finish_save(saved, progress=progress, cancelled=lambda: worker.is_cancelled)
+        except OSError as exc:
+            self._tell(app, f"could not rewrite {saved.path}: {exc} (the session is saved; its claims are commented "
+                            "out)", "error")
+            return
+        self.last_checked = done
+        if not worker.is_cancelled:
+            self._tell(app, f"{saved.path.name}: {done.summary()}", "error" if done.problem else "info")
 
     def action_export(self) -> None:
         r = self._ready()
@@ -252,9 +339,9 @@ class RunScreen(Screen):
         try:
             (path, rows), (layers, layer_rows) = write_run_csv(r.latest, self._out_path("-history.csv"))
         except OSError as exc:
-            self.notify(f"could not export: {exc}", severity="error")
+            self.say(f"could not export: {exc}", "error")
             return
         self.last_exported = path
         self.last_exported_layers = layers
-        self.notify(f"{rows} rows of history to {path}\n{layer_rows} rows of per-layer statistics to {layers}",
-                    title="run exported", timeout=6, markup=False)
+        self.say(f"exported {path.name} ({rows} rows) and {layers.name} ({layer_rows} rows, per layer) "
+                 f"to {path.parent}")

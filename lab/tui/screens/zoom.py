@@ -20,15 +20,15 @@ from typing import Callable
 
 import numpy as np
 from rich.text import Text
-from textual.app import ComposeResult
 from textual import events
-from textual.binding import Binding
+from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual_plotext import PlotextPlot
 
 from lab.report.plots import _tick_labels
 from lab.sim import LayerStats, Snapshot
+from lab.tui.keys import PAGE, ZOOM_KEYS, bindings
 from lab.tui.widgets.bars import regroup
 
 HEAT = ("#000000", "#1c0c3c", "#3b0f70", "#641a80", "#8c2981", "#b73779", "#de4968", "#f7705c", "#fe9f6d",
@@ -36,7 +36,6 @@ HEAT = ("#000000", "#1c0c3c", "#3b0f70", "#641a80", "#8c2981", "#b73779", "#de49
 CURSOR = "#00e5ff"  # the cursor's column line and marker: a colour the heat scale never uses
 GUTTER = 7  # value labels left of the heat map
 LABEL_EVERY = 4  # rows between value labels
-PAGE = 10  # records per shift+arrow / page key
 
 # What the histograms count: t toggles within a pair, h between the pairs (as h does on the run screen)
 QUANTITIES = {
@@ -164,21 +163,8 @@ def heatmap(columns: list[np.ndarray], edges: np.ndarray, symlog: bool, steps: l
 
 
 class ZoomScreen(Screen):
-    BINDINGS = [
-        Binding("escape,z", "app.pop_screen", "back"),
-        Binding("left_square_bracket", "layer(-1)", "prev layer", key_display="["),
-        Binding("right_square_bracket", "layer(1)", "next layer", key_display="]"),
-        Binding("left", "cursor(-1)", "earlier", key_display="←"),
-        Binding("right", "cursor(1)", "later", key_display="→"),
-        Binding("shift+left,pageup", f"cursor(-{PAGE})", f"{PAGE} records earlier", show=False),
-        Binding("shift+right,pagedown", f"cursor({PAGE})", f"{PAGE} records later", show=False),
-        Binding("home", "cursor_start", "step 0", show=False),
-        Binding("end", "cursor_live", "live"),
-        Binding("t", "toggle_quantity", "act/grad"),
-        Binding("h", "toggle_family", "weights/updates", show=False),
-        Binding("g", "toggle_log", "log counts"),
-        Binding("q", "app.quit", "quit", show=False),
-    ]
+    KEYS = ZOOM_KEYS
+    BINDINGS = bindings(ZOOM_KEYS)
     DEFAULT_CSS = """
     ZoomScreen #zoom-title { height: 1; background: $boost; padding: 0 1; }
     ZoomScreen PlotextPlot { height: 1fr; }
@@ -202,7 +188,7 @@ class ZoomScreen(Screen):
         yield PlotextPlot(id="zoom-plot")
         yield Static(id="heat-title")
         yield Static(id="heat")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.draw()

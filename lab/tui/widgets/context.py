@@ -1,25 +1,27 @@
 """The context panel: the scenario's explanation, the event log, and three views that
 explain a run: the decision boundary (2-D data), the path of two weights (the zigzag),
-and the learning-rate schedule.  `v` cycles through them."""
+and the learning-rate schedule.  `v` cycles through them; ↑/↓ scroll the text views."""
 
 from __future__ import annotations
 
 import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Container
+from textual.containers import Container, VerticalScroll
 from textual.widgets import ContentSwitcher, Markdown, Static
 from textual_plotext import PlotextPlot
 
 from lab.sim import Simulation
+from lab.sim.simulation import scheduled_lrs
 from lab.sim.snapshot import Snapshot
 from lab.tui.controls import describe_change
 
 from .curves import step_ticks, thin
 
 VIEWS = ("explain", "events", "boundary", "path", "lr")
-VIEW_TITLES = {"explain": "what to watch", "events": "event log", "boundary": "decision boundary",
+VIEW_TITLES = {"explain": "what to watch", "events": "event log, newest first", "boundary": "decision boundary",
                "path": "weight path W1[0,0] vs W1[1,0]", "lr": "learning-rate schedule"}
+SCROLLING = {"explain": "explain-scroll", "events": "events-scroll"}
 REGION = ("#5f0000", "#005f00", "#00005f", "#5f5f00", "#5f005f", "#005f5f", "#3a3a3a", "#875f00", "#005f87",
           "#5f0087")
 POINT = ("bright_red", "bright_green", "bright_blue", "bright_yellow", "bright_magenta", "bright_cyan", "white",
@@ -54,11 +56,34 @@ class Boundary(Static):
         self.update(text)
 
 
+def event_log(snap: Snapshot) -> Text:
+    """Every change of the run, newest first, so the latest is always in sight."""
+    text = Text(no_wrap=False)
+    if snap.diverged:
+        text.append(f"step {snap.diverged_at:>6}  DIVERGED (loss or a weight became NaN/Inf)\n", style="bold red")
+    if not snap.events:
+        text.append("No changes yet. Keys: l/L lr, i init, a activation, d/D dropout, m mode, b batchnorm, "
+                    "o optimizer, s schedule, p preprocessing, w weight decay, r replay.", style="dim")
+    for e in reversed(snap.events):
+        who = {"user": "you", "kept": "yours, kept through a reset"}.get(e.source, "scenario")
+        text.append(f"step {e.step:>6}  ", style="bold")
+        text.append(describe_change(e.changes), style="red" if e.source != "scenario" else "")
+        text.append(f"  ({who})\n", style="dim")
+    return text
+
+
+def path_caption(snap: Snapshot) -> str:
+    if snap.settings.get("inputs_positive"):
+        return "o start  x now: the inputs are all positive, so both weights always move the same way"
+    return "o start  x now: two weights into one unit (a zigzag needs all-positive inputs)"
+
+
 class ContextPanel(Container):
     DEFAULT_CSS = """
-    ContextPanel { height: 1fr; min-height: 5; border-top: solid $primary; }
+    ContextPanel { height: 1fr; min-height: 4; border-top: solid $primary; }
     ContextPanel #ctx-title { height: 1; color: $text-muted; padding: 0 1; }
     ContextPanel ContentSwitcher { height: 1fr; }
+    ContextPanel VerticalScroll { scrollbar-size-vertical: 1; }
     ContextPanel Markdown { margin: 0; padding: 0 1; }
     ContextPanel #events { padding: 0 1; }
     """
@@ -70,9 +95,11 @@ class ContextPanel(Container):
 
     def compose(self) -> ComposeResult:
         yield Static(id="ctx-title")
-        with ContentSwitcher(initial="explain"):
-            yield Markdown(self.explain, id="explain")
-            yield Static(id="events")
+        with ContentSwitcher(initial="explain-scroll"):
+            with VerticalScroll(id="explain-scroll", can_focus=False):
+                yield Markdown(self.explain, id="explain")
+            with VerticalScroll(id="events-scroll", can_focus=False):
+                yield Static(id="events")
             yield Boundary(id="boundary")
             yield PlotextPlot(id="path")
             yield PlotextPlot(id="lr")
@@ -82,38 +109,29 @@ class ContextPanel(Container):
 
     def _title(self) -> None:
         names = "  ".join(f"[b]{v}[/b]" if v == self.view else v for v in VIEWS)
-        self.query_one("#ctx-title", Static).update(f"{VIEW_TITLES[self.view]}   [dim]v: {names}[/dim]")
+        scroll = "  ↑↓ scroll" if self.view in SCROLLING else ""
+        self.query_one("#ctx-title", Static).update(f"{VIEW_TITLES[self.view]}   [dim]v: {names}{scroll}[/dim]")
 
     def cycle(self) -> str:
         self.view = VIEWS[(VIEWS.index(self.view) + 1) % len(VIEWS)]
-        self.query_one(ContentSwitcher).current = self.view
+        self.query_one(ContentSwitcher).current = SCROLLING.get(self.view, self.view)
         self._title()
         return self.view
 
+    def scroll(self, lines: int) -> None:
+        if self.view in SCROLLING:
+            self.query_one(f"#{SCROLLING[self.view]}", VerticalScroll).scroll_relative(y=lines * 3, animate=False)
+
     def show(self, snap: Snapshot, sim: Simulation) -> None:
         if self.view == "events":
-            self._events(snap)
+            self.query_one("#events", Static).update(event_log(snap))
         elif self.view == "boundary":
             area = self.query_one(ContentSwitcher).size  # the boundary's own size is 0 until first shown
             self.query_one(Boundary).draw(sim, max(20, area.width), max(4, area.height))
         elif self.view == "path":
             self._path(snap)
         elif self.view == "lr":
-            self._lr(snap, sim)
-
-    def _events(self, snap: Snapshot) -> None:
-        text = Text(no_wrap=False)
-        if not snap.events:
-            text.append("No changes yet. Keys: l/L lr, i init, a activation, d/D dropout, m mode, b batchnorm, "
-                        "o optimizer, s schedule, p preprocessing, w weight decay, r reset.", style="dim")
-        for e in snap.events[-50:]:
-            who = "you" if e.source == "user" else "scenario"
-            text.append(f"step {e.step:>6}  ", style="bold")
-            text.append(describe_change(e.changes), style="red" if e.source == "user" else "")
-            text.append(f"  ({who})\n", style="dim")
-        if snap.diverged:
-            text.append(f"step {snap.diverged_at:>6}  DIVERGED (loss or a weight became NaN/Inf)\n", style="bold red")
-        self.query_one("#events", Static).update(text)
+            self._lr(snap)
 
     def _path(self, snap: Snapshot) -> None:
         plot = self.query_one("#path", PlotextPlot)
@@ -128,19 +146,23 @@ class ContextPanel(Container):
             plt.scatter([float(a[-1])], [float(b[-1])], marker="x", color="red")
             plt.xlabel("W1[0,0]")
             plt.ylabel("W1[1,0]")
-        plt.title("o start  x now: with all-positive inputs both weights always move together")
+        plt.title(path_caption(snap))
         plot.refresh()
 
-    def _lr(self, snap: Snapshot, sim: Simulation) -> None:
+    def _lr(self, snap: Snapshot) -> None:
+        """The lr from step 0 to the run's horizon under the schedule in force now: what will happen."""
         plot = self.query_one("#lr", PlotextPlot)
         plt = plot.plt
         plt.clear_data()
         plt.clear_figure()
-        end = max(sim.current.train.steps, snap.step, 1)
-        steps = np.unique(np.linspace(0, end, 200).astype(np.int64))
-        x, y = thin(steps.astype(float), sim.lr_at(steps))
+        s = snap.settings
+        schedule = s["schedule"]
+        horizon = max(s["steps"], snap.step, schedule["start"] + (schedule["total"] or 0), 1)
+        steps = np.unique(np.linspace(0, horizon, 200).astype(np.int64))
+        x, y = thin(steps.astype(float), scheduled_lrs(schedule, s["lr"], s["steps"], steps))
         plt.plot(x, y, marker="braille", color="orange")
         plt.vline(snap.step, color="red")
-        plt.xticks(step_ticks(end))
-        plt.title(f"lr now {snap.lr:.3g} (red line: this step)")
+        plt.xticks(step_ticks(horizon))
+        start = f", from step {schedule['start']}" if schedule["start"] else ""
+        plt.title(f"lr now {snap.lr:.3g}, red line = this step ({schedule['kind']}{start})")
         plot.refresh()

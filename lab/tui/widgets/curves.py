@@ -1,12 +1,16 @@
 """Loss and accuracy curves (plotext), with a marker at every change.
 
-plotext's build() costs ~10 ms whatever the size, so these redraw at a few Hz, not at
-the frame rate; x ticks are given explicitly (plotext's own float ticks vary between
-processes, which would make snapshot tests flaky).
+plotext's build() costs ~10 ms whatever the size, so a curve redraws at most every
+REDRAW_SECONDS; but the latest snapshot is always drawn in the end: `show` keeps it,
+and `flush` (called every frame) draws it once the throttle allows.  x ticks are given
+explicitly (plotext's own float ticks vary between processes, which would make snapshot
+tests flaky).  A loss that explodes (a diverging run) is drawn on a log10 axis with
+labels like 1e+12, instead of 20-digit numbers.
 """
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -16,10 +20,12 @@ from lab.sim.snapshot import Snapshot
 
 MAX_POINTS = 300
 REDRAW_SECONDS = 0.3
+LOG_SPAN = 1e3  # a loss whose max/min exceeds this is drawn on a log axis
 
 
 def thin(x: np.ndarray, y: np.ndarray, n: int = MAX_POINTS) -> tuple[list[float], list[float]]:
     """At most n points, evenly spaced in index, keeping the last; non-finite values dropped."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     keep = np.isfinite(y)
     x, y = x[keep], y[keep]
     if x.size > n:
@@ -33,37 +39,85 @@ def step_ticks(last: float, n: int = 5) -> list[int]:
     return sorted({int(round(v)) for v in np.linspace(0, last, n)})
 
 
+def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
+    """Ticks for a log10 axis between lo and hi (log10 values): whole decades, at most 5."""
+    first, last = math.floor(lo), math.ceil(hi)
+    step = max(1, math.ceil((last - first) / 4))
+    ticks = list(range(first, last + 1, step))
+    return [float(t) for t in ticks], [f"1e{t:+03d}" for t in ticks]
+
+
 class Curves(PlotextPlot):
     """`metric` is "loss" or "acc": train (per step) and validation (per evaluation)."""
 
     def __init__(self, metric: str = "loss", **kwargs) -> None:
         super().__init__(**kwargs)
         self.metric = metric
-        self._drawn_step = -1
+        self._pending: Snapshot | None = None
+        self._drawn: Snapshot | None = None
         self._last = 0.0
+        self.log_axis = False
+        self.hint = ""  # e.g. "g: accuracy" when only one curve fits
 
     def show(self, snap: Snapshot, force: bool = False) -> None:
-        now = time.perf_counter()
-        if not force and (snap.step == self._drawn_step or now - self._last < REDRAW_SECONDS):
+        """Draw `snap` now if the throttle allows (or `force`), else as soon as it does."""
+        self._pending = snap
+        self.flush(force)
+
+    def flush(self, force: bool = False) -> None:
+        snap = self._pending
+        if snap is None or not self.display:
             return
-        self._drawn_step, self._last = snap.step, now
+        now = time.perf_counter()
+        if snap is self._drawn and not force:
+            return
+        if not force and now - self._last < REDRAW_SECONDS:
+            return
+        self._drawn, self._last = snap, now
+        self._draw(snap)
+
+    def _draw(self, snap: Snapshot) -> None:
         h = snap.history
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
         train_key, val_key = ("loss", "val_loss") if self.metric == "loss" else ("train_acc", "val_acc")
         x, y = thin(h["step"], h[train_key])
-        if x:
-            plt.plot(x, y, label="train", marker="braille", color="cyan")
         vx, vy = thin(h["val_step"], h[val_key])
+        values = [v for v in y + vy if v > 0]
+        self.log_axis = self.metric == "loss" and bool(values) and max(values) / min(values) > LOG_SPAN
+        if self.log_axis:  # a diverging loss: log10 values, labelled as powers of ten
+            y, vy = [math.log10(v) if v > 0 else math.nan for v in y], [math.log10(v) if v > 0 else math.nan for v in vy]
+        legend = self.size.height >= 10  # a legend would cover a small plot: the title says it then
+        if x:
+            plt.plot(x, y, label="train" if legend else None, marker="braille", color="cyan")
         if vx:
-            plt.plot(vx, vy, label="val", marker="braille", color="orange")
+            plt.plot(vx, vy, label="val" if legend else None, marker="braille", color="orange")
         for e in snap.events:
             if e.step > 0:
                 plt.vline(e.step, color="red" if e.source == "user" else "gray")
         last = max([snap.step, *(x[-1:] or [1])])
         plt.xticks(step_ticks(last))
+        plt.xlim(0, max(1, last))
         if self.metric == "acc":
             plt.ylim(0, 1)
-        plt.title(("loss" if self.metric == "loss" else "accuracy") + ("   | = change" if snap.events else ""))
+            plt.yticks([0, 0.25, 0.5, 0.75, 1.0], ["0", ".25", ".5", ".75", "1"])
+        elif self.log_axis:
+            finite = [v for v in y + vy if math.isfinite(v)]
+            ticks, labels = log_ticks(min(finite), max(finite))
+            plt.yticks(ticks, labels)
+        else:
+            finite = [v for v in y + vy if math.isfinite(v)]
+            if finite:
+                lo, hi = min(finite), max(finite)
+                ticks = list(np.linspace(lo, hi, 4)) if hi > lo else [lo]
+                plt.yticks(ticks, [f"{t:.3g}" for t in ticks])
+        name = "loss" + (" (log axis: it exploded)" if self.log_axis else "") if self.metric == "loss" else "accuracy"
+        parts = [name, self.hint, "" if legend else "cyan train, orange val", "| = change" if snap.events else ""]
+        title, room = "", max(10, self.size.width - 4)
+        for part in filter(None, parts):  # as much as fits, most important first
+            candidate = f"{title}   {part}" if title else part
+            if len(candidate) <= room:
+                title = candidate
+        plt.title(title)
         self.refresh()

@@ -1,26 +1,29 @@
-"""The overview grid: every layer's activation and gradient histograms, side by side.
+"""The overview grid: the activation and gradient histograms of the layers on the current
+page, side by side, with value axes.
 
 Toggle (`h`) to weights and last updates.  Bin edges are fixed per layer kind (see
-lab.sim.bins), so the frames of a run, and two runs, compare honestly.
+lab.sim.bins), so the frames of a run, and two runs, compare honestly.  A layer whose
+activation bins differ from the axis drawn (the output's scores next to tanh layers)
+says its range in its label.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+
+import numpy as np
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from lab.sim.snapshot import Snapshot
+from lab.sim.snapshot import LayerStats, Snapshot
 
-from .bars import block_rows
-
-LABEL = 12
+from .bars import axis, block_rows, tick_label
 
 
-def _range_label(edges, symlog: bool) -> str:
-    if symlog:
-        return f"{edges[0]:.0e} … 0 … {edges[-1]:.0e}"
-    return f"{edges[0]:.3g} … {edges[-1]:.3g}"
+def _range(edges: np.ndarray) -> str:
+    lo, hi = float(edges[0]), float(edges[-1])
+    return f"±{tick_label(hi, False)}" if lo == -hi else f"{tick_label(lo, False)}..{tick_label(hi, False)}"
 
 
 class HistogramGrid(Widget):
@@ -34,43 +37,71 @@ class HistogramGrid(Widget):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.snapshot: Snapshot | None = None
+        self.numbers: list[int] = []
+        self.marker = ""
 
-    def show(self, snap: Snapshot) -> None:
+    def show(self, snap: Snapshot, layers: list[int] | None = None, marker: str = "") -> None:
         self.snapshot = snap
+        self.numbers = list(layers) if layers is not None else [s.index for s in snap.layers]
+        self.marker = marker
         self.refresh()
 
     def toggle(self) -> None:
         self.mode = "weights" if self.mode == "activity" else "activity"
 
+    def rows_per_layer(self, height: int | None = None) -> int:
+        height = self.size.height if height is None else height
+        return max(1, min(4, (height - 2) // max(1, len(self.numbers))))
+
+    def _columns(self, s: LayerStats) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(left counts, left edges, right counts, right edges) of a layer in the current mode."""
+        if self.mode == "activity":
+            return s.act_hist, s.act_edges, s.grad_hist, s.grad_edges
+        return s.weight_hist, s.value_edges, s.update_hist, s.value_edges
+
     def render(self) -> Text:
         snap = self.snapshot
         text = Text(no_wrap=True, overflow="crop")
-        if snap is None or not snap.layers:
+        if snap is None or not snap.layers or not self.numbers:
             return text
-        width, height = self.size.width - 2, self.size.height
-        col = max(8, (width - LABEL - 3) // 2)
-        rows = max(1, min(4, (height - 2) // len(snap.layers)))
-        left, right = ("activations", "gradients dL/da (symlog)") if self.mode == "activity" else (
-            "weights W (symlog)", "last update dW (symlog)")
-        text.append(" " * LABEL + left.ljust(col)[:col] + " │ " + right[:col] + "\n", style="bold")
-        for s in snap.layers:
-            if self.mode == "activity":
-                a_rows = block_rows(s.act_hist, col, rows)
-                b_rows = block_rows(s.grad_hist, col, rows)
-            else:
-                a_rows = block_rows(s.weight_hist, col, rows)
-                b_rows = block_rows(s.update_hist, col, rows)
-            flag = "red" if s.dead_fraction >= 0.5 else "yellow" if s.saturated_fraction >= 0.5 else ""
+        shown = [snap.layers[i - 1] for i in self.numbers]
+        width = self.size.width - 2
+        # the axis is drawn for the most common activation range; other ranges go in the labels
+        common = Counter(tuple(self._columns(s)[1][[0, -1]]) for s in shown).most_common(1)[0][0]
+        labels = []
+        for s in shown:
+            label = f"{s.index} {s.kind}"
+            left_edges = self._columns(s)[1]
+            if tuple(left_edges[[0, -1]]) != common:
+                label += f" {_range(left_edges)}"
+            labels.append(label)
+        label_w = min(16, max(8, max(len(lab) for lab in labels) + 1))
+        col = max(8, (width - label_w - 3) // 2)
+        rows = self.rows_per_layer()
+        symlog_left = self.mode != "activity"
+        wide = col >= 26
+        left, right = (("activations", "gradients dL/da (symlog)" if wide else "gradients dL/da")
+                       if self.mode == "activity" else
+                       ("weights W (symlog)" if wide else "weights W", "last update dW (symlog)" if wide else "updates dW"))
+        head = " " * label_w + left.ljust(col)[:col] + " │ " + right[:col]
+        if self.marker:
+            room = width - len(head) - 2
+            head = head.ljust(width - len(self.marker)) + self.marker if room >= len(self.marker) else head
+        text.append(head + "\n", style="bold")
+        flagged = {"red": lambda s: s.dead_fraction >= 0.5, "yellow": lambda s: s.saturated_fraction >= 0.5}
+        for s, label in zip(shown, labels):
+            lc, _, rc, _ = self._columns(s)
+            a_rows, b_rows = block_rows(lc, col, rows), block_rows(rc, col, rows)
+            flag = next((colour for colour, test in flagged.items() if test(s)), "")
             for r in range(rows):
-                label = f"{s.index} {s.kind}"[:LABEL - 1].ljust(LABEL) if r == rows - 1 else " " * LABEL
-                text.append(label, style=f"bold {flag}".strip())
+                name = label[:label_w - 1].ljust(label_w) if r == rows - 1 else " " * label_w
+                text.append(name, style=f"bold {flag}".strip())
                 text.append(a_rows[r], style="green" if self.mode == "activity" else "cyan")
                 text.append(" │ ")
                 text.append(b_rows[r] + "\n", style="magenta" if self.mode == "activity" else "blue")
-        first = snap.layers[0]
-        a_edges, b_edges = (first.act_edges, first.grad_edges) if self.mode == "activity" else (
-            first.value_edges, first.value_edges)
-        a_label = "per-kind fixed range" if self.mode == "activity" and len(
-            {s.kind for s in snap.layers}) > 1 else _range_label(a_edges, self.mode != "activity")
-        text.append(" " * LABEL + a_label.ljust(col)[:col] + "   " + _range_label(b_edges, True)[:col], style="dim")
+        first = shown[0]
+        _, left_edges, _, right_edges = self._columns(first)
+        left_edges = next(e for s in shown if tuple((e := self._columns(s)[1])[[0, -1]]) == common)
+        text.append(" " * label_w + axis(left_edges, col, symlog_left) + "   " + axis(right_edges, col, True),
+                    style="dim")
         return text
