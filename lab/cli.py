@@ -134,7 +134,7 @@ def _folder_error(folder: Path, headline: str = "{where} is a folder, not a scen
     err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
     _print_scenarios(err_console, entries, bare=True)
     err_console.print(f"Run one headless:  nnlab run {escape(entries[0].name)} --headless\n"
-                      f"Or, in a terminal, open the folder in the lab:  nnlab {escape(where)}",
+                      f"Or, in a terminal, open the folder in the lab's browser:  nnlab run {escape(where)}",
                       highlight=False, soft_wrap=True)
     raise typer.Exit(ExitCode.USAGE)
 
@@ -221,8 +221,9 @@ def browse(path: Optional[Path] = typer.Argument(None, help="Also list the scena
 
 @app.command()
 def run(
-    scenario: Optional[str] = typer.Argument(None, help="Scenario file or bundled name (e.g. init/xavier-tanh-healthy); "
-                                                        "a folder opens the browser on it."),
+    scenario: Optional[str] = typer.Argument(None, help="Scenario file or bundled name (e.g. init/xavier-tanh-healthy). "
+                                                        "A folder or topic (e.g. activations) opens the browser on it; "
+                                                        "headless, lists its scenarios."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Steps to train headless (default: the scenario's)."),
     headless: bool = typer.Option(False, "--headless", help="Run without the UI: progress bar, then the tables. "
                                                             "Implied when there is no terminal."),
@@ -384,9 +385,10 @@ def show(scenario: str = typer.Argument(..., help="Scenario file or bundled name
     path = _resolve(scenario)
     if path.is_dir():
         entries = entries_in(path)
+        if not entries:
+            _fail(LabError(f"{short_name(path)}: a folder with no scenario files (*.toml) in it"))
         console.print(f"[bold]{escape(short_name(path))}[/]: a folder of {len(entries)} scenario(s)", highlight=False)
-        if entries:
-            _print_scenarios(console, entries, bare=True)
+        _print_scenarios(console, entries, bare=True)
         return
     try:
         sc = load_scenario(path)
@@ -471,11 +473,13 @@ def main() -> None:
     args = sys.argv[1:]
     if args and not args[0].startswith("-") and args[0] not in COMMANDS and Path(args[0]).exists():
         sys.argv[1:1] = ["browse"]
-    sys.stdout, sys.stderr = ReaderGone(sys.stdout), ReaderGone(sys.stderr)
+    if sys.stdout is not None and sys.stderr is not None:
+        sys.stdout, sys.stderr = ReaderGone(sys.stdout), ReaderGone(sys.stderr)
     try:
         app(prog_name="nnlab")
     finally:
-        sys.stdout.flush()
+        if sys.stdout is not None:
+            sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -420,3 +420,96 @@ def test_schema_prints_json_with_model_and_train(wide):
     schema = json.loads(result.stdout)
     assert {"model", "train", "expect"} <= set(schema["properties"])
     assert "hidden" in schema["$defs"]["ModelSpec"]["properties"]
+
+
+# -- the report at 60, 80 and 120 columns --------------------------------------------------------------------------
+
+LONG_PATH = "a-folder-with-a-rather-long-name/and-another-one-inside-it/too-optimistic-variant.toml"
+
+
+def synthetic_outcomes():
+    """Every kind of line the report has, without running anything."""
+    from lab.report.check import ScenarioOutcome
+    from lab.sim.expectations import CheckResult
+
+    return [
+        ScenarioOutcome("passing/learns-spiral.toml", "Tiny spiral: a 16-16 ReLU net learns", [
+            CheckResult(0, "val_loss > 1 at initial step", True, 1.1079, "> 1", "ln 3"),
+            CheckResult(1, "act_mean[layer 2](elu) / act_mean[layer 2](base) > -0.75 throughout", True,
+                        0.42723, "> -0.75", "")]),
+        ScenarioOutcome(LONG_PATH, "A title long enough to go under a long path rather than beside it", [
+            CheckResult(0, "lr == 0.1 throughout", True, 0.1, "== 0.1", ""),
+            CheckResult(1, "steps_to(train_acc >= 0.9)(sigmoid) / steps_to(train_acc >= 0.9)(base) > 5 at "
+                           "final step", False, 1.0004567, "> 5", "sigmoid's zigzag makes it slower, "
+                           "by the lecture's account much slower, than ReLU on this spiral")]),
+        ScenarioOutcome("invalid/typo.toml", "", error="invalid/typo.toml: 2 problems\n  - a\n  - b",
+                        problems=["model.hiden: unknown key 'hiden' in [model]; did you mean 'hidden'? (allowed: "
+                                  "activation, alpha, batchnorm, bias_init, dropconnect, dropout, dropout_mode)",
+                                  "expect[0].metric: unknown metric 'val_accuracy'; did you mean 'val_acc'?"]),
+        ScenarioOutcome("crash.toml", "Crashes", error="crashed while running: ValueError: shapes (3,) and (4,) "
+                                                       "not aligned"),
+        ScenarioOutcome("empty.toml", "No claims"),
+    ]
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_the_report_fits_the_width_and_tells_each_thing_once(width):
+    import io
+
+    from lab.report.check import print_report
+
+    outcomes = synthetic_outcomes()
+    out = io.StringIO()
+    print_report(Console(file=out, width=width, color_system=None), outcomes)
+    text = out.getvalue()
+    lines = text.splitlines()
+    assert all(line == line.rstrip() for line in lines)  # no padding at line ends
+    assert [line for line in lines if len(line) > width and LONG_PATH not in line] == []
+    for o in outcomes:  # each path whole, alone or first on a line, in the list
+        assert any(line == o.path or line.startswith(o.path + "  ") for line in lines), o.path
+    # read as prose: without the measured values at the right of the rows
+    flat = squash("\n".join(re.sub(r"^(  (?:pass|FAIL) .*?) {2,}\S+$", r"\1", line) for line in lines))
+    for o in outcomes:
+        assert flat.count(o.name) == (2 if any(not r.passed for r in o.results) else 1) if o.name else True
+        for problem in o.problems:
+            assert flat.count(problem) == 1
+    assert flat.count("shapes (3,) and (4,) not aligned") == 1
+    fail = outcomes[1].results[1]
+    assert flat.count(fail.description) == 2  # in the list, then in its FAIL paragraph
+    assert flat.count(fail.why) == 1
+    assert f"FAIL {LONG_PATH} expect[1]" in lines
+    assert f"measured 1.00046 expected > 5 why {fail.why}" in flat
+    assert "ERROR invalid/typo.toml: 2 problems" in lines and "ERROR crash.toml: crashed while running" in lines
+    assert flat.endswith("5 scenario(s), 4 expectation(s): 3 passed, 1 failed, 1 invalid, 1 crashed")
+    # the measured values share one right edge
+    edges = {len(line) for line in lines if re.match(r"  (pass|FAIL) ", line) and re.search(r"\d$", line)}
+    assert len(edges) == 1, edges
+
+
+def test_check_at_80_columns_as_a_real_process():
+    proc = run_lab("check", "passing", "failing", "invalid", cwd=DATA, columns=80)
+    assert proc.returncode == ExitCode.USAGE
+    lines = proc.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), proc.stdout
+    assert proc.stderr == ""  # the invalid file's problems are in the report, once
+    for path in ("passing/learns-spiral.toml", "passing/step-schedule.toml", "failing/too-optimistic.toml",
+                 "invalid/typo.toml"):
+        assert any(line.split()[:1] == [path] for line in lines), path
+    assert "FAIL failing/too-optimistic.toml expect[1]" in lines
+    assert "ERROR invalid/typo.toml: 2 problems" in lines
+    assert squash(proc.stdout).count("did you mean 'hidden'?") == 1
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_list_fits_the_width_with_whole_names_and_titles(tmp_path, width):
+    proc = run_lab("list", cwd=tmp_path, columns=width)
+    assert proc.returncode == 0
+    lines = proc.stdout.splitlines()
+    flat = squash("\n".join(re.sub(r" {2,}\d+$", "", line) for line in lines))  # without the counts at the right
+    for e in bundled():
+        name_lines = [line for line in lines if line.split()[:1] == [e.name]]
+        assert len(name_lines) == 1, e.name  # whole, on a line of its own or beside its title
+        assert squash(load_scenario(e.path).name) in flat
+    long = [line for line in lines if len(line) > width]
+    assert all(any(e.name in line for e in bundled()) for line in long), long  # only a name too wide for the screen
+    assert not long or width < 60

@@ -109,7 +109,7 @@ def print_report(console: Console, outcomes: list[ScenarioOutcome]) -> None:
                 hang(console, "  ", o.error.removeprefix("crashed while running: "))
     if not all(o.passed for o in outcomes):
         console.print()
-    console.print(summary_line(outcomes), highlight=False)
+    hang(console, "", summary_line(outcomes))
 
 
 def summary_line(outcomes: list[ScenarioOutcome]) -> str:

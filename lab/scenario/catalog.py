@@ -66,10 +66,10 @@ def short_name(path: Path) -> str:
     else:
         if rel.parts and (full.is_dir() or full.suffix == ".toml"):
             return (rel.with_suffix("") if full.suffix == ".toml" else rel).as_posix()
-    for base, prefix in ((Path.cwd(), ""), (Path.home(), "~/")):
+    for base, prefix in ((Path.cwd, ""), (Path.home, "~/")):
         try:
-            return prefix + full.relative_to(base).as_posix()
-        except ValueError:
+            return prefix + full.relative_to(base()).as_posix()
+        except (ValueError, RuntimeError, OSError):  # not below it, or no home directory
             continue
     return str(path)
 

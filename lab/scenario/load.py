@@ -190,8 +190,6 @@ def load_scenario(path: str | Path) -> Scenario:
     path = Path(path)
     try:
         data = path.read_bytes()
-    except IsADirectoryError:
-        raise ScenarioError(str(path), ["a folder, not a scenario file"]) from None
     except OSError as exc:
         raise ScenarioError(str(path), [f"cannot read the file: {exc.strerror or exc}"]) from None
     try:
