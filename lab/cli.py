@@ -122,7 +122,10 @@ def _print_scenarios(con: Console, entries, bare: bool = False) -> None:
                 hang(con, "    ", title + count)
 
 
-def _folder_error(folder: Path, headline: str = "{where} is a folder, not a scenario file; its {n} scenario(s):") -> None:
+FOLDER_GIVEN = "{where} is a folder, not a scenario file; its {n} scenario(s):"
+
+
+def _folder_error(folder: Path, headline: str = FOLDER_GIVEN) -> None:
     """Exit 2 after `headline`, listing the folder's scenarios by the names to type back."""
     from lab.scenario.catalog import entries_in, short_name
 
@@ -221,9 +224,9 @@ def browse(path: Optional[Path] = typer.Argument(None, help="Also list the scena
 
 @app.command()
 def run(
-    scenario: Optional[str] = typer.Argument(None, help="Scenario file or bundled name (e.g. init/xavier-tanh-healthy). "
-                                                        "A folder or topic (e.g. activations) opens the browser on it; "
-                                                        "headless, lists its scenarios."),
+    scenario: Optional[str] = typer.Argument(None, help="Scenario file or bundled name (e.g. "
+                                                        "init/xavier-tanh-healthy). A folder or topic (e.g. activations) "
+                                                        "opens the browser on it; headless, lists its scenarios."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Steps to train headless (default: the scenario's)."),
     headless: bool = typer.Option(False, "--headless", help="Run without the UI: progress bar, then the tables. "
                                                             "Implied when there is no terminal."),
@@ -374,7 +377,8 @@ def list_scenarios() -> None:
 
 
 @app.command()
-def show(scenario: str = typer.Argument(..., help="Scenario file or bundled name; a folder lists its scenarios.")) -> None:
+def show(scenario: str = typer.Argument(..., help="Scenario file or bundled name; a folder lists its scenarios.")
+         ) -> None:
     """Print a scenario: its explanation, settings and expectations."""
     from rich.markdown import Markdown
     from rich.syntax import Syntax

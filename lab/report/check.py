@@ -1,4 +1,4 @@
-"""`nnlab check` reports: a terminal table, JSON, and JUnit XML for CI systems."""
+"""`nnlab check` reports: the terminal report, JSON, and JUnit XML for CI systems."""
 
 from __future__ import annotations
 
