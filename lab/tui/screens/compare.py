@@ -70,7 +70,8 @@ class CompareScreen(Screen):
 
         if scenario.variants:
             changes = {v.name: v.set.given() for v in scenario.variants}
-            return cls(variant_scenarios(scenario), "the scenario's variants, from step 0, in lockstep; escape goes back",
+            return cls(variant_scenarios(scenario),
+                       "the scenario's variants, from step 0, in lockstep; escape goes back",
                        changes=changes, running=running)
         yours = sim.user_changes()
         if not yours:
