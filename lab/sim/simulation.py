@@ -276,6 +276,11 @@ class Simulation:
         self._snapshot = None
         return event
 
+    def user_changes(self) -> dict[str, Any]:
+        """Every change the user has made so far, merged (what `reset` keeps): a copy."""
+        with self.lock:
+            return dict(self._overrides)
+
     def reset(self, *, new_seed: bool = False) -> None:
         """Back to step 0 with the settings in force now and the same initialisation
         (a new one with new_seed=True).  The scenario's own events replay; the user's
