@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import runpy
 import sys
 import time
@@ -13,6 +14,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from lab.errors import ExitCode, LabError, ScenarioError
 
@@ -31,17 +33,119 @@ DEFAULT_SCENARIO = {
 
 def _fail(exc: LabError) -> None:
     # the message quotes the user's own keys and values: never read it as markup
-    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    text = str(exc)
+    if isinstance(exc, ScenarioError) and len(exc.problems) == 1:
+        text = f"{exc.path}: {exc.problems[0]}"  # one problem, one line
+    err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
     raise typer.Exit(ExitCode.USAGE)
+
+
+def _os_error(exc: OSError, path: Optional[Path] = None, doing: str = "") -> LabError:
+    """An OSError as one line that names the file: `out.csv: cannot write: Is a directory`."""
+    name = path if path is not None else (exc.filename or "")
+    return LabError(f"{name}: " + (f"{doing}: " if doing else "") + f"{exc.strerror or exc}")
+
+
+def _check_writable(path: Path, option: str) -> None:
+    """Fail before the work, not after it, when an output file cannot be written."""
+    folder = path.parent
+    if path.is_dir():
+        _fail(LabError(f"{option} {path}: a folder; give a file name"))
+    if not folder.is_dir():
+        _fail(LabError(f"{option} {path}: no such folder {folder}"))
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        _fail(LabError(f"{option} {path}: permission denied"))
 
 
 def _load(name_or_path: Optional[str]):
     from lab.scenario import Scenario, load_scenario
-    from lab.scenario.catalog import resolve
 
     if name_or_path is None:
         return Scenario.model_validate(DEFAULT_SCENARIO)
-    return load_scenario(resolve(name_or_path))
+    return load_scenario(_scenario_file(name_or_path))
+
+
+def _resolve(name_or_path: str) -> Path:
+    from lab.scenario.catalog import resolve
+
+    try:
+        path = resolve(name_or_path)
+    except ScenarioError as exc:
+        _fail(exc)
+    if path.is_dir() and not os.access(path, os.R_OK | os.X_OK):
+        _fail(LabError(f"{path}: cannot open the folder: permission denied"))
+    return path
+
+
+def _scenario_file(name_or_path: str) -> Path:
+    """The file a name or path stands for; a folder is answered with the scenarios in it (exit 2)."""
+    path = _resolve(name_or_path)
+    if path.is_dir():
+        _folder_error(path)
+    return path
+
+
+def _print_scenarios(con: Console, entries, bare: bool = False) -> None:
+    """Scenarios by topic: the name to type back (never cut), the title, the number of checks.
+    Side by side when the titles have room beside the names, else each title under its name.
+    `bare`: no topic heading when there is only one topic (the folder just named)."""
+    from lab.report.lines import hang, whole
+    from lab.scenario import load_scenario
+
+    rows = []  # (topic, name, title, checks)
+    for entry in entries:
+        try:
+            sc = load_scenario(entry.path)
+            rows.append((entry.topic, entry.name, Text(sc.name), str(len(sc.expect))))
+        except ScenarioError as exc:
+            rows.append((entry.topic, entry.name, Text(f"invalid: {exc.problems[0]}", style="red"), ""))
+    name_width = max([len("scenario"), *(2 + len(name) for _, name, _, _ in rows)]) + 2
+    side_by_side = con.width - name_width - 2 - len("checks") >= 30
+    title_width = max([len("title"), *(title.cell_len for _, _, title, _ in rows)])  # counts stay near titles
+    if side_by_side:
+        hang(con, Text("scenario".ljust(name_width)), "title", "checks", body_width=title_width)
+    topic = None
+    headings = len({t for t, _, _, _ in rows}) > 1 or not bare
+    for t, name, title, checks in rows:
+        if t != topic and headings:
+            topic = t
+            whole(con, Text(f"{t}/", style="bold"))
+        if side_by_side:
+            hang(con, Text(f"  {name}".ljust(name_width)), title, checks, len("checks"), body_width=title_width)
+        else:
+            count = Text(f"  ({checks} check{'s' if checks != '1' else ''})" if checks else "", style="dim")
+            if 2 + len(name) + count.cell_len <= con.width:
+                whole(con, Text(f"  {name}") + count)
+                hang(con, "    ", title)
+            else:  # the count goes after the title rather than past the edge
+                whole(con, Text(f"  {name}"))
+                hang(con, "    ", title + count)
+
+
+FOLDER_GIVEN = "{where} is a folder, not a scenario file; its {n} scenario(s):"
+
+
+def _folder_error(folder: Path, headline: str = FOLDER_GIVEN) -> None:
+    """Exit 2 after `headline`, listing the folder's scenarios by the names to type back."""
+    from lab.scenario.catalog import entries_in, short_name
+
+    where = short_name(folder)
+    entries = entries_in(folder)
+    if not entries:
+        _fail(LabError(f"{where}: a folder with no scenario files (*.toml) in it"))
+    text = headline.format(where=where, n=len(entries))
+    err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
+    _print_scenarios(err_console, entries, bare=True)
+    err_console.print(f"Run one headless:  nnlab run {escape(entries[0].name)} --headless\n"
+                      f"Or, in a terminal, open the folder in the lab's browser:  nnlab run {escape(where)}",
+                      highlight=False, soft_wrap=True)
+    raise typer.Exit(ExitCode.USAGE)
+
+
+def _browse(paths: list[Path]) -> None:
+    from lab.tui.app import make_app
+
+    make_app(paths).run()
 
 
 def run_headless(scenario, steps: Optional[int] = None, *, csv: Optional[Path] = None, plot: bool = False,
@@ -109,18 +213,21 @@ def main_callback(ctx: typer.Context) -> None:
 @app.command()
 def browse(path: Optional[Path] = typer.Argument(None, help="Also list the scenarios in this folder.")) -> None:
     """Open the browser: the curriculum by topic (and PATH's scenarios); Enter runs one."""
-    if not _interactive():
-        _no_terminal()
     if path is not None and not path.exists():
         _fail(ScenarioError(str(path), ["no such file or folder"]))
-    from lab.tui.app import make_app
-
-    make_app([path] if path is not None else []).run()
+    if not _interactive():
+        if path is not None and path.is_dir():
+            _folder_error(path, "the lab is a terminal UI, and this is not a terminal (piped or CI). "
+                                "The {n} scenario(s) in {where}:")
+        _no_terminal()
+    _browse([path] if path is not None else [])
 
 
 @app.command()
 def run(
-    scenario: Optional[str] = typer.Argument(None, help="Scenario file or bundled name (e.g. init/xavier-tanh)."),
+    scenario: Optional[str] = typer.Argument(None, help="Scenario file or bundled name (e.g. "
+                                                        "init/xavier-tanh-healthy). A folder or topic (e.g. activations) "
+                                                        "opens the browser on it; headless, lists its scenarios."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Steps to train headless (default: the scenario's)."),
     headless: bool = typer.Option(False, "--headless", help="Run without the UI: progress bar, then the tables. "
                                                             "Implied when there is no terminal."),
@@ -129,15 +236,28 @@ def run(
     plot: bool = typer.Option(False, "--plot", help="Headless: print plotext charts (loss, per-layer histograms)."),
 ) -> None:
     """Open a scenario in the lab, or train it headless and print the summary and per-layer table."""
+    headless = headless or steps is not None or csv is not None or plot or not _interactive()
+    folder = _resolve(scenario) if scenario is not None else None
+    if folder is not None and folder.is_dir():  # as `nnlab FOLDER` does
+        if headless:
+            _folder_error(folder)
+        _browse([folder])
+        return
     try:
         sc = _load(scenario)
     except LabError as exc:
         _fail(exc)
-    if headless or steps is not None or csv is not None or plot or not _interactive():
+    if csv is not None:
+        _check_writable(csv, "--csv")
+    if headless:
         try:
             run_headless(sc, steps, csv=csv, plot=plot)
         except LabError as exc:
             _fail(exc)
+        except OSError as exc:  # the CSV file, say, could not be written after all
+            if exc.filename is None:
+                raise
+            _fail(_os_error(exc, doing="cannot write"))
         return
     from lab.tui.app import make_app
 
@@ -162,15 +282,18 @@ def screenshot(
         _fail(LabError(f"--size must look like 100x30, not {size!r}"))
     try:
         sc = _load(scenario)
+        _check_writable(out, "--out")
         path = take_screenshot(sc, steps=steps, out=out, size=(cols, rows), view=view, screen=screen,
                                source=scenario)
     except LabError as exc:
         _fail(exc)
+    except OSError as exc:
+        _fail(_os_error(exc, out, "cannot write"))
     console.print(f"wrote {path}")
 
 
-def _check_one(path: str, blas_threads: int | None):
-    """Check one file (runs in a worker process with -j)."""
+def _check_one(path: str, display: str, blas_threads: int | None):
+    """Check one file (runs in a worker process with -j); `display` is how the report names it."""
     from lab.engine.threads import limit_blas_threads
     from lab.report.check import ScenarioOutcome
     from lab.scenario import load_scenario
@@ -182,73 +305,66 @@ def _check_one(path: str, blas_threads: int | None):
     try:
         sc = load_scenario(path)
     except ScenarioError as exc:
-        return ScenarioOutcome(path, "", error=str(exc), seconds=time.perf_counter() - start), True
+        named = ScenarioError(display, exc.problems)
+        return ScenarioOutcome(display, "", error=str(named), seconds=time.perf_counter() - start,
+                               problems=list(exc.problems)), True
     try:
         results = check(sc)
     except Exception as exc:  # noqa: BLE001 - a crash is reported as a failed scenario, never a traceback
         message = f"crashed while running: {type(exc).__name__}: {exc}"
-        return ScenarioOutcome(path, sc.name, error=message, seconds=time.perf_counter() - start), False
-    return ScenarioOutcome(path, sc.name, results, seconds=time.perf_counter() - start), False
-
-
-def _display_path(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+        return ScenarioOutcome(display, sc.name, error=message, seconds=time.perf_counter() - start), False
+    return ScenarioOutcome(display, sc.name, results, seconds=time.perf_counter() - start), False
 
 
 @app.command()
 def check(
-    paths: Optional[list[str]] = typer.Argument(None, help="Scenario files, folders (recursed) or bundled names; "
-                                                         "default: the bundled curriculum."),
+    paths: Optional[list[str]] = typer.Argument(None, help="Scenario files, folders (recursed), bundled names or "
+                                                         "topics; default: the bundled curriculum."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
     junit: Optional[Path] = typer.Option(None, "--junit", help="Also write a JUnit XML report here."),
     jobs: int = typer.Option(1, "-j", "--jobs", min=1, help="Worker processes."),
 ) -> None:
     """Run scenarios headless and check their expectations.  Exit 0: all pass; 1: a check failed; 2: invalid input."""
-    from lab.report.check import check_table, failure_lines, to_json, to_junit
-    from lab.scenario.catalog import bundled_root, resolve, scenario_files
+    from lab.report.check import print_report, to_json, to_junit
+    from lab.scenario.catalog import bundled_root, scenario_files, short_name
 
+    targets = [_resolve(p) for p in paths] if paths else [bundled_root()]
     try:
-        targets = [resolve(p) for p in paths] if paths else [bundled_root()]
-    except ScenarioError as exc:
-        _fail(exc)
-    files = [_display_path(f) for f in scenario_files(targets)]
-    if not files:
-        err_console.print("[bold red]error:[/] no scenario files found in " + escape(", ".join(map(str, targets))))
-        raise typer.Exit(ExitCode.USAGE)
+        found = scenario_files(targets)
+    except OSError as exc:  # a folder that cannot be listed
+        _fail(_os_error(exc, doing="cannot list"))
+    if not found:
+        _fail(LabError("no scenario files (*.toml) in " + ", ".join(map(short_name, targets))))
+    if junit is not None:
+        _check_writable(junit, "--junit")
+    files = [str(f) for f in found]
+    names = [short_name(f) for f in found]
     status = err_console.status(f"checking {len(files)} scenario(s)...") if not as_json else None
     if status:
         status.start()
     try:
         if jobs > 1 and len(files) > 1:
             with ProcessPoolExecutor(max_workers=jobs) as pool:
-                done = list(pool.map(_check_one, files, [1] * len(files)))
+                done = list(pool.map(_check_one, files, names, [1] * len(files)))
         else:
-            done = [_check_one(f, 1) for f in files]  # small scenarios: one BLAS thread is fastest
+            done = [_check_one(f, n, 1) for f, n in zip(files, names)]  # small scenarios: one BLAS thread is fastest
     finally:
         if status:
             status.stop()
     outcomes = [o for o, _ in done]
     invalid = any(bad for _, bad in done)
+    unwritten = None
     if junit is not None:
-        junit.write_text(to_junit(outcomes))
+        try:
+            junit.write_text(to_junit(outcomes), encoding="utf-8")
+        except OSError as exc:
+            unwritten = _os_error(exc, junit, "cannot write")
     if as_json:
         print(to_json(outcomes))
     else:
-        console.print(check_table(outcomes))
-        for line in failure_lines(outcomes):
-            console.print(line, highlight=False, markup=False)
-        for o in outcomes:
-            if o.error:
-                err_console.print(o.error, highlight=False, markup=False)
-        n_exp = sum(len(o.results) for o in outcomes)
-        n_fail = sum(not r.passed for o in outcomes for r in o.results)
-        console.print(f"{len(outcomes)} scenario(s), {n_exp} expectation(s): {n_exp - n_fail} passed, {n_fail} failed"
-                      + (f", {sum(bad for _, bad in done)} invalid" if invalid else "")
-                      + (f", {sum(o.error is not None and not bad for o, bad in done)} crashed"
-                         if any(o.error is not None and not bad for o, bad in done) else ""))
+        print_report(console, outcomes)
+    if unwritten is not None:
+        _fail(unwritten)
     if invalid:
         raise typer.Exit(ExitCode.USAGE)
     raise typer.Exit(ExitCode.OK if all(o.passed for o in outcomes) else ExitCode.CHECK_FAILED)
@@ -257,46 +373,38 @@ def check(
 @app.command("list")
 def list_scenarios() -> None:
     """The bundled curriculum, by topic."""
-    from rich.table import Table
-
-    from lab.scenario import load_scenario
     from lab.scenario.catalog import bundled
 
-    table = Table(show_header=True, box=None, pad_edge=False)
-    table.add_column("scenario", no_wrap=True)  # names are typed back into run/show/check: never cut
-    table.add_column("title", overflow="fold")
-    table.add_column("checks", justify="right")
-    topic = None
-    for entry in bundled():
-        if entry.topic != topic:
-            topic = entry.topic
-            table.add_row(f"[bold]{topic}/[/]", "", "")
-        try:
-            sc = load_scenario(entry.path)
-            table.add_row(f"  {entry.name}", sc.name, str(len(sc.expect)))
-        except ScenarioError as exc:
-            table.add_row(f"  {entry.name}", f"[red]invalid: {exc.problems[0]}[/]", "")
-    console.print(table)
+    _print_scenarios(console, bundled())
 
 
 @app.command()
-def show(scenario: str = typer.Argument(..., help="Scenario file or bundled name.")) -> None:
+def show(scenario: str = typer.Argument(..., help="Scenario file or bundled name; a folder lists its scenarios.")
+         ) -> None:
     """Print a scenario: its explanation, settings and expectations."""
     from rich.markdown import Markdown
     from rich.syntax import Syntax
 
     from lab.scenario import load_scenario
-    from lab.scenario.catalog import resolve
+    from lab.scenario.catalog import entries_in, short_name
 
+    path = _resolve(scenario)
+    if path.is_dir():
+        entries = entries_in(path)
+        if not entries:
+            _fail(LabError(f"{short_name(path)}: a folder with no scenario files (*.toml) in it"))
+        console.print(f"[bold]{escape(short_name(path))}[/]: a folder of {len(entries)} scenario(s)", highlight=False)
+        _print_scenarios(console, entries, bare=True)
+        return
     try:
-        path = resolve(scenario)
         sc = load_scenario(path)
     except ScenarioError as exc:
         _fail(exc)
-    console.print(f"[bold]{sc.name}[/]  [dim]({path}, topic {sc.scenario.topic}, seed {sc.seed})[/]")
+    console.print(f"[bold]{escape(sc.name)}[/]  [dim]({escape(short_name(path))}, topic {escape(sc.scenario.topic)}, "
+                  f"seed {sc.seed})[/]", highlight=False)
     if sc.scenario.explain:
         console.print(Markdown(sc.scenario.explain))
-    console.print(Syntax(Path(path).read_text(encoding="utf-8"), "toml", word_wrap=True))
+    console.print(Syntax(path.read_text(encoding="utf-8"), "toml", word_wrap=True))
 
 
 @app.command()
@@ -328,12 +436,56 @@ def bench(
 COMMANDS = {"browse", "run", "screenshot", "check", "list", "show", "schema", "bench"}
 
 
+class ReaderGone:
+    """sys.stdout (or stderr) that survives its reader going away (`nnlab list | head -1`).
+
+    On the first BrokenPipeError the stream is pointed at /dev/null, as Python's note on
+    SIGPIPE advises (https://docs.python.org/3/library/signal.html#note-on-sigpipe), so the
+    command finishes its work quietly and exits with its own status: `check` with the
+    checks' (0, 1 or 2), never 1 because `head` stopped reading.  Without this, rich and
+    click turn the error into exit status 1, the code for "a check failed".
+    """
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def _to_devnull(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, self._stream.fileno())
+        finally:
+            os.close(devnull)
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._to_devnull()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._to_devnull()
+            self._stream.flush()  # what was still buffered goes to /dev/null now
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def main() -> None:
     # `nnlab PATH` browses PATH's scenarios (typer would read PATH as a command name)
     args = sys.argv[1:]
     if args and not args[0].startswith("-") and args[0] not in COMMANDS and Path(args[0]).exists():
         sys.argv[1:1] = ["browse"]
-    app(prog_name="nnlab")
+    if sys.stdout is not None and sys.stderr is not None:
+        sys.stdout, sys.stderr = ReaderGone(sys.stdout), ReaderGone(sys.stderr)
+    try:
+        app(prog_name="nnlab")
+    finally:
+        if sys.stdout is not None:
+            sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -87,6 +87,34 @@ def squash(text: str) -> str:
     return " ".join(text.split())
 
 
+SUMMARY = re.compile(r"\d+ scenario\(s\), \d+ expectation\(s\): ")
+
+
+def report(output: str) -> tuple[dict[str, tuple[str, list[tuple[str, str, str]]]], list[str], str]:
+    """A check report read back (at a width where nothing wraps): {path: (title, [(mark, claim,
+    measured), ...])} in order, the detail paragraphs (one string each), and the summary line."""
+    lines = output.splitlines()
+    assert "expectation" in lines[0] and lines[0].rstrip().endswith("measured"), lines[0]
+    listing, details, summary = {}, [], ""
+    current = None
+    i = 1
+    while i < len(lines) and lines[i] and not SUMMARY.match(lines[i]):
+        m = re.fullmatch(r"  (pass|FAIL|ERROR) +(.*?)(?: {2,}(\S+))?", lines[i])
+        if m:
+            mark, claim, measured = m.groups()
+            listing[current][1].append((mark, claim, measured or ""))
+        else:
+            current, _, title = lines[i].partition("  ")
+            listing[current] = (title, [])
+        i += 1
+    for block in "\n".join(lines[i:]).strip().split("\n\n"):
+        if SUMMARY.match(block):
+            summary = block
+        elif block:
+            details.append(block)
+    return listing, details, summary
+
+
 @pytest.fixture(scope="module")
 def truth():
     """check() of every data file, computed in this process: what the CLI must report."""
@@ -123,33 +151,38 @@ def test_data_files_hold_for_the_right_reason():
 
 # -- check: exit codes, table, failure lines ---------------------------------------------------------------
 
-def test_check_passing_folder_exits_0_and_tabulates_every_expectation(in_data, truth):
+def test_check_passing_folder_exits_0_and_lists_every_expectation(in_data, truth):
     result = invoke("check", "passing")
     assert result.exit_code == ExitCode.OK, result.output
-    out = result.stdout
-    assert row(out, "scenario", "expectation", "expected", "actual")
-    for path in ("passing/learns-spiral.toml", "passing/step-schedule.toml"):
-        _, results = truth[path]
-        assert path in out
-        for r in results:
-            assert row(out, r.description, r.expected, fmt(r.actual), "pass"), (r, out)
-    assert row(out, "passing/learns-spiral.toml", "val_loss > 1 at initial step", "> 1")
-    assert "2 scenario(s), 6 expectation(s): 6 passed, 0 failed" in out
-    assert "FAIL" not in out
+    listing, details, summary = report(result.stdout)
+    assert list(listing) == ["passing/learns-spiral.toml", "passing/step-schedule.toml"]
+    for path, (title, rows) in listing.items():
+        sc, results = truth[path]
+        assert title == sc.name
+        assert rows == [("pass", r.description, fmt(r.actual)) for r in results]
+    assert listing["passing/learns-spiral.toml"][1][0] == ("pass", "val_loss > 1 at initial step", "1.108")
+    assert details == []
+    assert summary == "2 scenario(s), 6 expectation(s): 6 passed, 0 failed"
+    assert "FAIL" not in result.stdout and result.stderr == ""
 
 
-def test_check_with_a_failing_file_exits_1_and_names_the_failure(in_data, truth):
+def test_check_with_a_failing_file_exits_1_and_explains_the_failure_once(in_data, truth):
     result = invoke("check", "passing", "failing")
     assert result.exit_code == ExitCode.CHECK_FAILED, result.output
-    out = result.stdout
+    listing, details, summary = report(result.stdout)
     sc, results = truth["failing/too-optimistic.toml"]
     fail = results[1]
-    assert row(out, "failing/too-optimistic.toml", "lr == 0.1 throughout", "== 0.1", "0.1", "pass")
-    assert row(out, "val_acc > 0.99 at final step", "> 0.99", fmt(fail.actual), "FAIL")
-    lines = [line for line in out.splitlines() if line.startswith("FAIL ")]
-    assert lines == [f'FAIL failing/too-optimistic.toml ("{sc.name}") expect[1]: val_acc > 0.99 at final step: '
-                     f"expected > 0.99, got {fmt(fail.actual)} - {sc.expect[1].why}"]
-    assert "3 scenario(s), 8 expectation(s): 7 passed, 1 failed" in out
+    assert listing["failing/too-optimistic.toml"] == (sc.name, [
+        ("pass", "lr == 0.1 throughout", "0.1"), ("FAIL", "val_acc > 0.99 at final step", fmt(fail.actual))])
+    assert details == [
+        "FAIL failing/too-optimistic.toml expect[1]\n"
+        f"  scenario  {sc.name}\n"
+        "  claim     val_acc > 0.99 at final step\n"
+        f"  measured  {fail.actual:.6g}\n"
+        "  expected  > 0.99\n"
+        f"  why       {sc.expect[1].why}"]
+    assert summary == "3 scenario(s), 8 expectation(s): 7 passed, 1 failed"
+    assert result.stdout.count(sc.expect[1].why) == 1
 
 
 @pytest.mark.parametrize("others", [["passing"], ["passing", "failing"], []])
@@ -157,13 +190,18 @@ def test_check_with_an_invalid_file_exits_2_even_with_valid_ones(in_data, others
     result = invoke("check", *others, "invalid/typo.toml")
     assert result.exit_code == ExitCode.USAGE, result.output
     assert "Traceback" not in result.output
-    assert row(result.stdout, "invalid/typo.toml", "invalid/typo.toml: 2 problems", "ERROR", adjacent=False)
-    err = result.stderr
-    assert "invalid/typo.toml: 2 problems" in err
-    assert "did you mean 'hidden'?" in err and "did you mean 'val_acc'?" in err
+    listing, details, summary = report(result.stdout)
+    assert listing["invalid/typo.toml"] == ("", [("ERROR", "invalid: 2 problems, see below", "")])
+    error = next(d for d in details if d.startswith("ERROR "))
+    problems = error.splitlines()[1:]
+    assert error.splitlines()[0] == "ERROR invalid/typo.toml: 2 problems"
+    assert len(problems) == 2 and all(p.startswith("  - ") for p in problems)
+    assert "did you mean 'hidden'?" in problems[0] and "did you mean 'val_acc'?" in problems[1]
+    for problem in problems:  # told once: not in the list above, not again on stderr
+        assert (result.stdout + result.stderr).count(problem[4:]) == 1
     if "passing" in others:  # the valid files were still checked and reported
-        assert row(result.stdout, "passing/step-schedule.toml", "lr == 0.1 at initial step", "== 0.1", "0.1", "pass")
-    assert "1 invalid" in result.stdout
+        assert ("pass", "lr == 0.1 at initial step", "0.1") in listing["passing/step-schedule.toml"][1]
+    assert summary.endswith(", 1 invalid")
 
 
 def test_check_json_parses_and_matches_the_outcomes(in_data, truth):
@@ -252,7 +290,8 @@ def test_check_a_diverging_run_with_a_per_layer_expectation_does_not_crash(wide,
 def test_bundled_name_resolves_from_any_working_directory(tmp_path):
     proc = run_lab("check", "activations/sigmoid-zigzag", cwd=tmp_path)
     assert proc.returncode == ExitCode.OK, proc.stdout + proc.stderr
-    assert "sigmoid-zigzag.toml" in proc.stdout
+    listing, _, _ = report(proc.stdout)
+    assert list(listing) == ["activations/sigmoid-zigzag"]  # the name, as it is typed
     assert "1 scenario(s), 5 expectation(s): 5 passed, 0 failed" in proc.stdout
     assert "Traceback" not in proc.stderr
 
@@ -392,3 +431,96 @@ def test_schema_prints_json_with_model_and_train(wide):
     schema = json.loads(result.stdout)
     assert {"model", "train", "expect"} <= set(schema["properties"])
     assert "hidden" in schema["$defs"]["ModelSpec"]["properties"]
+
+
+# -- the report at 60, 80 and 120 columns --------------------------------------------------------------------------
+
+LONG_PATH = "a-folder-with-a-rather-long-name/and-another-one-inside-it/too-optimistic-variant.toml"
+
+
+def synthetic_outcomes():
+    """Every kind of line the report has, without running anything."""
+    from lab.report.check import ScenarioOutcome
+    from lab.sim.expectations import CheckResult
+
+    return [
+        ScenarioOutcome("passing/learns-spiral.toml", "Tiny spiral: a 16-16 ReLU net learns", [
+            CheckResult(0, "val_loss > 1 at initial step", True, 1.1079, "> 1", "ln 3"),
+            CheckResult(1, "act_mean[layer 2](elu) / act_mean[layer 2](base) > -0.75 throughout", True,
+                        0.42723, "> -0.75", "")]),
+        ScenarioOutcome(LONG_PATH, "A title long enough to go under a long path rather than beside it", [
+            CheckResult(0, "lr == 0.1 throughout", True, 0.1, "== 0.1", ""),
+            CheckResult(1, "steps_to(train_acc >= 0.9)(sigmoid) / steps_to(train_acc >= 0.9)(base) > 5 at "
+                           "final step", False, 1.0004567, "> 5", "sigmoid's zigzag makes it slower, "
+                           "by the lecture's account much slower, than ReLU on this spiral")]),
+        ScenarioOutcome("invalid/typo.toml", "", error="invalid/typo.toml: 2 problems\n  - a\n  - b",
+                        problems=["model.hiden: unknown key 'hiden' in [model]; did you mean 'hidden'? (allowed: "
+                                  "activation, alpha, batchnorm, bias_init, dropconnect, dropout, dropout_mode)",
+                                  "expect[0].metric: unknown metric 'val_accuracy'; did you mean 'val_acc'?"]),
+        ScenarioOutcome("crash.toml", "Crashes", error="crashed while running: ValueError: shapes (3,) and (4,) "
+                                                       "not aligned"),
+        ScenarioOutcome("empty.toml", "No claims"),
+    ]
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_the_report_fits_the_width_and_tells_each_thing_once(width):
+    import io
+
+    from lab.report.check import print_report
+
+    outcomes = synthetic_outcomes()
+    out = io.StringIO()
+    print_report(Console(file=out, width=width, color_system=None), outcomes)
+    text = out.getvalue()
+    lines = text.splitlines()
+    assert all(line == line.rstrip() for line in lines)  # no padding at line ends
+    assert [line for line in lines if len(line) > width and LONG_PATH not in line] == []
+    for o in outcomes:  # each path whole, alone or first on a line, in the list
+        assert any(line == o.path or line.startswith(o.path + "  ") for line in lines), o.path
+    # read as prose: without the measured values at the right of the rows
+    flat = squash("\n".join(re.sub(r"^(  (?:pass|FAIL) .*?) {2,}\S+$", r"\1", line) for line in lines))
+    for o in outcomes:
+        assert flat.count(o.name) == (2 if any(not r.passed for r in o.results) else 1) if o.name else True
+        for problem in o.problems:
+            assert flat.count(problem) == 1
+    assert flat.count("shapes (3,) and (4,) not aligned") == 1
+    fail = outcomes[1].results[1]
+    assert flat.count(fail.description) == 2  # in the list, then in its FAIL paragraph
+    assert flat.count(fail.why) == 1
+    assert f"FAIL {LONG_PATH} expect[1]" in lines
+    assert f"measured 1.00046 expected > 5 why {fail.why}" in flat
+    assert "ERROR invalid/typo.toml: 2 problems" in lines and "ERROR crash.toml: crashed while running" in lines
+    assert flat.endswith("5 scenario(s), 4 expectation(s): 3 passed, 1 failed, 1 invalid, 1 crashed")
+    # the measured values share one right edge
+    edges = {len(line) for line in lines if re.match(r"  (pass|FAIL) ", line) and re.search(r"\d$", line)}
+    assert len(edges) == 1, edges
+
+
+def test_check_at_80_columns_as_a_real_process():
+    proc = run_lab("check", "passing", "failing", "invalid", cwd=DATA, columns=80)
+    assert proc.returncode == ExitCode.USAGE
+    lines = proc.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), proc.stdout
+    assert proc.stderr == ""  # the invalid file's problems are in the report, once
+    for path in ("passing/learns-spiral.toml", "passing/step-schedule.toml", "failing/too-optimistic.toml",
+                 "invalid/typo.toml"):
+        assert any(line.split()[:1] == [path] for line in lines), path
+    assert "FAIL failing/too-optimistic.toml expect[1]" in lines
+    assert "ERROR invalid/typo.toml: 2 problems" in lines
+    assert squash(proc.stdout).count("did you mean 'hidden'?") == 1
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_list_fits_the_width_with_whole_names_and_titles(tmp_path, width):
+    proc = run_lab("list", cwd=tmp_path, columns=width)
+    assert proc.returncode == 0
+    lines = proc.stdout.splitlines()
+    flat = squash("\n".join(re.sub(r" {2,}\d+$", "", line) for line in lines))  # without the counts at the right
+    for e in bundled():
+        name_lines = [line for line in lines if line.split()[:1] == [e.name]]
+        assert len(name_lines) == 1, e.name  # whole, on a line of its own or beside its title
+        assert squash(load_scenario(e.path).name) in flat
+    long = [line for line in lines if len(line) > width]
+    assert all(any(e.name in line for e in bundled()) for line in long), long  # only a name too wide for the screen
+    assert not long or width < 60

@@ -23,13 +23,14 @@ from typer.testing import CliRunner
 import lab.cli
 from lab import Simulation, load_scenario
 from lab.errors import ExitCode
-from lab.scenario.catalog import bundled
+from lab.scenario.catalog import bundled, bundled_root
 from lab.scenario.schema import Changes, Scenario, ScheduleSpec
 from lab.sim.snapshot import Event
 from lab.tui.app import make_app
 from lab.tui.controls import change_for
-from lab.pace import PACES
+from lab.pace import PACES, initial_pace
 from lab.tui.screens.browser import BrowserScreen
+from lab.tui.controls import describe_change
 from lab.tui.screens.compare import CompareScreen
 from lab.tui.screens.help import HelpScreen
 from lab.report.table import LAYER_COLUMNS
@@ -40,6 +41,7 @@ from lab.tui.screens.zoom import GUTTER, ZoomScreen
 from lab.tui.widgets.context import VIEWS, Boundary, ContextPanel
 from lab.tui.widgets.histograms import HistogramGrid
 from lab.tui.widgets.panels import MessageLine, StatusBar
+from lab.tui.widgets.variants import ChartLegend, CompareChart, VariantTable, marker_of
 
 SIZE = (100, 30)
 TIMEOUT = 60.0  # per test: a safety net for a hang, far above what any test needs
@@ -486,6 +488,28 @@ def test_question_mark_opens_help(tmp_path):
     run(body)
 
 
+# -- compare ------------------------------------------------------------------------------------------------
+async def compare_screen(pilot) -> CompareScreen:
+    """Press c on the run screen; the compare screen once its variants are built and on screen."""
+    await pilot.press("c")
+    await until(pilot, lambda: isinstance(pilot.app.screen, CompareScreen) and pilot.app.screen.lockstep.ready,
+                "the compare screen's variants")
+    return pilot.app.screen
+
+
+def live_steps(ls) -> set[int]:
+    """The steps of the variants that have not diverged: one value when they are in lockstep."""
+    return {snap.step for snap in ls.snapshots.values() if not snap.diverged}
+
+
+def compare_status(screen) -> str:
+    return str(screen.query_one("#compare-status").content)
+
+
+def message(screen) -> str:
+    return str(screen.query_one(MessageLine).content)
+
+
 def test_c_opens_compare_with_the_variants_in_lockstep(tmp_path):
     sc = tiny(variants=[{"name": "tanh", "set": {"activation": "tanh"}}])
 
@@ -494,48 +518,312 @@ def test_c_opens_compare_with_the_variants_in_lockstep(tmp_path):
         async with app.run_test(size=(120, 40)) as pilot:
             screen = await run_screen(pilot)
             await until(pilot, lambda: screen.runner.sim.step_count > 0, "the run to start")
-            await pilot.press("c")
-            await until(pilot, lambda: isinstance(app.screen, CompareScreen), "the compare screen")
-            compare = app.screen
+            compare = await compare_screen(pilot)
             assert not screen.runner.running  # comparing pauses the run behind it
-            await until(pilot, lambda: compare.lockstep is not None, "the compare runners")
-            runners = compare.lockstep.runners
-            assert list(runners) == ["base", "tanh"]
-            assert runners["tanh"].sim.current.model.activation == "tanh"
-            assert runners["base"].sim.current.model.activation == "relu"
-            await until(pilot, lambda: all(r.sim.step_count >= 40 for r in runners.values()), "lockstep steps")
-            await pilot.pause(0.2)
+            ls = compare.lockstep
+            assert list(ls.sims) == ["base", "tanh"]
+            assert ls.sims["tanh"].current.model.activation == "tanh"
+            assert ls.sims["base"].current.model.activation == "relu"
+            await until(pilot, lambda: min(s.step for s in ls.snapshots.values()) >= 40, "lockstep steps")
+            await pilot.pause(0.4)  # a chart redraw
             text = screen_text(app)
-            assert "base" in text and "tanh" in text and "training loss" in text
+            assert "base" in text and "tanh  activation=tanh" in text and "training loss" in text
             workers = [w for w in app.workers if w.group == "compare"]
             await pilot.press("escape")
             await until(pilot, lambda: app.screen is screen, "back to the run screen")
             # the compare worker stops with its screen: it does not train on in the background
             await until(pilot, lambda: all(w.is_finished for w in workers), "the compare worker to stop")
-            steps = [r.sim.step_count for r in runners.values()]
+            steps = [s.step_count for s in ls.sims.values()]
             await pilot.pause(0.2)
-            assert [r.sim.step_count for r in runners.values()] == steps
+            assert [s.step_count for s in ls.sims.values()] == steps
 
     run(body)
 
 
 def test_compare_without_variants_shows_the_original_against_your_changes(tmp_path):
     async def body():
-        app = cli_app(tiny(), tmp_path)
-        async with app.run_test(size=(120, 40)) as pilot:
+        app = cli_app(tiny(steps=100_000), tmp_path)
+        async with app.run_test(size=(100, 30)) as pilot:
             screen = await run_screen(pilot)
-            await change(pilot, screen.runner, "a")
-            await pilot.press("c")
-            await until(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.lockstep is not None,
-                        "the compare runners")
-            runners = app.screen.lockstep.runners
-            assert list(runners) == ["original", "yours"]
-            assert runners["yours"].sim.current.model.activation == "leaky_relu"
-            assert runners["original"].sim.current.model.activation == "relu"
+            compare = await compare_screen(pilot)  # nothing changed yet: the scenario alone, and a hint
+            assert list(compare.lockstep.sims) == ["base"]
+            assert "no variants" in message(compare)
+            await pilot.press("escape")
+            await until(pilot, lambda: app.screen is screen, "back to the run screen")
+
+            await change(pilot, screen.runner, "a", "l")
+            compare = await compare_screen(pilot)
+            sims = compare.lockstep.sims
+            assert list(sims) == ["original", "yours"]
+            assert sims["yours"].current.model.activation == "leaky_relu"
+            assert sims["yours"].current.train.lr == pytest.approx(screen.runner.sim.current.train.lr)
+            assert sims["original"].current.model.activation == "relu"
+            await pilot.pause(0.1)
+            assert "yours     activation=leaky_relu lr=0.316" in screen_text(app)
             await pilot.press("escape")
             await until(pilot, lambda: app.screen is screen, "back to the run screen")
 
     run(body)
+
+
+def test_compare_shows_dead_and_sign_for_every_variant_at_100x30(tmp_path):
+    """The bundled dead-ReLU scenario: four variants, each with a complete row per layer."""
+    sc = load_scenario(bundled_root() / "activations/dead-relu-high-lr.toml")
+    names = ["base", *(v.name for v in sc.variants)]
+    assert len(names) == 4
+
+    async def body():
+        app = cli_app(sc, tmp_path)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await run_screen(pilot)
+            compare = await compare_screen(pilot)
+            await until(pilot, lambda: live_steps(compare.lockstep) and min(live_steps(compare.lockstep)) >= 5,
+                        "a few steps of every variant")
+            await pilot.pause(0.4)  # a chart redraw
+            lines = screen_text(app).splitlines()
+        header = next(line for line in lines if " dead " in line and " sign " in line)
+        columns = header.split()
+        for i, name in enumerate(names):
+            status = next(k for k, line in enumerate(lines) if line.startswith(f" {marker_of(i)} {name} "))
+            row = lines[status + 1].split()  # layer 1, under the variant's name: every column
+            assert row[0] == "1" and len(row) == len(columns), (name, header, lines[status + 1])
+            dead, sign = row[columns.index("dead")], row[columns.index("sign")]
+            assert dead.endswith("%") and re.fullmatch(r"-?\d\.\d\d|-", sign), (dead, sign)
+        legend = next(line for line in lines if "training loss" in line)
+        for i, name in enumerate(names):  # the chart's legend: each variant with its own marker
+            assert f"{marker_of(i)} {name}" in legend
+        assert len({marker_of(i) for i in range(len(names))}) == len(names)
+
+    run(body)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30)])
+@pytest.mark.parametrize("path", ["activations/dead-relu-high-lr.toml", "learning-rate/decay-schedules.toml",
+                                  "activations/sigmoid-vanishing-gradients.toml",
+                                  "preprocessing/whitening-correlated-features.toml"])
+def test_compare_fits_its_terminal_nothing_wraps_or_is_cut(tmp_path, path, size):
+    """Every line of every compare panel fits its width, and what a variant changes is shown
+    whole: 4 variants, 7 variants, a 9-layer network, and 5 variants with long changes of which
+    one diverges, at 80x24 and 100x30."""
+    sc = load_scenario(bundled_root() / path)
+    changes = {v.name: [describe_change({k: val}) for k, val in v.set.given().items()] for v in sc.variants}
+
+    async def body():
+        app = make_app(warm_up=False)
+        async with app.run_test(size=size) as pilot:
+            compare = CompareScreen.from_run(sc, Simulation(sc), running=False)
+            await app.push_screen(compare)
+            compare.lockstep.step_once(30)
+            await until(pilot, lambda: compare.lockstep.ready and compare.lockstep.pending == 0, "30 steps")
+            await pilot.pause()
+            compare.tick(force=True)
+            await pilot.pause()
+            text = screen_text(app)
+            table = compare.query_one(VariantTable)
+            legend = compare.query_one(ChartLegend)
+            for widget in (table, legend):
+                width = widget.size.width  # inside the padding
+                assert widget.size.height == len(widget.lines(width))  # laid out at its full height
+                assert all(line.cell_len <= width for line in widget.lines(width)), widget
+            table_text = "\n".join(line.plain for line in table.lines(table.size.width))
+            assert "…" not in table_text
+            for name, items in changes.items():
+                assert re.search(rf"^ . {re.escape(name)} ", text, re.M), name
+                for item in items:  # whole, on the table's lines (between the name and the numbers, or below)
+                    assert re.search(rf"(^| ){re.escape(item)}( |$)", table_text, re.M), (name, item)
+            assert compare.query_one(CompareChart).size.height >= 6  # a chart, not a sliver
+            for line in (compare_status(compare), message(compare)):
+                assert not line.endswith("…"), line
+
+    run(body)
+
+
+def test_compare_variants_stay_in_lockstep_through_pauses_steps_and_resets(tmp_path):
+    sc = tiny(steps=1_000_000, scenario={"pace": "max"},
+              variants=[{"name": "tanh", "set": {"activation": "tanh"}}, {"name": "slow", "set": {"lr": 0.01}}])
+
+    async def body():
+        app = cli_app(sc, tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await run_screen(pilot)
+            compare = await compare_screen(pilot)
+            ls = compare.lockstep
+            seen, paused = [], []
+            for keys in (["space"], ["r"], ["space", "r"], ["n", "n"], ["space"], ["r", "space"], ["r", "r"],
+                         ["space", "n"], ["r"]):
+                for key in keys:
+                    await pilot.press(key)
+                    seen.append(live_steps(ls))  # every published frame has one step for all
+                await pilot.pause(0.05)
+                seen.append(live_steps(ls))
+                await until(pilot, lambda: ls.pending == 0, "the commands to be applied")
+                assert len(live_steps(ls)) == 1, keys
+                if not ls.running:  # paused: the worker is between rounds, the variants are where they show
+                    steps = {sim.step_count for sim in ls.sims.values()}
+                    assert live_steps(ls) == steps, (keys, {n: s.step_count for n, s in ls.sims.items()})
+                    paused.append(keys)
+            assert all(len(s) == 1 for s in seen), seen
+            assert len(paused) >= 4, paused
+            await pilot.press("space")
+            await until(pilot, lambda: ls.running and ls.step > 100, "running on")
+            for _ in range(20):  # while running too: every frame shows the variants at one step
+                await pilot.pause(0.02)
+                assert len(live_steps(ls)) == 1
+
+    run(body)
+
+
+def test_compare_runs_at_the_scenarios_pace_and_plus_minus_change_it(tmp_path):
+    sc = tiny(steps=3000, scenario={"pace": None}, variants=[{"name": "tanh", "set": {"activation": "tanh"}}])
+
+    async def body():
+        app = cli_app(sc, tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await run_screen(pilot)
+            compare = await compare_screen(pilot)
+            ls = compare.lockstep
+            assert ls.pace == initial_pace(None, 3000) == 100  # as the run screen: the run lasts 30 s
+            await until(pilot, lambda: "pace 100/s" in compare_status(compare), "the pace in the status line")
+            await pilot.press("plus")
+            assert ls.pace == PACES[PACES.index(100) + 1]
+            await pilot.press("minus", "minus")
+            assert ls.pace == PACES[PACES.index(100) - 1]
+            await until(pilot, lambda: f"pace {ls.pace:g}/s" in compare_status(compare), "the new pace shown")
+
+    run(body)
+
+
+def test_compare_stops_at_the_scenarios_length_space_goes_on_r_replays(tmp_path):
+    sc = tiny(steps=40, variants=[{"name": "tanh", "set": {"activation": "tanh"}}])
+
+    async def body():
+        app = cli_app(sc, tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await run_screen(pilot)
+            compare = await compare_screen(pilot)
+            ls = compare.lockstep
+            await until(pilot, lambda: ls.ended and live_steps(ls) == {40}, "the end of the scenario")
+            assert not ls.running and {s.step_count for s in ls.sims.values()} == {40}
+            await until(pilot, lambda: "DONE" in compare_status(compare) and "40/40" in compare_status(compare),
+                        "DONE in the status line")
+            assert "steps are done" in message(compare)
+            await pilot.pause(0.2)
+            assert live_steps(ls) == {40}  # it stays there
+            await pilot.press("space")  # goes on past the end
+            await until(pilot, lambda: min(live_steps(ls)) > 40, "steps past the end")
+            assert "going on past" in message(compare)
+            await pilot.press("r")  # replays every variant from step 0, and stops at the end again
+            await until(pilot, lambda: ls.pending == 0, "the reset")
+            await until(pilot, lambda: ls.ended and live_steps(ls) == {40}, "the end of the replay")
+            assert len(ls.sims["base"].history.series["loss"]) == 40
+
+    run(body)
+
+
+def test_compare_a_diverging_variant_stops_and_the_others_go_on(tmp_path):
+    sc = tiny(steps=1_000_000, variants=[{"name": "huge", "set": {"lr": 1e6, "optimizer": "sgd"}},
+                                         {"name": "tanh", "set": {"activation": "tanh"}}])
+
+    async def body():
+        app = cli_app(sc, tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await run_screen(pilot)
+            compare = await compare_screen(pilot)
+            ls = compare.lockstep
+            await until(pilot, lambda: ls.sims["huge"].diverged, "the divergence")
+            at = ls.sims["huge"].diverged_at
+            await until(pilot, lambda: min(live_steps(ls)) > at + 50, "the others going on")
+            assert ls.running
+            assert ls.sims["huge"].step_count == at  # it stopped there
+            snaps = ls.snapshots
+            assert snaps["base"].step == snaps["tanh"].step > snaps["huge"].step == at
+            await until(pilot, lambda: "huge diverged at step" in message(compare), "the message")
+            await until(pilot, lambda: "1 diverged" in compare_status(compare), "the count in the status line")
+            await pilot.pause(0.1)
+            assert "✗ diverged at step" in screen_text(app)
+            await pilot.press("space", "r")  # paused, a reset brings the diverged one back too
+            await until(pilot, lambda: ls.pending == 0, "the reset")
+            assert not ls.running and not ls.sims["huge"].diverged
+            assert {snap.step for snap in ls.snapshots.values()} == {0}
+            await pilot.press("n")  # and steps it with the others again
+            await until(pilot, lambda: ls.pending == 0, "one step")
+            assert {snap.step for snap in ls.snapshots.values()} == {1}
+
+    run(body)
+
+
+def test_compare_g_switches_the_chart_to_validation_accuracy(tmp_path):
+    sc = tiny(variants=[{"name": "tanh", "set": {"activation": "tanh"}}])
+
+    async def body():
+        app = cli_app(sc, tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await run_screen(pilot)
+            compare = await compare_screen(pilot)
+            legend = compare.query_one(ChartLegend)
+            assert compare.query_one(CompareChart).metric == "loss"
+            await pilot.press("g")
+            assert compare.query_one(CompareChart).metric == "val_acc"
+            await until(pilot, lambda: legend.title == "validation accuracy", "the legend's title")
+            await pilot.press("g")
+            await until(pilot, lambda: legend.title.startswith("training loss"), "back to the loss")
+
+    run(body)
+
+
+def test_compare_pages_the_layers_of_a_deep_network_starting_with_the_claims(tmp_path):
+    sc = tiny(model={"hidden": [16] * 12}, variants=[{"name": "tanh", "set": {"activation": "tanh"}}],
+              expect=[{"metric": "grad_std", "layer": 1, "op": ">", "value": 0},
+                      {"metric": "grad_std", "layer": 10, "op": ">", "value": 0}])
+
+    async def body():
+        app = cli_app(sc, tmp_path)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await run_screen(pilot)
+            compare = await compare_screen(pilot)
+            table = compare.query_one(VariantTable)
+            await until(pilot, lambda: table.marker, "the layer pager")
+            assert "(the claims')" in table.marker and "of 13" in table.marker
+            first = [line.plain.split()[0] for line in table.lines(table.size.width)[2:]]
+            assert "1" in first and "10" in first
+            await pilot.press("pagedown")
+            await until(pilot, lambda: "layers 1-" in table.marker, "the first page in order")
+            await pilot.press("pageup")
+            await until(pilot, lambda: "(the claims')" in table.marker, "back to the claims' layers")
+
+    run(body)
+
+
+def test_q_quits_from_compare_while_the_variants_train(tmp_path):
+    sc = tiny(steps=10_000_000, scenario={"pace": "max"}, variants=[{"name": "tanh", "set": {"activation": "tanh"}}])
+    seen = {}
+
+    async def body():
+        app = cli_app(sc, tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await run_screen(pilot)
+            compare = await compare_screen(pilot)
+            await until(pilot, lambda: compare.lockstep.running and compare.lockstep.step > 0, "training")
+            seen["workers"] = [w for w in app.workers if w.group == "compare"]
+            await pilot.press("q")
+        return app
+
+    app = run(body, timeout=20)  # the context completes: the app exited with the lockstep running
+    assert app.return_code == 0
+    assert seen["workers"] and all(w.is_finished for w in seen["workers"])
+
+
+def test_from_run_reads_your_changes_through_the_public_api(tmp_path):
+    sc = tiny()
+    sim = Simulation(sc)
+    sim.set(activation="tanh")
+    sim.set(lr=0.5)
+    assert sim.user_changes() == {"activation": "tanh", "lr": 0.5}
+    sim.user_changes()["lr"] = 9.0  # a copy: the simulation's own record is untouched
+    screen = CompareScreen.from_run(sc, sim)
+    assert list(screen.scenarios) == ["original", "yours"]
+    assert screen.scenarios["yours"].train.lr == 0.5 and screen.scenarios["yours"].model.activation == "tanh"
+    assert screen.changes == {"yours": {"activation": "tanh", "lr": 0.5}}
 
 
 # -- files ---------------------------------------------------------------------------------------------------

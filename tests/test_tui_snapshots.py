@@ -14,12 +14,11 @@ from __future__ import annotations
 import pytest
 
 import lab.tui.screens.browser as browser_module
-import lab.tui.screens.compare as compare_module
 from lab.scenario.catalog import bundled
 from lab.scenario.schema import Scenario
 from lab.sim import Simulation
 from lab.tui.app import make_app
-from lab.tui.screens.compare import CompareScreen, Lockstep
+from lab.tui.screens.compare import CompareScreen
 from lab.tui.screens.run import RunScreen
 from lab.tui.screens.zoom import ZoomScreen
 from lab.tui.widgets.context import VIEWS
@@ -141,35 +140,24 @@ def test_zoom(snap_compare):
     assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
 
 
-class PausedLockstep(Lockstep):
-    """The compare screen's lockstep, starting paused: the test steps the runs itself."""
+def test_compare(snap_compare):
+    """Three variants at 100x30 after 60 steps in lockstep, paused (the screen's worker steps them on
+    request and idles: the picture depends only on the scenario and the step).  The claim names
+    dead_fraction, so `dead` is kept in the table, and the chart shows each variant's own marker."""
+    sc = spiral(variants=[{"name": "tanh", "set": {"activation": "tanh"}}, {"name": "high-lr", "set": {"lr": 1.0}}],
+                expect=[{"metric": "dead_fraction", "layer": 1, "op": "<", "value": 0.5}])
+    app = make_app(warm_up=False)
 
-    def __init__(self, runners) -> None:
-        super().__init__(runners)
-        self.running = False
-
-
-def test_compare(snap_compare, monkeypatch):
-    # CompareScreen's worker starts its Lockstep running at once (lab/tui/screens/compare.py), and space
-    # is ignored until the runners exist: a picture would show however many rounds ran.  Start it paused
-    # and step every variant by the same count from here instead.
-    monkeypatch.setattr(compare_module, "Lockstep", PausedLockstep)
-    sc = spiral(variants=[{"name": "tanh", "set": {"activation": "tanh"}}])
-
-    async def compare(pilot, screen):
-        await pilot.press("c")
-        await _until(pilot, lambda: isinstance(pilot.app.screen, CompareScreen)
-                     and pilot.app.screen.lockstep is not None, "the compare runners")
-        cmp = pilot.app.screen
-        for r in cmp.lockstep.runners.values():
-            r.sim.step(STEPS)
-            r.publish()
+    async def run_before(pilot) -> None:
+        screen = CompareScreen.from_run(sc, Simulation(sc), running=False)
+        await app.push_screen(screen)
+        screen.lockstep.step_once(STEPS)
+        await _until(pilot, lambda: screen.lockstep.ready and screen.lockstep.pending == 0, "60 steps of each")
         await pilot.pause()
-        cmp.tick()
+        screen.tick(force=True)  # draw at the laid-out size
         await pilot.pause()
 
-    app, run_before = run_app(sc, then=compare)
-    assert snap_compare(app, terminal_size=(120, 36), run_before=run_before)
+    assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""`nnlab check` reports: a terminal table, JSON, and JUnit XML for CI systems."""
+"""`nnlab check` reports: the terminal report, JSON, and JUnit XML for CI systems."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import math
 from dataclasses import dataclass, field
 from xml.etree import ElementTree as ET
 
-from rich import box
-from rich.markup import escape
-from rich.table import Table
+from rich.console import Console
+from rich.text import Text
 
+from lab.report.lines import fits, hang, whole
 from lab.sim.expectations import CheckResult
 
 
@@ -21,43 +21,104 @@ class ScenarioOutcome:
     results: list[CheckResult] = field(default_factory=list)
     error: str | None = None  # invalid input (the file) or a crash while running
     seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)  # an invalid file's problems, one a line
 
     @property
     def passed(self) -> bool:
         return self.error is None and all(r.passed for r in self.results)
 
+    @property
+    def invalid(self) -> bool:
+        return self.error is not None and bool(self.problems)
 
-def _fmt(x: float) -> str:
+
+def _fmt(x: float, digits: int = 4) -> str:
     if isinstance(x, float) and (math.isnan(x) or math.isinf(x)):
         return str(x)
-    return f"{x:.4g}"
+    return f"{x:.{digits}g}"
 
 
-def check_table(outcomes: list[ScenarioOutcome]) -> Table:
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, title_justify="left")
-    for col in ("scenario", "expectation", "expected", "actual", ""):
-        t.add_column(col, overflow="fold")
+# -- the terminal report ----------------------------------------------------------------------------------
+# Paths are typed back by the user, so no line that holds one is ever wrapped here (a path longer
+# than the terminal is left to the terminal's own soft wrap); everything else wraps at words, under
+# itself.  Each failure and each error is told once, in the paragraphs after the list.
+
+MARKS = {"pass": Text("pass", style="green"), "FAIL": Text("FAIL", style="bold red"),
+         "ERROR": Text("ERROR", style="bold red")}
+LABEL_WIDTH = len("measured")
+
+
+CLAIM_WIDTH = 80  # on a wide terminal the measured value stays near its claim
+
+
+def _row(console: Console, mark: str, claim: Text | str, measured: Text | str, widths: tuple[int, int]) -> None:
+    left = Text("  ") + (MARKS[mark] if mark else Text("")) + Text(" " * (7 - len(mark)))
+    hang(console, left, claim, measured, widths[1], body_width=widths[0])
+
+
+def _fields(console: Console, rows: list[tuple[str, str]]) -> None:
+    for label, value in rows:
+        hang(console, Text("  ") + Text(label.ljust(LABEL_WIDTH), style="dim") + Text("  "), value)
+
+
+def _heading(console: Console, path: str, title: str = "") -> None:
+    """The path in bold, and the title beside it if both fit, else under it."""
+    head = Text(path, style="bold")
+    if title and fits(console, path, "  ", title):
+        whole(console, head + Text("  ") + Text(title, style="dim"))
+        return
+    whole(console, head)
+    if title:
+        hang(console, "  ", Text(title, style="dim"))
+
+
+def print_report(console: Console, outcomes: list[ScenarioOutcome]) -> None:
+    """Every scenario (its path and title) and its expectations (pass/FAIL, the claim, the value
+    measured); then each failure (claim, measured, expected, why) and each error, once."""
+    claims = [r.description for o in outcomes for r in o.results]
+    widths = (min(CLAIM_WIDTH, max(map(len, ["expectation", "crashed while running, see below", *claims]))),
+              max([LABEL_WIDTH, *(len(_fmt(r.actual)) for o in outcomes for r in o.results)]))
+    _row(console, "", Text("expectation", style="bold"), Text("measured", style="bold"), widths)
     for o in outcomes:
-        if o.error:
-            t.add_row(escape(o.path), f"[red]{escape(o.error)}[/]", "", "", "[bold red]ERROR[/]")
-            continue
-        for i, r in enumerate(o.results):
-            mark = "[green]pass[/]" if r.passed else "[bold red]FAIL[/]"
-            t.add_row(escape(o.path) if i == 0 else "", escape(r.description), escape(r.expected), _fmt(r.actual), mark)
-        if not o.results:
-            t.add_row(escape(o.path), "[dim](no expectations)[/]", "", "", "[green]pass[/]")
-    return t
-
-
-def failure_lines(outcomes: list[ScenarioOutcome]) -> list[str]:
-    """One paragraph per failed expectation: which scenario, which expectation, expected vs actual, why."""
-    lines = []
+        _heading(console, o.path, o.name)
+        if o.error is not None:
+            what = f"invalid: {len(o.problems)} problem{'s' if len(o.problems) != 1 else ''}" if o.invalid \
+                else "crashed while running"
+            _row(console, "ERROR", Text(f"{what}, see below", style="red"), "", widths)
+        for r in o.results:
+            _row(console, "pass" if r.passed else "FAIL", r.description, _fmt(r.actual), widths)
+        if o.error is None and not o.results:
+            _row(console, "pass", Text("(no expectations)", style="dim"), "", widths)
     for o in outcomes:
         for r in o.results:
-            if not r.passed:
-                lines.append(f"FAIL {o.path} (\"{o.name}\") expect[{r.index}]: {r.description}: "
-                             f"expected {r.expected}, got {_fmt(r.actual)}" + (f" - {r.why}" if r.why else ""))
-    return lines
+            if r.passed:
+                continue
+            console.print()
+            whole(console, Text.assemble(("FAIL", "bold red"), " ", (o.path, "bold"), f" expect[{r.index}]"))
+            _fields(console, [("scenario", o.name), ("claim", r.description), ("measured", _fmt(r.actual, 6)),
+                              ("expected", r.expected)] + ([("why", r.why)] if r.why else []))
+        if o.error is not None:
+            console.print()
+            count = len(o.problems)
+            what = f": {count} problem{'s' if count != 1 else ''}" if count else ": crashed while running"
+            whole(console, Text.assemble(("ERROR", "bold red"), " ", (o.path, "bold"), what))
+            if o.problems:
+                for problem in o.problems:
+                    hang(console, "  - ", problem)
+            else:
+                hang(console, "  ", o.error.removeprefix("crashed while running: "))
+    if not all(o.passed for o in outcomes):
+        console.print()
+    hang(console, "", summary_line(outcomes))
+
+
+def summary_line(outcomes: list[ScenarioOutcome]) -> str:
+    n_exp = sum(len(o.results) for o in outcomes)
+    n_fail = sum(not r.passed for o in outcomes for r in o.results)
+    n_invalid = sum(o.invalid for o in outcomes)
+    n_crashed = sum(o.error is not None and not o.invalid for o in outcomes)
+    return (f"{len(outcomes)} scenario(s), {n_exp} expectation(s): {n_exp - n_fail} passed, {n_fail} failed"
+            + (f", {n_invalid} invalid" if n_invalid else "") + (f", {n_crashed} crashed" if n_crashed else ""))
 
 
 def to_json(outcomes: list[ScenarioOutcome]) -> str:

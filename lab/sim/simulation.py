@@ -309,6 +309,11 @@ class Simulation:
             self._record_due = True  # the record of this step shows the state training goes on from
         return event
 
+    def user_changes(self) -> dict[str, Any]:
+        """Every change the user has made so far, merged (what `reset` keeps): a copy."""
+        with self.lock:
+            return dict(self._overrides)
+
     def reset(self, *, new_seed: bool = False) -> None:
         """Back to step 0 with the settings in force now and the same initialisation
         (a new one with new_seed=True).  The scenario's own events replay; the user's

@@ -121,13 +121,22 @@ ZOOM_KEYS: tuple[Key, ...] = (
 )
 
 COMPARE_KEYS: tuple[Key, ...] = (
-    Key("space", "toggle", "run/pause", "run or pause every variant", footer=True, group=RUN),
-    Key("plus,equals_sign", "faster", "faster", "faster pace", display="+", footer=True, group=RUN),
+    Key("space", "toggle", "run/pause", "run or pause every variant (at the end: go on past the scenario's steps)",
+        footer=True, group=RUN),
+    Key("n", "step_once", "step", "one training step of every variant, then pause", group=RUN),
+    Key("plus,equals_sign", "faster", "faster", "faster pace (steps per second)", display="+", footer=True, group=RUN),
     Key("minus", "slower", "slower", "slower pace", display="-", footer=True, group=RUN),
     Key("r", "reset", "replay", "reset every variant to step 0 and replay", footer=True, group=RUN),
-    Key("h", "toggle_histograms", "weights", "histograms: activations | gradients, or weights | updates", group=LOOK),
+    Key("g", "toggle_chart", "loss/acc", "chart: training loss or validation accuracy of every variant", footer=True,
+        group=LOOK),
+    Key("pageup", "page_layers(-1)", "layers ↑", "previous page of layers (deep networks, many variants)",
+        display="pgup", group=LOOK),
+    Key("pagedown", "page_layers(1)", "layers ↓", "next page of layers (deep networks, many variants)",
+        display="pgdn", group=LOOK),
+    Key("h", "toggle_histograms", "weights",
+        "histograms in the table (wide terminals): activations | gradients, or weights | updates", group=LOOK),
     Key("question_mark", "app.show_help", "help", "help", display="?", footer=True, group=APP),
-    Key("escape,c", "app.pop_screen", "back", "back to the run", display="escape", footer=True, group=APP),
+    Key("escape,c", "app.pop_screen", "back", "back to the run", display="escape", group=APP),
     Key("q", "app.quit", "quit", "quit the lab", footer=True, group=APP),
 )
 

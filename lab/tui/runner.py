@@ -28,6 +28,7 @@ PUBLISH_SECONDS = 0.06  # faster than the frame timer, so every frame has a new 
 PUBLISH_SHARE = 0.25  # ...but statistics take at most a quarter of the worker's time (deep nets)
 MAX_BACKLOG_SECONDS = 0.25  # a slow engine never "catches up" on missed steps in a burst
 IDLE_WAIT = 0.05
+WAIT_SLICE = 0.1  # the longest the worker sleeps without looking at cancellation
 
 
 class SimRunner:
@@ -54,6 +55,7 @@ class SimRunner:
         self._unpublished = False
         self._last_publish = 0.0
         self._speed_clock, self._speed_steps = time.perf_counter(), 0
+        self._cancelled: Callable[[], bool] = lambda: False
 
     # -- controls (UI thread): each is an attribute write or a queued command ------------------
     @property
@@ -62,6 +64,13 @@ class SimRunner:
 
     def toggle(self) -> None:
         self._submit(("toggle", None))
+
+    def pause(self) -> None:
+        self._submit(("pause", None))
+
+    def wake(self) -> None:
+        """Cut any wait short (e.g. so a cancelled worker notices at once, even at 0.5 steps/s)."""
+        self._wake.set()
 
     def step_once(self) -> None:
         self._submit(("step", 1))
@@ -98,6 +107,7 @@ class SimRunner:
 
     # -- the worker (background thread) -------------------------------------------------------
     def loop(self, cancelled: Callable[[], bool]) -> None:
+        self._cancelled = cancelled
         self.publish()
         while not cancelled():
             executed = self._drain()
@@ -144,6 +154,8 @@ class SimRunner:
             else:
                 sim.step(arg)
                 self._unpublished = True
+        elif kind == "pause":
+            self.running = False
         elif kind == "toggle":
             if sim.diverged:
                 self.running = False
@@ -207,8 +219,16 @@ class SimRunner:
                             "space goes on past the end, r replays")
 
     def _wait(self, seconds: float) -> None:
-        if seconds > 0 and self._wake.wait(seconds):
-            self._wake.clear()
+        """Sleep up to `seconds`, woken by any command, and looking at cancellation every
+        WAIT_SLICE: at 0.5 steps/s a step is 2 s away, but quitting must not wait for it."""
+        deadline = time.perf_counter() + seconds
+        while not self._cancelled():
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                return
+            if self._wake.wait(min(WAIT_SLICE, remaining)):
+                self._wake.clear()
+                return
 
     def _maybe_publish(self) -> None:
         """While running, publish at most every PUBLISH_SECONDS (less often if statistics are

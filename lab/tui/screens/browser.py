@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.syntax import Syntax
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
@@ -52,8 +53,8 @@ class BrowserScreen(Screen):
             for entry in self.entries:
                 node = topics.get(entry.topic)
                 if node is None:
-                    node = topics[entry.topic] = tree.root.add(f"[b]{entry.topic}[/b]", expand=True)
-                node.add_leaf(entry.name.split("/")[-1], data=entry)
+                    node = topics[entry.topic] = tree.root.add(Text(entry.topic, style="bold"), expand=True)
+                node.add_leaf(Text(entry.name.split("/")[-1]), data=entry)  # file names are never markup
             yield tree
             with VerticalScroll(id="detail"):
                 yield Static(id="detail-title")
@@ -83,11 +84,11 @@ class BrowserScreen(Screen):
         try:
             sc = load_scenario(entry.path)
         except ScenarioError as exc:
-            title.update(f"[red]{entry.name}: invalid scenario[/red]")
+            title.update(Text(f"{entry.name}: invalid scenario", style="red"))
             explain.update("```\n" + str(exc) + "\n```")
             self.query_one("#detail-file", Static).update("")
             return
-        title.update(f"{sc.name}  [dim]({entry.name}, {len(sc.expect)} checks)[/dim]")
+        title.update(Text.assemble(sc.name, (f"  ({entry.name}, {len(sc.expect)} checks)", "dim")))
         explain.update(sc.scenario.explain or "_No explanation._")
         self.query_one("#detail-file", Static).update(
             Syntax(entry.path.read_text(encoding="utf-8"), "toml", theme="ansi_dark", word_wrap=True))

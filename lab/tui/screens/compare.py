@@ -1,136 +1,220 @@
-"""Compare: two or more variants training in lockstep, the same panels side by side."""
+"""Compare: the scenario's variants training in lockstep, one block each and one shared chart.
+
+Each variant gets a compact block (its name, what it changes, loss and accuracies, a row
+per layer of the columns the scenario's claims are about, see widgets/variants.py) and
+every variant is drawn on one loss chart, on one scale, each with its own marker.  One
+worker (lab.tui.lockstep) steps them all the same number of steps per round, at the pace
+the run screen would use, and stops at the scenario's length.
+"""
 
 from __future__ import annotations
 
+import time
+
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
-from textual_plotext import PlotextPlot
 
+from lab import pace as paces
+from lab.metrics import LAYER_METRICS, parse_metric
+from lab.pace import initial_pace
 from lab.scenario.schema import Scenario
 from lab.sim import Simulation
+from lab.tui.controls import describe_change
 from lab.tui.keys import COMPARE_KEYS, bindings
-from lab.tui.runner import SimRunner
-from lab.tui.widgets.curves import step_ticks, thin
-from lab.tui.widgets.histograms import HistogramGrid
-from lab.tui.widgets.panels import StatsPanel, StatusBar
+from lab.tui.lockstep import Lockstep
+from lab.tui.widgets.panels import STATE_STYLES, MessageLine
+from lab.tui.widgets.variants import ChartLegend, CompareChart, Variant, VariantTable
 
-COLORS = ("cyan", "orange", "green", "magenta", "red", "blue")
+FRAME_SECONDS = 0.08  # as the run screen
+CHART_MIN_ROWS = 9  # the chart's legend, six rows of plot and the x axis (two)
+FIXED_ROWS = 3  # status line, message line, footer
 
 
-class Lockstep:
-    """Several runners advanced by the same number of steps per round."""
-
-    def __init__(self, runners: dict[str, SimRunner]) -> None:
-        self.runners = runners
-        self.running = True
-
-    def loop(self, cancelled) -> None:
-        import time
-
-        while not cancelled():
-            if not self.running:
-                time.sleep(0.05)
-                continue
-            live = [r for r in self.runners.values() if not r.sim.diverged]
-            if not live:
-                self.running = False
-                continue
-            start = time.perf_counter()
-            for r in live:
-                r.sim.step(20)
-            for r in self.runners.values():
-                r.publish()
-            elapsed = time.perf_counter() - start
-            for r in live:
-                r.steps_per_s = 20 / elapsed if elapsed > 0 else 0.0
+def change_items(changes: dict) -> tuple[str, ...]:
+    """`{"lr": 0.1, "activation": "leaky_relu"}` -> ("lr=0.1", "activation=leaky_relu")."""
+    return tuple(describe_change({key: value}) for key, value in changes.items())
 
 
 class CompareScreen(Screen):
     KEYS = COMPARE_KEYS
     BINDINGS = bindings(COMPARE_KEYS)
     DEFAULT_CSS = """
-    CompareScreen #columns { height: 1fr; }
-    CompareScreen .variant { width: 1fr; border-right: solid $primary; }
-    CompareScreen .variant HistogramGrid { height: 1fr; }
-    CompareScreen #compare-loss { height: 12; }
+    CompareScreen #compare-status { height: 1; background: $boost; }
+    CompareScreen CompareChart { height: 1fr; min-height: 5; }
     """
 
-    def __init__(self, scenarios: dict[str, Scenario], note: str = "") -> None:
+    def __init__(self, scenarios: dict[str, Scenario], note: str = "", *, changes: dict[str, dict] | None = None,
+                 running: bool = True) -> None:
         super().__init__()
         self.scenarios = scenarios
+        self.scenario = next(iter(scenarios.values()))  # the base: its pace, length, claims and concept
         self.note = note
-        self.lockstep: Lockstep | None = None
+        self.changes = changes or {}
+        claims = [(parse_metric(e.metric).name, e.layer) for e in self.scenario.expect]
+        self.wanted = tuple(dict.fromkeys(name for name, _ in claims))
+        self.claimed_layers = tuple(sorted({layer for name, layer in claims if name in LAYER_METRICS and layer}))
+        self.lockstep = Lockstep(scenarios, pace=initial_pace(self.scenario.scenario.pace, self.scenario.train.steps),
+                                 running=running)
+        self._drawn: dict | None = None
+        self._said = 0
+        self._started = time.perf_counter()
 
     @classmethod
-    def from_run(cls, scenario: Scenario, sim: Simulation) -> "CompareScreen":
+    def from_run(cls, scenario: Scenario, sim: Simulation, *, running: bool = True) -> "CompareScreen":
         """The scenario's [[variants]]; without any, the original against your changes so far."""
         from lab.sim.expectations import variant_scenarios
 
         if scenario.variants:
-            return cls(variant_scenarios(scenario), "the scenario's variants, from step 0, in lockstep")
-        mine = sim.original.with_changes(sim._overrides) if sim._overrides else None
-        if mine is None:
-            return cls({"base": scenario}, "no variants: change something on the run screen (e.g. a), then compare")
-        return cls({"original": sim.original, "yours": mine}, "the original against your settings, from step 0")
+            changes = {v.name: v.set.given() for v in scenario.variants}
+            return cls(variant_scenarios(scenario),
+                       "the scenario's variants, from step 0, in lockstep; escape goes back",
+                       changes=changes, running=running)
+        yours = sim.user_changes()
+        if not yours:
+            return cls({"base": scenario}, "no variants: change something on the run screen (e.g. a), then compare",
+                       running=running)
+        return cls({"original": sim.original, "yours": sim.original.with_changes(yours)},
+                   "the original against your settings, from step 0, in lockstep; escape goes back",
+                   changes={"yours": yours},
+                   running=running)
 
+    # -- layout -------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield Static(f" [b]compare[/b]  {self.note}", id="compare-title")
-        with Horizontal(id="columns"):
-            for name in self.scenarios:
-                with Vertical(classes="variant"):
-                    yield Static(f"[b]{name}[/b]", classes="variant-name")
-                    yield StatusBar(id=f"status-{name}")
-                    yield HistogramGrid(id=f"grid-{name}")
-                    yield StatsPanel(id=f"stats-{name}")
-        yield PlotextPlot(id="compare-loss")
-        yield Footer()
+        names = list(self.scenarios)
+        yield Static(" starting…", id="compare-status")
+        yield VariantTable([Variant(n, change_items(self.changes.get(n, {}))) for n in names], self.wanted,
+                           self.claimed_layers, id="variants")
+        yield ChartLegend(names, id="legend")
+        yield CompareChart(names, id="chart")
+        yield MessageLine(id="message")
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.start()
-        self.set_interval(0.15, self.tick)
+        self.title = f"compare: {self.scenario.name}"
+        self._arrange()
+        self.start_worker()
+        self.set_interval(FRAME_SECONDS, self.tick)
+        if self.note:
+            self.say(self.note)
 
-    @work(thread=True, exclusive=True, group="compare")
-    def start(self) -> None:
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._after_resize)
+
+    def _after_resize(self) -> None:
+        self._arrange()
+        self.tick(force=True)
+
+    def _arrange(self) -> None:
+        """The table gets what the chart leaves it: the chart keeps a third of the screen."""
+        height = self.size.height or 30
+        chart = max(CHART_MIN_ROWS, height // 3)
+        self.query_one(VariantTable).set_budget(max(2, height - FIXED_ROWS - chart))
+
+    @work(thread=True, exclusive=True, group="compare", name="compare")
+    def start_worker(self) -> None:
+        """Build the variants' simulations and step them in lockstep until the screen goes."""
         worker = get_current_worker()
-        runners = {name: SimRunner(Simulation(sc)) for name, sc in self.scenarios.items()}
-        self.lockstep = Lockstep(runners)
         self.lockstep.loop(lambda: worker.is_cancelled)
 
-    def tick(self) -> None:
+    # -- drawing ------------------------------------------------------------------------------
+    def tick(self, force: bool = False) -> None:
         ls = self.lockstep
-        if ls is None:
+        self._show_status()
+        if ls.said != self._said:
+            self._said = ls.said
+            self.say(ls.message, ls.message_kind)
+        snaps = ls.snapshots
+        table, chart = self.query_one(VariantTable), self.query_one(CompareChart)
+        if snaps and (snaps is not self._drawn or force):
+            self._drawn = snaps
+            table.show(snaps)
+            chart.show(snaps, force)
+        chart.flush()
+        self.query_one(ChartLegend).show(chart.title())
+
+    def _show_status(self) -> None:
+        ls = self.lockstep
+        state = ls.state()
+        if state == "starting":
+            elapsed = time.perf_counter() - self._started
+            self.query_one("#compare-status", Static).update(
+                Text(f" STARTING  building {len(self.scenarios)} variants… {elapsed:.0f} s", no_wrap=True,
+                     overflow="ellipsis"))
             return
-        plt = self.query_one("#compare-loss", PlotextPlot).plt
-        plt.clear_data()
-        plt.clear_figure()
-        last = 1
-        for i, (name, r) in enumerate(ls.runners.items()):
-            snap = r.latest
-            state = "diverged" if snap.diverged else "running" if ls.running else "paused"
-            self.query_one(f"#status-{name}", StatusBar).show(snap, state, None, r.steps_per_s)
-            self.query_one(f"#grid-{name}", HistogramGrid).show(snap)
-            self.query_one(f"#stats-{name}", StatsPanel).show(snap, [s.index for s in snap.layers])
-            x, y = thin(snap.history["step"], snap.history["loss"])
-            if x:
-                plt.plot(x, y, label=name, marker="braille", color=COLORS[i % len(COLORS)])
-                last = max(last, int(x[-1]))
-        plt.xticks(step_ticks(last))
-        plt.title("training loss")
-        self.query_one("#compare-loss", PlotextPlot).refresh()
+        snaps = ls.snapshots  # the step of what is drawn (the worker may be mid-round)
+        step = max(snap.step for snap in snaps.values() if not snap.diverged or state == "diverged")
+        total = ls.total_steps
+        where = f"step {step:,}/{total:,}" if step <= total else f"step {step:,} (past {total:,})"
+        pace = f"pace {paces.describe(ls.pace)}"
+        if state == "running" and ls.pace is not None and 0 < ls.steps_per_s < 0.8 * ls.pace:
+            pace += f" (runs {ls.steps_per_s:,.0f}/s)"
+        elif state == "running" and ls.pace is None and ls.steps_per_s:
+            pace += f" {ls.steps_per_s:,.0f}/s"
+        diverged = [name for name, snap in snaps.items() if snap.diverged]
+        line = Text.assemble((f" {state.upper()} ", STATE_STYLES.get(state, "bold")), " ", (where, "bold"), "  ",
+                             (pace, "cyan"), no_wrap=True, overflow="ellipsis")
+        extras = [  # what else the line says, while it fits, most telling first
+            (f"{len(diverged)} diverged", "bold red") if diverged and state != "diverged" else ("", ""),
+            (self.query_one(VariantTable).marker, "dim"),
+            (f"{len(self.scenarios)} variant{'s' if len(self.scenarios) != 1 else ''}", ""),
+        ]
+        width = self.query_one("#compare-status").size.width or 80
+        for text, style in extras:
+            if text and line.cell_len + 2 + len(text) <= width:
+                line.append("  ")
+                line.append(text, style)
+        self.query_one("#compare-status", Static).update(line)
 
+    def say(self, message: str, kind: str = "info") -> None:
+        self.query_one(MessageLine).say(message, kind)
+
+    def _watch_for_effect(self) -> None:
+        """Poll fast for a few frames after a key press, so its effect shows at once."""
+        for delay in (0.01, 0.02, 0.04, 0.06):
+            self.set_timer(delay, self.tick)
+
+    # -- actions ------------------------------------------------------------------------------
     def action_toggle(self) -> None:
-        if self.lockstep:
-            self.lockstep.running = not self.lockstep.running
+        self.lockstep.toggle()
+        self._watch_for_effect()
 
-    def action_toggle_histograms(self) -> None:
-        for grid in self.query(HistogramGrid):
-            grid.toggle()
+    def action_step_once(self) -> None:
+        self.lockstep.step_once()
+        self._watch_for_effect()
+
+    def action_faster(self) -> None:
+        self.lockstep.faster()
+        self.tick()
+
+    def action_slower(self) -> None:
+        self.lockstep.slower()
+        self.tick()
 
     def action_reset(self) -> None:
-        if self.lockstep:
-            for r in self.lockstep.runners.values():
-                r.reset()
+        self.lockstep.reset()
+        self.say("every variant back to step 0, replayed in lockstep", "change")
+        self._watch_for_effect()
+
+    def action_toggle_chart(self) -> None:
+        chart = self.query_one(CompareChart)
+        chart.metric = "val_acc" if chart.metric == "loss" else "loss"
+        self.tick(force=True)
+
+    def action_page_layers(self, delta: int) -> None:
+        table = self.query_one(VariantTable)
+        if not table.marker:
+            self.say("every layer is on screen already")
+            return
+        table.turn_page(delta)
+        self.tick(force=True)
+
+    def action_toggle_histograms(self) -> None:
+        table = self.query_one(VariantTable)
+        table.toggle_mode()
+        shown = "activations | gradients" if table.mode == "activity" else "weights | updates"
+        self.say(f"histograms: {shown}" + ("" if table.histograms_shown else
+                                           " (they show when the terminal is wide enough for every column)"))

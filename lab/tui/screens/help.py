@@ -61,7 +61,7 @@ class HelpScreen(ModalScreen):
                 yield Static("\n[b]the per-layer table[/b]")
                 yield Static(columns_table())
             if self.scenario is not None:
-                yield Static(f"\n[b]{self.scenario.name}[/b]")
+                yield Static(Text("\n" + self.scenario.name, style="bold"))  # user text: never markup
                 yield Markdown(self.scenario.scenario.explain or "_No explanation._")
         yield Footer(compact=True)
 

@@ -81,6 +81,10 @@ class RunScreen(Screen):
         self.start_worker()
         self.set_interval(FRAME_SECONDS, self.tick)
 
+    def on_unmount(self) -> None:
+        if self.runner is not None:
+            self.runner.wake()  # the cancelled worker leaves its wait at once
+
     @work(thread=True, exclusive=True, group="train", name="train")
     def start_worker(self) -> None:
         """Build the simulation (compiling kernels on the very first run) and train."""
@@ -264,7 +268,7 @@ class RunScreen(Screen):
         from lab.tui.screens.compare import CompareScreen
 
         if r := self._ready():
-            r.running = False
+            r.pause()  # the run waits behind the comparison
             self.app.push_screen(CompareScreen.from_run(self.scenario, r.sim))
 
     def action_back(self) -> None:

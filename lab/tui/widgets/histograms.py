@@ -65,7 +65,7 @@ class HistogramGrid(Widget):
         if snap is None or not snap.layers or not self.numbers:
             return text
         shown = [snap.layers[i - 1] for i in self.numbers]
-        width = self.size.width - 2
+        width = self.size.width  # (inside the padding)
         # the axis is drawn for the most common activation range; other ranges go in the labels
         common = Counter(tuple(self._columns(s)[1][[0, -1]]) for s in shown).most_common(1)[0][0]
         labels = []

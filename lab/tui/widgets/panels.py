@@ -159,7 +159,7 @@ class StatsPanel(Static):
         self.wanted = wanted  # metrics the scenario's expectations name
 
     def show(self, snap: Snapshot, layers: list[int], marker: str = "") -> None:
-        width = max(20, self.size.width - 2) if self.size.width else 78
+        width = max(20, self.size.width) if self.size.width else 78  # size is inside the padding
         columns = fitting_columns(width, snap, layers, self.wanted)
         header = [c.header for c in columns]
         rows = layer_rows(snap, layers, columns)
