@@ -9,6 +9,8 @@ net against hangs, never an assertion about speed.
 
 from __future__ import annotations
 
+import re
+
 import asyncio
 import csv
 import io
