@@ -14,6 +14,7 @@ from textual.widgets import Footer, Markdown, Static, Tree
 from lab.errors import ScenarioError
 from lab.scenario import load_scenario
 from lab.scenario.catalog import Entry, bundled, scenario_files
+from lab.tui.widgets.warmup import WarmUpLine
 
 
 def entries_for(paths: list[Path]) -> list[Entry]:
@@ -48,6 +49,8 @@ class BrowserScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(" [b]nnlab[/b]  pick a scenario (↑↓, Enter runs it, ? help)", id="banner")
+        # the kernels compiling on a first run (Enter meanwhile opens the run, which waits for them)
+        yield WarmUpLine(getattr(self.app, "kernels", None), id="warm-up")
         with Horizontal(id="browser"):
             tree: Tree = Tree("scenarios", id="tree")
             tree.show_root = False
