@@ -269,7 +269,7 @@ def test_enter_during_the_warm_up_shows_its_progress_then_trains_without_a_secon
                 await until(pilot, lambda: screen.runner is not None and screen.runner.sim.step_count >= 1,
                             "training once the kernels are ready")
                 assert builds == [True]  # one simulation, built after the warm-up was over
-                assert "compiling" not in str(status.content)
+                await until(pilot, lambda: "compiling" not in str(status.content), "the run's own status")
         finally:
             job.finish()
 
