@@ -1,7 +1,9 @@
 """UI benchmarks: frame cost and rate with 12 histograms on screen while training, key-press
-to effect latency, and training speed with the UI open against headless.
+to effect latency, training speed with the UI open against headless, and the first run
+(empty numba cache): the browser on screen, and the first training step through the browser
+and Enter against a direct `nnlab run`.
 
-    python -m benchmarks.ui [--seconds 5]
+    python -m benchmarks.ui [--seconds 5] [--first-run N]
 
 Run in the same process and the same minute for both sides of every ratio; nothing here
 is a test (wall-clock numbers belong in benchmarks, never in tests).
@@ -28,6 +30,7 @@ FRAME_TARGET = 10.0
 from lab.tui.screens.run import FRAME_SECONDS as FRAME  # noqa: E402  (the run screen's own frame timer)
 LATENCY_TARGET_MS = 100.0
 SPEED_RATIO_TARGET = 0.7
+FIRST_RUN_RATIO_TARGET = 1.1  # browser + Enter against a direct run: the same one compilation (10% for noise)
 
 
 FIRST_SCREEN = r"""
@@ -41,15 +44,50 @@ async def main():
     async with app.run_test(size=(100, 30)) as pilot:
         while not isinstance(app.screen, BrowserScreen):
             await pilot.pause(0.01)
-        print(time.perf_counter() - t0)
+        print("browser", time.perf_counter() - t0)
         await pilot.press("q")
 
 asyncio.run(main())
 """
 
 
-def first_screen_seconds() -> float:
-    """Process start to the browser on screen, with an empty numba cache (kernels compiling)."""
+FIRST_STEP = r"""
+import asyncio, sys, time
+t0 = time.perf_counter()
+from lab.tui.app import make_app
+from lab.tui.screens.browser import BrowserScreen
+from lab.tui.screens.run import RunScreen
+
+async def main(path):
+    if path:  # `nnlab run PATH`
+        from lab.scenario import load_scenario
+        app = make_app(scenario=load_scenario(path))
+    else:     # `nnlab`, then Enter on the first scenario as soon as the browser is up
+        app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        while not isinstance(app.screen, (BrowserScreen, RunScreen)):
+            await pilot.pause(0.01)
+        if isinstance(app.screen, BrowserScreen):
+            print("browser", time.perf_counter() - t0)
+            await pilot.press("enter")
+        screen = app.screen
+        seen = set()
+        while screen.runner is None or screen.runner.sim.step_count < 1:
+            if screen.runner is None:  # what the status line said while waiting
+                seen.add(str(screen.query_one("#status").render()).split(",")[0].split("…")[0].strip()[:24])
+            await pilot.pause(0.02)
+        print("first_step", time.perf_counter() - t0)
+        print("cpu", time.process_time())  # every thread's CPU seconds: the work done, less load-dependent
+        print("scenario", screen.scenario.name)
+        print("status", sorted(seen))
+        await pilot.press("q")
+
+asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else None))
+"""
+
+
+def _cold(script: str, *args: str) -> dict[str, str]:
+    """Run `script` in a fresh interpreter with an empty numba cache; its "key value" lines."""
     import os
     import subprocess
     import sys
@@ -57,12 +95,39 @@ def first_screen_seconds() -> float:
 
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache}
-        out = subprocess.run([sys.executable, "-c", FIRST_SCREEN], env=env, capture_output=True, text=True,
+        out = subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True, text=True,
                              timeout=600)
+    return dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
+
+
+def first_screen_seconds() -> float:
+    """Process start to the browser on screen, with an empty numba cache (kernels compiling)."""
     try:
-        return float(out.stdout.strip().splitlines()[-1])  # from the interpreter running our code
-    except (ValueError, IndexError):
+        return float(_cold(FIRST_SCREEN)["browser"])
+    except (ValueError, KeyError):
         return float("nan")
+
+
+def first_step_seconds(path: str | None = None) -> float:
+    """With an empty numba cache: process start to the first training step, through the
+    browser and Enter (path None: the browser's first scenario) or `nnlab run PATH`."""
+    try:
+        return float(_cold(FIRST_STEP, *([path] if path else []))["first_step"])
+    except (ValueError, KeyError):
+        return float("nan")
+
+
+def first_run(repeats: int) -> dict[str, list[float]]:
+    """Cold first-step times, browser + Enter and direct, alternated (the machine's load
+    drifts): both compile the same kernels once, so they should take the same time."""
+    from lab.scenario.catalog import bundled
+
+    path = str(bundled()[0].path)  # what Enter opens on the browser's first line
+    out: dict[str, list[float]] = {"browser+enter": [], "direct": []}
+    for _ in range(repeats):
+        out["browser+enter"].append(first_step_seconds())
+        out["direct"].append(first_step_seconds(path))
+    return out
 
 
 def headless_rate(sc: Scenario, seconds: float) -> float:
@@ -145,6 +210,8 @@ async def ui_measurements(sc: Scenario, seconds: float) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--first-run", type=int, default=1, metavar="N",
+                        help="cold first-step runs per side (each compiles every kernel, 20-40 s; 0 skips)")
     args = parser.parse_args(argv)
     limit_blas_threads()
     sc = Scenario.model_validate(TWELVE)
@@ -152,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     headless = headless_rate(sc, args.seconds)
     ratio = ui["ui_steps_per_s"] / headless
     first = first_screen_seconds()
+    cold = first_run(args.first_run) if args.first_run > 0 else None
     rows = [
         ("first screen, kernels compiling (s)", f"{first:.2f}", "<= 1", first <= 1.0),
         ("frames/s, 24 histograms + curves + table, training", f"{ui['frames_per_s']:.1f}", f">= {FRAME_TARGET:g}",
@@ -163,6 +231,12 @@ def main(argv: list[str] | None = None) -> int:
         ("training steps/s, UI open / headless", f"{ui['ui_steps_per_s']:,.0f} / {headless:,.0f} = {ratio:.2f}",
          f">= {SPEED_RATIO_TARGET}", ratio >= SPEED_RATIO_TARGET),
     ]
+    if cold is not None:
+        via, direct = statistics.median(cold["browser+enter"]), statistics.median(cold["direct"])
+        rows += [
+            ("first step cold, browser+Enter / nnlab run (s)", f"{via:.1f} / {direct:.1f} = "
+             f"{via / direct:.2f}", f"<= {FIRST_RUN_RATIO_TARGET}", via / direct <= FIRST_RUN_RATIO_TARGET),
+        ]
     print(f"UI benchmark: {sc.name}, 120x40, {args.seconds:g} s each side, BLAS threads {DETERMINISTIC_THREADS}")
     for name, value, target, ok in rows:
         print(f"  {name:<52} {value:>26}   target {target:<7} {'ok' if ok else 'MISSED'}")

@@ -159,7 +159,13 @@ def run_headless(scenario, steps: Optional[int] = None, *, csv: Optional[Path] =
 
     limit_blas_threads()
     total = steps if steps is not None else scenario.train.steps
-    with console.status("compiling kernels (first run only; cached afterwards)..."):
+    with console.status("compiling kernels (first run only; cached afterwards)...") as status:
+        from lab.engine.warmup import KERNELS, covers
+
+        if covers(scenario):  # the same counted warm-up as the browser's, then the run's own kernels
+            KERNELS.start()
+            while not KERNELS.wait(0.25):
+                status.update(KERNELS.progress().text() or "loading compiled kernels…")
         sim = Simulation(scenario)
         sim.step(1)
     start = time.perf_counter()

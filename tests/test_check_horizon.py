@@ -14,7 +14,9 @@ def _ex(**kw) -> Expectation:
     return Expectation.model_validate({"metric": "loss", "op": "<", "value": 1.0, **kw})
 
 
-@pytest.mark.parametrize("kw,until", [({"at": "initial"}, 0), ({"at": 0}, 0), ({"at": 40}, 40), ({"at": 5000}, 1000),
+@pytest.mark.parametrize("kw,until", [({"at": "initial"}, 1), ({"at": 0}, 1),
+                                      ({"metric": "val_loss", "at": "initial"}, 0), ({"metric": "act_std", "layer": 1,
+                                                                                     "at": 0}, 0), ({"at": 40}, 40), ({"at": 5000}, 1000),
                                       ({}, 1000), ({"at": "final"}, 1000), ({"by": 70}, 70),
                                       ({"reduce": "min", "by": 30}, 30), ({"reduce": "max"}, 1000),
                                       ({"throughout": True}, 1000), ({"metric": "steps_to(loss <= 0.5)"}, 1000),

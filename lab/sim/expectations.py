@@ -214,7 +214,8 @@ def variant_scenarios(scenario: Scenario) -> dict[str, Scenario]:
 def needed_until(ex: Expectation, total: int) -> int:
     """The last step an expectation reads: a run need not train past it."""
     if ex.at in (0, "initial") and not ex.throughout and ex.reduce is None:
-        return 0
+        # per-step series start with the first step's values (its loss is taken before its update)
+        return min(1, total) if parse_metric(ex.metric).name in STEP_SERIES_METRICS else 0
     if isinstance(ex.at, int):
         return min(ex.at, total)
     if ex.by is not None:  # (the schema allows by only without at and throughout)

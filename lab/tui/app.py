@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Iterable
 
@@ -11,18 +10,11 @@ from textual.app import App, SystemCommand
 from textual.screen import Screen
 
 from lab.engine.threads import limit_blas_threads
+from lab.engine.warmup import KERNELS, WarmUp, covers
 from lab.scenario.schema import Scenario
 from lab.tui.screens.too_small import MIN_HEIGHT, MIN_WIDTH, TooSmallScreen
 
 
-def warm_up_kernels() -> None:
-    """Compile (or load) the float32 kernels while the user reads the browser."""
-    from lab.scenario.schema import Scenario as S
-    from lab.sim import Simulation
-
-    sim = Simulation(S.model_validate({"data": {"n": 40}, "model": {"hidden": [4]}, "train": {"steps": 2}}))
-    sim.step(2)
-    sim.snapshot()
 
 
 class NNLabApp(App):
@@ -31,14 +23,15 @@ class NNLabApp(App):
 
     def __init__(self, paths: list[Path] | None = None, scenario: Scenario | None = None, *,
                  source: str = "", output_dir: Path | None = None, autostart: bool = True,
-                 warm_up: bool = True) -> None:
+                 warm_up: bool | WarmUp = True) -> None:
         super().__init__()
         self.paths = paths or []
         self.start_scenario = scenario
         self.source = source
         self.output_dir = output_dir or Path.cwd()
         self.autostart = autostart
-        self.warm_up = warm_up
+        # the one compilation of the kernels, shared by every screen (tests pass their own, or False)
+        self.kernels: WarmUp | None = KERNELS if warm_up is True else (warm_up or None)
 
     async def on_mount(self) -> None:
         # the same BLAS thread count as headless runs (bit-identical metrics), which also
@@ -52,9 +45,13 @@ class NNLabApp(App):
         if self.start_scenario is not None:
             from lab.tui.screens.run import RunScreen
 
+            if self.kernels is not None and covers(self.start_scenario):
+                self.kernels.start()  # before the screen: its worker waits for it, with progress
             await self.push_screen(RunScreen(self.start_scenario, source=self.source, autostart=self.autostart))
-        elif self.warm_up:
-            threading.Thread(target=warm_up_kernels, name="nnlab-warm-up", daemon=True).start()
+        elif self.kernels is not None:
+            # after the first frame is composed (the compiling thread competes for the GIL); a run
+            # screen opened from the browser waits for it instead of compiling beside it
+            self.kernels.start()
         self._first_screen_up = True
         self.check_size()  # after the first screen is up, so the notice goes on top of it
 

@@ -15,6 +15,7 @@ from lab.errors import ScenarioError
 from lab.scenario import load_scenario
 from lab.scenario.catalog import Entry, bundled, scenario_files
 from lab.tui.keys import BROWSER_KEYS, bindings
+from lab.tui.widgets.warmup import WarmUpLine
 
 
 def entries_for(paths: list[Path]) -> list[Entry]:
@@ -46,6 +47,8 @@ class BrowserScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(" [b]nnlab[/b]  pick a scenario (↑↓, Enter runs it, ? help)", id="banner")
+        # the kernels compiling on a first run (Enter meanwhile opens the run, which waits for them)
+        yield WarmUpLine(getattr(self.app, "kernels", None), id="warm-up")
         with Horizontal(id="browser"):
             tree: Tree = Tree("scenarios", id="tree")
             tree.show_root = False

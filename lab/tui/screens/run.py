@@ -90,6 +90,14 @@ class RunScreen(Screen):
         """Build the simulation (compiling kernels on the very first run) and train."""
         worker = get_current_worker()
         if self.runner is None:
+            # one compilation: wait for the app's kernel warm-up, never compile beside it
+            # (what it did not cover, float64, compiles here afterwards)
+            kernels = getattr(self.app, "kernels", None)
+            while kernels is not None and not kernels.wait(0.1):
+                if worker.is_cancelled:
+                    return
+            if worker.is_cancelled:  # left (escape, q) while waiting
+                return
             self.runner = SimRunner(Simulation(self.scenario), running=self.autostart, pace=self.pace)
         self.runner.loop(lambda: worker.is_cancelled)
 
@@ -129,9 +137,11 @@ class RunScreen(Screen):
     def tick(self, force: bool = False) -> None:
         r = self.runner
         status = self.query_one(StatusBar)
-        if r is None:
+        if r is None:  # waiting for the kernels: the warm-up's progress (as on the browser), then building
+            from lab.tui.widgets.warmup import waiting_line
+
             elapsed = time.perf_counter() - self._started
-            status.update(f" COMPILING  the kernels compile on the first run only (cached afterwards)… {elapsed:.0f} s")
+            status.update(waiting_line(getattr(self.app, "kernels", None), self.scenario, elapsed))
             return
         snap = r.latest
         status.show(snap, self.state(), r.pace, r.steps_per_s, r.total_steps)

@@ -1,0 +1,292 @@
+"""The kernel warm-up: one compilation (or cache load) of the kernels a run needs, shared.
+
+On a first run numba compiles about fifty kernels (~20 s on two cores); afterwards they
+load from the on-disk cache in under a second.  The browser starts the warm-up at once, in
+a thread, so the kernels compile while the user reads.  Whoever needs the kernels (a run
+screen, a headless run) waits for it, then builds its Simulation: there is never a second
+compilation racing the first.  A scenario the warm-up does not cover (float64) compiles
+what it is missing after the warm-up is over.
+
+Progress is counted, not guessed: numba broadcasts a "numba:compile" event around every
+real compilation (never around a cache load; numba.core.event), and the warm-up counts
+those of nnlab's own kernels.  The total is the count of the last fully cold warm-up,
+recorded with its timeline beside the compiled kernels (DEFAULT when nothing was
+recorded); the time left follows that timeline at the pace measured so far.
+
+No Textual here (and no numba at import: the browser imports this before its first frame).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+# A cold warm-up on the 2-core reference machine (`python -m lab.engine.warmup` with a fresh
+# NUMBA_CACHE_DIR prints these for a checkout): how many nnlab kernels compile, the seconds it
+# took (22-23 s at load 1-2; 29-34 s at load 2.5) and when each kernel was done.  Used until
+# this machine has recorded a cold warm-up of its own.
+DEFAULT_TOTAL = 53
+DEFAULT_SECONDS = 22.4
+DEFAULT_TIMELINE = (0.74, 0.86, 1.22, 1.32, 1.34, 1.58, 1.87, 2.18, 2.76, 2.93, 3.15, 3.40, 3.57, 3.68, 3.79, 4.15,
+                    4.48, 4.57, 4.88, 5.19, 6.16, 6.40, 6.74, 6.86, 7.04, 7.26, 8.44, 8.76, 11.24, 11.52, 11.79,
+                    11.97, 12.49, 12.61, 12.96, 13.09, 13.21, 13.32, 13.42, 13.57, 13.96, 14.62, 14.99, 15.16,
+                    16.26, 16.47, 16.53, 16.64, 18.58, 21.27, 22.08, 22.20, 22.39)
+
+RECORD_NAME = "nnlab-warm-up.json"
+KERNEL_PREFIX = "lab."  # compile events of dispatchers defined in these modules are counted
+
+
+def covers(scenario) -> bool:
+    """Whether the warm-up compiles what this scenario needs (float32: the default)."""
+    variants = getattr(scenario, "variants", None) or []
+    dtypes = {scenario.model.dtype} | {getattr(v.set, "dtype", None) for v in variants} - {None}
+    return dtypes == {"float32"}
+
+
+def compile_float32_kernels() -> None:
+    """Build, step and observe a small float32 simulation: compiles (or loads) every kernel
+    a float32 run calls.  Not the three that sample the statistics of layers wider than
+    65,536 weights (one bundled scenario): adding a wide layer here compiles them too, but
+    makes every first run ~1 s longer for it; that scenario compiles them itself."""
+    from lab.scenario.schema import Scenario
+    from lab.sim import Simulation
+
+    sim = Simulation(Scenario.model_validate({"data": {"n": 40}, "model": {"hidden": [4]},
+                                              "train": {"steps": 2}}))
+    sim.step(2)
+    sim.snapshot()
+
+
+def default_record_path() -> Path:
+    """Beside numba's cache: in nnlab's own cache root (shared by every kernel version, so a
+    kernel edit still finds the last estimate), or in a cache directory the user chose."""
+    from lab import _numba_cache
+
+    cache = Path(_numba_cache.CACHE_DIR)
+    if cache.parent == _numba_cache.user_cache_dir():
+        return cache.parent / RECORD_NAME
+    return cache / RECORD_NAME
+
+
+@dataclass(frozen=True)
+class Record:
+    """A fully cold warm-up: kernels compiled, seconds, and when each kernel was done."""
+
+    total: int
+    seconds: float
+    timeline: tuple[float, ...] = ()
+
+    def expected_at(self, compiled: int) -> float:
+        """Seconds into a cold warm-up at which `compiled` kernels were done last time."""
+        if compiled <= 0:
+            return 0.0
+        if compiled >= self.total or not self.timeline:
+            return self.seconds * min(1.0, compiled / max(self.total, 1))
+        x = compiled * len(self.timeline) / self.total  # a timeline of another length: rescale
+        i = int(x)
+        lo = self.timeline[i - 1] if i >= 1 else 0.0
+        hi = self.timeline[min(i, len(self.timeline) - 1)]
+        return lo + (hi - lo) * (x - i)
+
+    @staticmethod
+    def load(path: Path | None) -> "Record":
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8")) if path is not None else None
+            rec = Record(int(raw["total"]), float(raw["seconds"]), tuple(float(t) for t in raw["timeline"]))
+            if rec.total > 0 and rec.seconds > 0:
+                return rec
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        return Record(DEFAULT_TOTAL, DEFAULT_SECONDS, DEFAULT_TIMELINE)
+
+    def save(self, path: Path) -> None:
+        data = {"total": self.total, "seconds": round(self.seconds, 3),
+                "timeline": [round(t, 3) for t in self.timeline]}
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(data), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError:
+            pass  # an estimate is not worth failing for (read-only cache, full disk)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where the warm-up is.  state: idle (never started), loading (no compilation seen yet:
+    a warm cache loads in well under a second), compiling, done."""
+
+    state: str
+    compiled: int = 0
+    total: int = 0
+    elapsed: float = 0.0
+    remaining: float | None = None
+    error: str | None = None
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.compiled / self.total) if self.total else 0.0
+
+    def text(self) -> str:
+        """One line for a status bar: '' when there is nothing to wait for."""
+        if self.state == "loading":
+            return "loading compiled kernels…"
+        if self.state != "compiling":
+            return ""
+        left = "" if self.remaining is None else f", {about(self.remaining)} left"
+        return f"compiling kernels {self.compiled}/{self.total}{left} (first run only)"
+
+
+def about(seconds: float) -> str:
+    if seconds >= 90:
+        return f"about {round(seconds / 60)} min"
+    return f"about {max(1, round(seconds))} s"
+
+
+def _cache_hits() -> int:
+    """Kernels loaded from numba's disk cache so far in this process (nnlab's own)."""
+    hits = 0
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("lab.engine.kernels.") or module is None:
+            continue
+        for value in list(vars(module).values()):
+            stats = getattr(value, "stats", None)
+            py_func = getattr(value, "py_func", None)
+            if stats is not None and getattr(py_func, "__module__", None) == name:
+                hits += sum(getattr(stats, "cache_hits", {}).values())
+    return hits
+
+
+class WarmUp:
+    """Runs `job` (compiling kernels) once, in a daemon thread, and counts what it compiles.
+
+    start() any number of times, from any thread: the job runs once.  wait() blocks until it
+    is over (at once if it never started).  progress() is cheap: poll it from a UI timer.
+    """
+
+    def __init__(self, job: Callable[[], None] = compile_float32_kernels, *,
+                 record_path: Path | None | Callable[[], Path | None] = default_record_path) -> None:
+        self.job = job
+        self._record_path = record_path
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._record: Record | None = None
+        self._t0 = 0.0
+        self._path: Path | None = None
+        self._seen_compile = False  # a numba compilation (of any function) began: the cache is cold
+        self._times: list[float] = []  # seconds since start at which each nnlab kernel was done
+        self._last_event = 0.0
+        self.seconds: float | None = None  # how long the job took, once done
+        self.error: BaseException | None = None
+
+    # -- control ----------------------------------------------------------------------------
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def start(self) -> "WarmUp":
+        with self._lock:
+            if self._thread is None:
+                path = self._record_path() if callable(self._record_path) else self._record_path
+                self._path = path
+                self._record = Record.load(path)
+                self._t0 = time.perf_counter()
+                self._thread = threading.Thread(target=self._run, name="nnlab-warm-up", daemon=True)
+                self._thread.start()
+        return self
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the warm-up is over (True), or `timeout` seconds (False).  A warm-up
+        that never started is over.  Never call it from the job itself."""
+        if self._thread is None:
+            return True
+        if self._thread is threading.current_thread():
+            raise RuntimeError("the warm-up cannot wait for itself")
+        return self._done.wait(timeout)
+
+    # -- progress ---------------------------------------------------------------------------
+    def progress(self) -> Progress:
+        if self._thread is None:
+            return Progress("idle")
+        rec = self._record
+        compiled = len(self._times)
+        total = max(rec.total, compiled + (0 if self.done else 1))  # never "54/53"
+        if self.done:
+            err = None if self.error is None else f"{type(self.error).__name__}: {self.error}"
+            return Progress("done", compiled, total, self.seconds or 0.0, 0.0, err)
+        now = time.perf_counter() - self._t0
+        if not self._seen_compile:
+            return Progress("loading", 0, total, now)
+        return Progress("compiling", compiled, total, now, self._remaining(rec, compiled, now))
+
+    def _remaining(self, rec: Record, compiled: int, now: float) -> float:
+        """Seconds left: the recorded duration at the pace measured so far (how much slower or
+        faster than last time the kernels done so far took: the machine's load), trusted fully
+        once a quarter of the recorded time is behind, blended with the record before that."""
+        expected = rec.expected_at(compiled)
+        pace = min(max(self._last_event / expected, 0.25), 4.0) if compiled and expected > 0 else 1.0
+        trust = min(1.0, expected / (0.25 * rec.seconds))
+        return max(1.0, rec.seconds * (trust * pace + 1.0 - trust) - now)
+
+    # -- the thread -------------------------------------------------------------------------
+    def _run(self) -> None:
+        from numba.core import event
+
+        warm_up = self
+
+        class Watcher(event.Listener):
+            def on_start(self, ev) -> None:
+                warm_up._seen_compile = True
+
+            def on_end(self, ev) -> None:
+                warm_up._compiled((ev.data or {}).get("dispatcher"))
+
+        hits_before = _cache_hits()
+        try:
+            with event.install_listener("numba:compile", Watcher()):
+                self.job()
+        except BaseException as exc:  # reported through progress(); the waiter compiles itself and sees it
+            self.error = exc
+        finally:
+            self.seconds = time.perf_counter() - self._t0
+            cold = self.error is None and self._times and _cache_hits() == hits_before
+            if cold and self._path is not None:
+                Record(len(self._times), self.seconds, tuple(self._times)).save(self._path)
+            self._done.set()
+
+    def _compiled(self, dispatcher) -> None:
+        module = getattr(getattr(dispatcher, "py_func", None), "__module__", "") or ""
+        if module.startswith(KERNEL_PREFIX):
+            self._last_event = time.perf_counter() - self._t0
+            self._times.append(self._last_event)
+
+
+KERNELS = WarmUp()
+"""The process's warm-up: the app starts it, run screens and headless runs wait for it."""
+
+
+def main() -> int:
+    """Time a cold warm-up of this checkout and print the DEFAULT_* figures it gives (run it
+    with a fresh NUMBA_CACHE_DIR, or nothing compiles)."""
+    w = WarmUp(record_path=None).start()
+    w.wait()
+    if w.error is not None:
+        raise w.error
+    print(f"DEFAULT_TOTAL = {len(w._times)}\nDEFAULT_SECONDS = {w.seconds:.1f}\n"
+          f"DEFAULT_TIMELINE = ({', '.join(f'{t:.2f}' for t in w._times)})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
