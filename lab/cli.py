@@ -166,13 +166,14 @@ def run_headless(scenario, steps: Optional[int] = None, *, csv: Optional[Path] =
             KERNELS.start()
             while not KERNELS.wait(0.25):
                 status.update(KERNELS.progress().text() or "loading compiled kernels…")
-        sim = Simulation(scenario)
+        # the per-layer timeline costs up to half a headless run's time: record it only for --csv
+        sim = Simulation(scenario) if csv is not None else Simulation(scenario, timeline_capacity=0)
         sim.step(1)
     start = time.perf_counter()
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), console=console, transient=True)
     with progress:
-        task = progress.add_task(scenario.name, total=total, completed=1, loss="-")
+        task = progress.add_task(escape(scenario.name), total=total, completed=1, loss="-")
         while sim.step_count < total and not sim.diverged:
             sim.step(min(chunk, total - sim.step_count))
             progress.update(task, completed=sim.step_count, loss=f"{sim.history.series['loss'].last():.4f}")

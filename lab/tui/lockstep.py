@@ -112,7 +112,7 @@ class Lockstep:
         for name, scenario in self.scenarios.items():
             if cancelled():
                 return
-            sims[name] = Simulation(scenario)
+            sims[name] = Simulation(scenario, timeline_capacity=0)  # compare has no zoom
         self.sims = sims
         self.publish()
         while not cancelled():
