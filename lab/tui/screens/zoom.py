@@ -31,8 +31,10 @@ from lab.sim import LayerStats, Snapshot
 from lab.tui.keys import PAGE, ZOOM_KEYS, bindings
 from lab.tui.widgets.bars import regroup
 
-HEAT = ("#000000", "#1c0c3c", "#3b0f70", "#641a80", "#8c2981", "#b73779", "#de4968", "#f7705c", "#fe9f6d",
-        "#fecf92", "#fcfdbf")  # magma-like, dark = empty
+# magma-like, dark = empty; every colour is exact in the xterm 256-colour cube, so a terminal
+# over SSH shows the same steps (near-black magma hexes all collapsed into two palette entries)
+HEAT = ("#000000", "#00005f", "#5f0087", "#87005f", "#af0000", "#d75f00", "#ff8700", "#ffaf00", "#ffd700",
+        "#ffff5f", "#ffffd7")
 CURSOR = "#00e5ff"  # the cursor's column line and marker: a colour the heat scale never uses
 GUTTER = 7  # value labels left of the heat map
 LABEL_EVERY = 4  # rows between value labels
@@ -321,12 +323,13 @@ class ZoomScreen(Screen):
         every = ("" if not tl.every else ", every step" if tl.every == 1 else f", every {tl.every} steps")
         live = " + live" if len(frames) > len(tl) else ""
         title = (f"over time: steps {frames[0][0]}..{frames[-1][0]} ({len(tl)} records{every}{live}); "
-                 "brighter = more values")
+                 "brighter = more values (log scale)")
         if other_bins:
             title += f"; steps {min(other_bins)}..{max(other_bins)} had other bins (left dark)"
         hint = f"   ←/→ step, shift ±{PAGE}, home, end = live"
         if len(title) + len(hint) <= heat.size.width:
             title += hint
         self.query_one("#heat-title", Static).update(title)
-        heat.update(heatmap(cols, edges, self.quantity != "act", steps, max(3, heat.size.height), self.log_counts,
+        # always a log colour scale: one crowded bin (a dead ReLU's zeros) would leave the rest black
+        heat.update(heatmap(cols, edges, self.quantity != "act", steps, max(3, heat.size.height), True,
                             marked, marker))
