@@ -35,7 +35,7 @@ from lab.tui.widgets.histograms import HistogramGrid
 from lab.tui.widgets.panels import MessageLine, SettingsBar, StatsPanel, StatusBar, diagnosis
 
 FRAME_SECONDS = 0.08  # 12.5 frames/s: the target is at least 10, with margin for a busy machine
-BOTH_CURVES_ROWS = 16  # below this height the curves panel shows loss or accuracy (`g` switches)
+BOTH_CURVES_ROWS = 36  # in a shorter terminal the curves panel shows loss or accuracy (`g` switches)
 CONTEXT_MIN_ROWS = 5  # the context panel's border, title and three lines of text
 
 
@@ -147,18 +147,18 @@ class RunScreen(Screen):
         status.show(snap, self.state(), r.pace, r.steps_per_s, r.total_steps)
         self._show_message(r)
         if snap is not self._shown or force:
-            self._draw(snap)
+            self._draw(snap, force)
         for curve in self.query(Curves):
             curve.flush()  # the latest snapshot is always drawn once the redraw throttle allows
 
-    def _draw(self, snap: Snapshot) -> None:
+    def _draw(self, snap: Snapshot, force: bool = False) -> None:
         self._shown = snap
         self.query_one(SettingsBar).show(snap.settings)
         layers, marker = self.layer_page(snap)
         self.query_one(HistogramGrid).show(snap, layers)
         self.query_one(StatsPanel).show(snap, layers, marker)
         for curve in self.query(Curves):
-            curve.show(snap)
+            curve.show(snap, force)
         self.query_one(ContextPanel).show(snap, self.runner.sim)
         if snap.diverged and not self._warned_divergence:
             self._warned_divergence = True
@@ -175,13 +175,16 @@ class RunScreen(Screen):
         self.query_one(MessageLine).say(message, kind)
 
     def _arrange_curves(self) -> None:
-        both = self.query_one("#top").size.height >= BOTH_CURVES_ROWS
+        # decided by the terminal's height, known before layout (the panel's own height is 0 until
+        # the first layout, and deciding from it made the picture depend on timing)
+        both = self.app.size.height >= BOTH_CURVES_ROWS
         loss, acc = self.query_one("#loss-curve", Curves), self.query_one("#acc-curve", Curves)
         loss.display = both or self.curve == "loss"
         acc.display = both or self.curve == "acc"
         loss.hint, acc.hint = ("", "") if both else ("g: accuracy", "g: loss")
 
     def on_resize(self) -> None:
+        self._arrange_curves()
         self.call_after_refresh(self._after_resize)
 
     def _after_resize(self) -> None:
@@ -252,7 +255,7 @@ class RunScreen(Screen):
         self._arrange_curves()
         for curve in self.query(Curves):
             curve.flush(force=True)
-        if self.query_one("#top").size.height >= BOTH_CURVES_ROWS:
+        if self.app.size.height >= BOTH_CURVES_ROWS:
             self.say("both curves are on screen (the terminal is tall enough)")
 
     def action_cycle_view(self) -> None:
