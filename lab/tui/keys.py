@@ -2,7 +2,7 @@
 
 A screen's `KEYS` tuple is the single source for its Textual BINDINGS (and so its
 footer), the command palette (every key is a command, found by its description), the
-help screen's table and the README's key table (tests/test_keys.py keeps the README in
+help screen's table and the README's key table (tests/test_tui_live.py keeps the README in
 step: regenerate it with `python -m lab.tui.keys`).
 """
 
@@ -154,7 +154,7 @@ def markdown_table(keys: tuple[Key, ...]) -> str:
     return "\n".join(lines)
 
 
-README_START = "<!-- keys: generated from lab/tui/keys.py (python -m lab.tui.keys); tests/test_keys.py keeps them equal -->"
+README_START = "<!-- keys: generated from lab/tui/keys.py (python -m lab.tui.keys); tests/test_tui_live.py keeps them equal -->"
 README_END = "<!-- /keys -->"
 
 

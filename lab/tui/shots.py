@@ -34,10 +34,17 @@ async def _shoot(sc: Scenario, steps: int, out: Path, size: tuple[int, int], vie
             if screen == "zoom":
                 run.action_zoom()
             elif screen == "help":
-                run.action_help()
-            elif screen == "compare":
-                run.action_compare()
-                await pilot.pause(3.0)
+                app.action_show_help()
+            elif screen == "compare":  # the variants stepped to the same step, paused: a repeatable picture
+                from lab.tui.screens.compare import CompareScreen
+
+                compare = CompareScreen.from_run(sc, Simulation(sc), running=False)
+                await app.push_screen(compare)
+                compare.lockstep.step_once(steps)
+                while not (compare.lockstep.ready and compare.lockstep.pending == 0):
+                    await pilot.pause(0.05)
+                await pilot.pause()
+                compare.tick(force=True)
             await pilot.pause(0.5)
         else:
             await pilot.pause(0.3)
@@ -49,3 +56,33 @@ async def _shoot(sc: Scenario, steps: int, out: Path, size: tuple[int, int], vie
 def take_screenshot(sc: Scenario, *, steps: int, out: Path, size: tuple[int, int] = (100, 30),
                     view: str = "explain", screen: str = "run", source: str = "") -> Path:
     return asyncio.run(_shoot(sc, steps, Path(out), size, view, screen, source))
+
+
+# The README's pictures, declared once: `python -m lab.tui.shots` regenerates them all.
+README_SHOTS = (
+    # file, scenario, steps, size, view, screen
+    ("run-dead-relu.svg", "activations/dead-relu-high-lr", 300, (100, 30), "explain", "run"),
+    ("browser.svg", "activations/dead-relu-high-lr", 0, (100, 30), "explain", "browser"),
+    ("zigzag-path-80x24.svg", "activations/sigmoid-zigzag", 60, (80, 24), "path", "run"),
+    ("decision-boundary.svg", "learning-rate/cosine-warmup", 1500, (100, 30), "boundary", "run"),
+    ("lr-schedule.svg", "learning-rate/cosine-warmup", 1500, (100, 30), "lr", "run"),
+    ("zoom.svg", "activations/tanh-saturation", 300, (100, 30), "explain", "zoom"),
+    ("help.svg", "activations/dead-relu-high-lr", 300, (100, 30), "explain", "help"),
+    ("deep-relu-kaiming.svg", "init/xavier-vs-kaiming-relu", 0, (100, 30), "explain", "run"),
+    ("compare.svg", "activations/dead-relu-high-lr", 300, (100, 30), "explain", "compare"),
+)
+
+
+def main() -> None:
+    from lab.scenario import load_scenario
+    from lab.scenario.catalog import resolve
+
+    folder = Path(__file__).resolve().parents[2] / "screenshots"
+    for name, scenario, steps, size, view, screen in README_SHOTS:
+        sc = load_scenario(resolve(scenario))
+        take_screenshot(sc, steps=steps, out=folder / name, size=size, view=view, screen=screen, source=scenario)
+        print(f"wrote screenshots/{name}")
+
+
+if __name__ == "__main__":
+    main()

@@ -113,7 +113,8 @@ class Curves(PlotextPlot):
                 ticks = list(np.linspace(lo, hi, 4)) if hi > lo else [lo]
                 plt.yticks(ticks, [f"{t:.3g}" for t in ticks])
         name = "loss" + (" (log axis: it exploded)" if self.log_axis else "") if self.metric == "loss" else "accuracy"
-        parts = [name, self.hint, "" if legend else "cyan train, orange val", "| = change" if snap.events else ""]
+        parts = [name, self.hint, "" if legend or not x else "cyan train, orange val",
+                 "" if x else "no steps yet (space runs, n steps)", "| = change" if snap.events else ""]
         title, room = "", max(10, self.size.width - 4)
         for part in filter(None, parts):  # as much as fits, most important first
             candidate = f"{title}   {part}" if title else part
