@@ -52,6 +52,7 @@ from .consistency import DIM_KINDS, REAL_FEATURES, REAL_ROWS, split_rows
 from .schema import Scenario
 
 FRACTION = 0.5  # of the memory available, by default
+MARGIN = 0.10  # added to every phase: allocator slack, small temporaries the model does not list
 ENV = "NNLAB_MEMORY_BUDGET"
 RLIMIT_SHARE = 0.8  # of the address space left under a `ulimit -v`: numba and BLAS reserve more later
 
@@ -248,7 +249,7 @@ def _svd_bytes(rows: int, cols: int) -> int:
 def _load_terms(sc: Scenario, data: _Data) -> list[Term]:
     """The peak while the data are generated, split and preprocessed."""
     n, D, nt = data.rows, data.raw_features, data.n_train
-    dims = f"{n:,} rows x {D:,} features"
+    dims = f"n x features = {n:,} x {D:,} x 8 B = {size(8 * n * D)}"
     # numpy elides the temporary of `X * scale + shift`: two copies, measured
     generate = 2 * 8 * n * D + 8 * n
     features, step_peak, step_what = D, 0, ""
@@ -262,10 +263,11 @@ def _load_terms(sc: Scenario, data: _Data) -> list[Term]:
     split = 8 * n * D + 2 * 8 * nt * D + 8 * n
     terms = []
     if generate >= split + step_peak:
-        terms.append(Term(f"data: {dims} x 8 B, 2 copies while generating and scaling", generate,
+        terms.append(Term(f"data: {dims}, twice while generated and scaled", generate,
                           "data.n or data.dim"))
     else:
-        terms.append(Term(f"data: {dims} x 8 B, the rows and the training split", split, "data.n or data.dim"))
+        terms.append(Term(f"data: {dims}, {split / (8 * n * D):.1f} times over with the training split", split,
+                          "data.n or data.dim"))
         if step_peak:
             terms.append(Term(f"data.preprocess {step_what} (float64)", step_peak,
                               "data.n or data.dim, or leave out pca/whiten"))
@@ -288,18 +290,19 @@ def _layout(sc: Scenario, data: _Data) -> Layout:
                   m.dropconnect, m.residual)
 
 
-def _network_terms(sc: Scenario, lay: Layout, itemsize: int, optimizer: bool = True) -> list[Term]:
+def _network_terms(sc: Scenario, lay: Layout, itemsize: int, optimizer: bool = True,
+                   label: str = "network") -> list[Term]:
     # numpy's zeros are not resident until written: sgd never writes the moments' buffers
     moments = MOMENTS[sc.train.optimizer] if optimizer else 0
     per = (2 + moments + optimizer) * itemsize + 1
-    what = (f"weights, gradients, {moments} optimizer moment(s), last update" if optimizer
-            else "weights and gradients")
-    return [Term(f"network: {lay.n_params:,} parameters x {per} B ({what})",
+    held = ["weights", "gradients"] + ([f"{moments} optimizer moment{'s' if moments > 1 else ''}"] if moments else []) \
+        + (["the last update"] if optimizer else [])
+    return [Term(f"{label}: {lay.n_params:,} parameters x {per} B ({', '.join(held)})",
                  per * lay.n_params + itemsize * lay.n_state, "model.hidden")]
 
 
 def _init_term(sc: Scenario, lay: Layout) -> Term:
-    per = 40 if sc.model.init == "orthogonal" else 16
+    per = 40 if sc.model.init == "orthogonal" else 8  # numpy elides the temporary of normal(...) * std
     return Term(f"initialisation: float64 temporaries of the largest weight matrix ({lay.max_weight:,})",
                 per * lay.max_weight, "model.hidden")
 
@@ -323,7 +326,7 @@ def _workspace_terms(sc: Scenario, data: _Data, lay: Layout, itemsize: int, batc
                       "model.hidden"))
     # the dead-unit test's temporaries on the probe; the unit sample of W and dW; the weight sample
     stats = (3 * itemsize * probe * lay.max_width + 2 * itemsize * lay.max_fan_in * SIMILARITY_UNITS
-             + 3 * 8 * STATS_SAMPLE)
+             + 3 * 8 * STATS_SAMPLE + lay.n_params)  # (+ the trainer's is-finite test: a byte a parameter)
     terms.append(Term("snapshot statistics' temporaries", stats, "model.hidden"))
     return terms
 
@@ -405,7 +408,8 @@ def estimate_run(sc: Scenario, run: str = "base", where: str = "the base run", *
             phases.append(Phase(f"{prefix}loading the data", tuple(held + _load_terms(state, data) + fixed)))
         data_terms = _held_data_terms(state, data, itemsize)
         if not label or keys & REBUILD_KEYS:
-            built = _network_terms(state, lay, itemsize, optimizer=bool(label)) + [_init_term(state, lay)]
+            built = _network_terms(state, lay, itemsize, optimizer=bool(label),
+                                   label="the new network" if label else "network") + [_init_term(state, lay)]
             if label:  # the old run is still held while the new network is built
                 phases.append(Phase(f"{prefix}a new network", tuple(held + built)))
                 batches = []
@@ -415,7 +419,8 @@ def estimate_run(sc: Scenario, run: str = "base", where: str = "the base run", *
         held = data_terms + _network_terms(state, lay, itemsize) + _workspace_terms(state, data, lay, itemsize,
                                                                                    batches) + fixed
         phases.append(Phase(f"{prefix}training", tuple(held)))
-    return RunEstimate(run, where, tuple(phases))
+    return RunEstimate(run, where, tuple(Phase(p.name, (*p.terms, Term(
+        f"margin: {MARGIN:.0%} for what the arithmetic leaves out", int(MARGIN * p.total)))) for p in phases))
 
 
 def estimate(sc: Scenario) -> list[RunEstimate]:
@@ -529,7 +534,7 @@ def memory_budget() -> Budget:
         budget = Budget(4 * 2**30, f"4 GiB, as the memory available is unknown; {ENV} sets it")
     room = _address_space_room()
     if room is not None and room < budget.nbytes:
-        budget = Budget(room, f"what the address-space limit (ulimit -v) leaves; {budget.source}")
+        budget = Budget(room, f"{RLIMIT_SHARE:.0%} of the address space ulimit -v leaves; {ENV} cannot raise it")
     return budget
 
 
@@ -571,7 +576,10 @@ def require_memory(sc: Scenario, states: list[tuple[str, Scenario, set[str]]] | 
                    what: str | None = None) -> None:
     """Raise ScenarioError unless one run of `sc` (as a Simulation runs it: the base and the
     events that apply to it) fits the budget."""
-    budget = memory_budget()
+    try:
+        budget = memory_budget()
+    except ValueError as exc:  # a malformed NNLAB_MEMORY_BUDGET
+        raise ScenarioError(what or f"scenario {sc.name!r}", [str(exc)]) from None
     run = estimate_run(sc, states=states)
     if run.peak > budget.nbytes:
         phase = run.peak_phase

@@ -44,6 +44,8 @@ def toml_type(value: Any) -> str:
 
 def toml_repr(value: Any, limit: int = VALUE_CHARS) -> str:
     """A value as it would be written in the file, cut to about `limit` characters."""
+    if isinstance(value, (list, dict)):
+        return _toml_repr(value, limit - 20)  # stops itself, and says how many items there are
     return clip(_toml_repr(value, limit + 1), limit)
 
 
@@ -57,12 +59,12 @@ def _toml_repr(value: Any, room: int) -> str:
         items = value.items() if isinstance(value, dict) else enumerate(value)
         parts, used = [], 0
         for k, v in items:
-            part = _toml_repr(v, room - used) if isinstance(value, list) else f"{clip(str(k), 40)} = {_toml_repr(v, room - used)}"
-            parts.append(part)
-            used += len(part) + 2
             if used > room:
-                parts.append(f"... {len(value):,} items")
+                parts.append(f"... ({len(value):,} items)")
                 break
+            inner = clip(_toml_repr(v, room - used), max(room - used, 12))
+            parts.append(inner if isinstance(value, list) else f"{clip(str(k), 40)} = {inner}")
+            used += len(parts[-1]) + 2
         return ("[" + ", ".join(parts) + "]") if isinstance(value, list) else ("{ " + ", ".join(parts) + " }")
     if isinstance(value, (datetime.date, datetime.time)):
         return value.isoformat()
@@ -163,8 +165,10 @@ def describe(error: dict, loc: tuple | None = None) -> str:
         return f"{key}: unknown key {clip(repr(loc[-1]), 40)} {where}{suggest(str(loc[-1]), options)}{allowed}"
     if kind == "literal_error":
         options = _literal_options(ctx)
-        return (f"{key}: {clip(repr(value), VALUE_CHARS)} is not allowed; expected one of {', '.join(options)}"
-                f"{suggest(str(value), options)}")
+        shown = clip(repr(value), VALUE_CHARS) if isinstance(value, str) else toml_repr(value)
+        hint = suggest(value if isinstance(value, str) else str(value[0] if isinstance(value, list) and value else ""),
+                       options)
+        return f"{key}: {shown} is not allowed; expected one of {', '.join(options)}{hint}"
     if kind == "missing":
         return f"{key}: required key is missing"
     if kind in EXPECTED:
@@ -175,6 +179,8 @@ def describe(error: dict, loc: tuple | None = None) -> str:
         return f"{key}: needs at least {ctx.get('min_length')} item(s), found {len(value) if value is not None else 0}"
     if kind == "too_long":
         return f"{key}: at most {ctx.get('max_length')} item(s) allowed, found {len(value) if value is not None else '?'}"
+    if kind == "string_too_short":
+        return f"{key}: must not be empty"
     if kind == "string_too_long":
         return f"{key}: at most {ctx.get('max_length')} characters allowed, found {len(value):,}"
     if kind == "value_error":
@@ -191,7 +197,14 @@ def problems_of(exc: ValidationError) -> list[str]:
     out: list[str] = []
     for loc, errors in groups.items():
         tagged = len(errors) > 1 and all(len(e["loc"]) > len(loc) for e in errors)
-        if tagged:  # one value failed every member of a union
+        listed = [e for e in errors if any(isinstance(p, str) and p.startswith("list[")
+                                           for p in e["loc"][len(loc):len(loc) + 1])]
+        if tagged and isinstance(errors[0].get("input"), list) and listed:
+            # an array where "a number or an array" is allowed: what is wrong inside the array
+            for e in listed:
+                inner = tuple(p for p in e["loc"][len(loc) + 1:] if isinstance(p, int))
+                out.extend(describe(e, loc + inner).splitlines())
+        elif tagged:  # one value failed every member of a union
             value = errors[0].get("input")
             wanted = " or ".join(dict.fromkeys(_wanted(e) for e in errors))
             out.append(f"{dotted(loc)}: expected {wanted}, found {toml_repr(value)}")
