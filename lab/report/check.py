@@ -54,6 +54,7 @@ LABEL_WIDTH = len("measured")
 
 
 CLAIM_WIDTH = 80  # on a wide terminal the measured value stays near its claim
+NO_CLAIMS = "no expectations: nothing to check"
 
 
 def _row(console: Console, mark: str, claim: Text | str, measured: Text | str, widths: tuple[int, int]) -> None:
@@ -81,7 +82,8 @@ def print_report(console: Console, outcomes: list[ScenarioOutcome]) -> None:
     """Every scenario (its path and title) and its expectations (pass/FAIL, the claim, the value
     measured); then each failure (claim, measured, expected, why) and each error, once."""
     claims = [r.description for o in outcomes for r in o.results]
-    widths = (min(CLAIM_WIDTH, max(map(len, ["expectation", "crashed while running, see below", *claims]))),
+    none = [NO_CLAIMS] if any(o.unchecked for o in outcomes) else []
+    widths = (min(CLAIM_WIDTH, max(map(len, ["expectation", "crashed while running, see below", *none, *claims]))),
               max([LABEL_WIDTH, *(len(_fmt(r.actual)) for o in outcomes for r in o.results)]))
     _row(console, "", Text("expectation", style="bold"), Text("measured", style="bold"), widths)
     for o in outcomes:
@@ -93,8 +95,7 @@ def print_report(console: Console, outcomes: list[ScenarioOutcome]) -> None:
         for r in o.results:
             _row(console, "pass" if r.passed else "FAIL", r.description, _fmt(r.actual), widths)
         if o.unchecked:
-            _row(console, "none", Text("no expectations: nothing to check (add [[expect]] claims)", style="dim"),
-                 "", widths)
+            _row(console, "none", Text(NO_CLAIMS, style="dim"), "", widths)
     for o in outcomes:
         for r in o.results:
             if r.passed:

@@ -346,26 +346,24 @@ def expectation_bytes(sc: Scenario, run: str) -> int:
     of each per-step series a claim reads, and each claimed metric at every checkpoint)."""
     from lab.metrics import LAYER_METRICS, parse_metric
 
-    series, pairs, val, extra = set(), set(), False, set()
+    series, pairs, extra = set(), set(), set()
     for ex in sc.expect:
         if run not in (ex.variant, ex.ratio_over, ex.difference_over):
             continue
         ref = parse_metric(ex.metric)
         if ref.name in LAYER_METRICS:
             pairs.add((ref.name, ex.layer))
-        elif ref.name in ("val_loss", "val_acc"):
-            val = True
-        elif ref.name != "diverged":
+        elif ref.name not in ("val_loss", "val_acc", "diverged"):
             series.add(ref.name)
         extra |= {s for s in (ex.at, ex.by) if isinstance(s, int)}
-    if not (series or pairs or val or extra or any(run in (e.variant, e.ratio_over, e.difference_over)
-                                                   for e in sc.expect)):
+    if not any(run in (e.variant, e.ratio_over, e.difference_over) for e in sc.expect):
         return 0
     steps, every = sc.train.steps, sc.train.eval_every
     checkpoints = steps // every + len(extra) + 3
-    per_step = 8 * steps * len(series)
-    smooth = max((8 * (steps + ex.smooth) for ex in sc.expect if ex.smooth > 1), default=0)
-    return per_step + smooth + 8 * checkpoints * (1 + 3 * val + len(pairs))
+    per_step = 8 * steps * (len(series) + 1) if series else 0  # the series and their step numbers
+    smooth = max((8 * (2 * steps + ex.smooth) for ex in sc.expect if ex.smooth > 1), default=0)  # while evaluated
+    # at each checkpoint: its step (twice: as checkpoints and as val_step), val_loss, val_acc, each layer claim
+    return per_step + smooth + 8 * checkpoints * (4 + len(pairs))
 
 
 def _expect_term(sc: Scenario, run: str) -> list[Term]:

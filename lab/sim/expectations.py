@@ -344,7 +344,7 @@ def record(name: str, scenario: Scenario, needs: Needs | bool, extra_steps: set[
     if sim.diverged and (count == 0 or reached[count - 1] != sim.step_count):
         checkpoint()  # the state it diverged in
     sync()
-    steps = np.arange(1, done + 1, dtype=float)
+    steps = np.arange(1, done + 1, dtype=float) if series else np.zeros(0)
     history = {"step": steps, **{k: v[:done] for k, v in series.items()},
                "val_step": reached[:count].astype(float), **{k: v[:count] for k, v in val.items()}}
     return Recording(name, history, reached[:count],
