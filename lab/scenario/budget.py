@@ -45,6 +45,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 from lab.errors import ScenarioError
 
@@ -106,6 +107,7 @@ class Layout:
         return itemsize * self.node_units * rows + 8 * self.iaux_per_row * rows + 24 * rows
 
 
+@lru_cache(maxsize=1024)
 def layout(input_dim: int, classes: int, hidden: tuple[int, ...], activation: str = "relu", maxout_k: int = 2,
            batchnorm: bool = False, dropout: float = 0.0, dropconnect: float = 0.0,
            residual: bool = False) -> Layout:
@@ -175,7 +177,7 @@ class Phase:
     name: str
     terms: tuple[Term, ...]
 
-    @property
+    @cached_property
     def total(self) -> int:
         return sum(t.nbytes for t in self.terms)
 
@@ -186,7 +188,7 @@ class RunEstimate:
     where: str  # "the base run" / "variant 'wide' (variants[0])"
     phases: tuple[Phase, ...]
 
-    @property
+    @cached_property
     def peak_phase(self) -> Phase:
         return max(self.phases, key=lambda p: p.total)
 
@@ -380,12 +382,21 @@ def _states(sc: Scenario, run: str) -> list[tuple[str, Scenario, set[str]]]:
     for i, event in sorted(enumerate(sc.events), key=lambda ie: ie[1].at):
         if not event.applies_to(run):
             continue
-        given = event.set.given()
-        keys = set(given) & MEMORY_KEYS
-        if not keys:
+        given = {k: v for k, v in event.set.given().items() if k in MEMORY_KEYS}
+        if not given:
             continue
-        out.append((f"events[{i}] (step {event.at})", out[-1][1].with_changes(given), keys))
+        out.append((f"events[{i}] (step {event.at})", _with(out[-1][1], given), set(given)))
     return out
+
+
+def _with(sc: Scenario, given: dict) -> Scenario:
+    """Scenario.with_changes for the memory keys (values the schema has already checked), without
+    validating again: a file may have a thousand events in each of 17 runs."""
+    owners = {"preprocess": "data", "batch_size": "train", "optimizer": "train"}
+    parts: dict[str, dict] = {}
+    for key, value in given.items():
+        parts.setdefault(owners.get(key, "model"), {})[key] = value
+    return sc.model_copy(update={name: getattr(sc, name).model_copy(update=u) for name, u in parts.items()})
 
 
 def estimate_run(sc: Scenario, run: str = "base", where: str = "the base run", *,
@@ -422,10 +433,19 @@ def estimate_run(sc: Scenario, run: str = "base", where: str = "the base run", *
 
 
 def estimate(sc: Scenario) -> list[RunEstimate]:
-    """The base run and every variant."""
-    out = [estimate_run(sc)]
-    for i, variant in enumerate(sc.variants):
-        out.append(estimate_run(sc.with_changes(variant.set), variant.name, f"variant {variant.name!r} (variants[{i}])"))
+    """The base run and every variant (runs that would allocate the same are worked out once)."""
+    runs = [("base", sc, "the base run")] + [(v.name, sc.with_changes(v.set), f"variant {v.name!r} (variants[{i}])")
+                                             for i, v in enumerate(sc.variants)]
+    seen: dict[tuple, RunEstimate] = {}
+    out = []
+    for name, run, where in runs:
+        t = run.train
+        key = (run.data.model_dump_json(), run.model.model_dump_json(), t.batch_size, t.optimizer, t.steps,
+               t.eval_every, tuple(i for i, e in enumerate(run.events) if e.applies_to(name)),
+               expectation_bytes(run, name))
+        if key not in seen:
+            seen[key] = estimate_run(run, name, where)
+        out.append(RunEstimate(name, where, seen[key].phases))
     return out
 
 
