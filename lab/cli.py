@@ -259,8 +259,9 @@ def run(
         except LabError as exc:
             _fail(exc)
         except MemoryError:
-            _fail(LabError(f"{scenario or 'the default scenario'}: ran out of memory while running: shrink the data or the model "
-                           "(or lower NNLAB_MEMORY_BUDGET so that such files are refused before they start)"))
+            _fail(LabError(f"{scenario or 'the default scenario'}: ran out of memory while running: shrink the data "
+                           "or the model (or lower NNLAB_MEMORY_BUDGET so that such files are refused before they "
+                           "start)"))
         except OSError as exc:  # the CSV file, say, could not be written after all
             if exc.filename is None:
                 raise

@@ -157,7 +157,8 @@ def run_problems(state: dict[str, dict]) -> list[str]:
             problems.append(f"data.preprocess: {step} needs at least 2 training rows; data.n = {n} with "
                             f"val_fraction = {val_fraction:g} leaves {n_train}")
 
-    if model.get("residual") is True and (len(hidden) < 3 or len(hidden) % 2 == 0 or any(w != hidden[0] for w in hidden)):
+    uneven = len(hidden) < 3 or len(hidden) % 2 == 0 or any(w != hidden[0] for w in hidden)
+    if model.get("residual") is True and uneven:
         problems.append(f"model.hidden: residual networks need an odd number (>= 3) of equal widths (found "
                         f"{clip(str(hidden))}): the first layer projects the input, then pairs of layers form blocks")
 

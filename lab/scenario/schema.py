@@ -208,7 +208,8 @@ class Event(Strict):
     at: int = Field(..., ge=0, le=MAX_STEPS, description="Step at which the change applies (before that step runs).")
     set: Changes = Field(..., description="The changes, as Simulation.set(**changes).")
     only: list[RunName] | None = Field(
-        None, min_length=1, max_length=MAX_VARIANTS + 1, description="The runs this event belongs to: 'base' and/or [[variants]] names "
+        None, min_length=1, max_length=MAX_VARIANTS + 1,
+        description="The runs this event belongs to: 'base' and/or [[variants]] names "
                                         "(default: every run). A saved session marks your changes only = "
                                         "[\"base\"], so the variants keep the scenario's own timeline.")
 
