@@ -36,6 +36,7 @@ REAL_FEATURES = {"iris": 4, "wine": 13, "breast-cancer": 30, "digits": 64}
 REAL_ROWS = {"iris": 150, "wine": 178, "breast-cancer": 569, "digits": 1797}
 DIM_KINDS = ("random-normal", "gaussians", "positive-blobs")
 SECTIONS = ("data", "model", "train")
+EVENT_KEYS_CHECKED = {"preprocess", "activation"}  # the event keys run_problems reads
 
 
 def _table(raw: Any, key: str) -> dict:
@@ -204,7 +205,7 @@ def timeline_problems(raw: Any) -> list[str]:
             if isinstance(only, list) and name not in only:
                 continue
             set_ = _table(event, "set")
-            if not set_:
+            if not set_.keys() & EVENT_KEYS_CHECKED:  # an lr or a momentum cannot make a run fail
                 continue
             state = changed(state, set_, owners)
             at = _int(event.get("at"))
