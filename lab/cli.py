@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from lab.errors import ExitCode, LabError, ScenarioError
+from lab.errors import ExitCode, LabError, ScenarioError, clip
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, rich_markup_mode="rich",
                   context_settings={"help_option_names": ["-h", "--help"]})
@@ -173,7 +173,7 @@ def run_headless(scenario, steps: Optional[int] = None, *, csv: Optional[Path] =
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), console=console, transient=True)
     with progress:
-        task = progress.add_task(escape(scenario.name), total=total, completed=1, loss="-")
+        task = progress.add_task(escape(clip(scenario.name, 60)), total=total, completed=1, loss="-")
         while sim.step_count < total and not sim.diverged:
             sim.step(min(chunk, total - sim.step_count))
             progress.update(task, completed=sim.step_count, loss=f"{sim.history.series['loss'].last():.4f}")
@@ -185,7 +185,7 @@ def run_headless(scenario, steps: Optional[int] = None, *, csv: Optional[Path] =
         width = min(console.width, 100)
         for chart in [loss_chart(snap, width=width), *layer_charts(snap, width=width)]:
             print(chart if console.is_terminal else plain(chart))
-    console.print(f"[bold]{escape(scenario.name)}[/]")
+    console.print(f"[bold]{escape(scenario.name)}[/]", highlight=False)  # highlighting is quadratic in length
     console.print(summary_table(snap, (sim.step_count - 1) / elapsed if elapsed > 0 and sim.step_count > 1 else None))
     console.print(layer_table(snap))
     if snap.diverged:
@@ -195,8 +195,14 @@ def run_headless(scenario, steps: Optional[int] = None, *, csv: Optional[Path] =
         from lab.report.export import write_run_csv
 
         (_, rows), (layers_csv, layer_rows) = write_run_csv(snap, csv)
-        console.print(f"wrote {rows} rows of history to {csv}")
-        console.print(f"wrote {layer_rows} rows of per-layer statistics to {layers_csv}")
+        steps = snap.history["step"]
+        if steps.size and steps[0] > 1:  # the history is a ring: the first steps are gone
+            console.print(f"wrote {rows} rows of history to {csv}: a window, steps {int(steps[0]):,} to "
+                          f"{int(steps[-1]):,} of {sim.step_count:,} (the history keeps the last {steps.size:,} "
+                          "steps; steps before the window are not in the file)", highlight=False)
+        else:
+            console.print(f"wrote {rows} rows of history to {csv}", highlight=False)
+        console.print(f"wrote {layer_rows} rows of per-layer statistics to {layers_csv}", highlight=False)
 
 
 def _interactive() -> bool:
@@ -261,6 +267,10 @@ def run(
             run_headless(sc, steps, csv=csv, plot=plot)
         except LabError as exc:
             _fail(exc)
+        except MemoryError:
+            _fail(LabError(f"{scenario or 'the default scenario'}: ran out of memory while running: shrink the data "
+                           "or the model (or lower NNLAB_MEMORY_BUDGET so that such files are refused before they "
+                           "start)"))
         except OSError as exc:  # the CSV file, say, could not be written after all
             if exc.filename is None:
                 raise
@@ -317,8 +327,20 @@ def _check_one(path: str, display: str, blas_threads: int | None):
                                problems=list(exc.problems)), True
     try:
         results = check(sc)
+    except LabError as exc:  # the input's fault, found only when running (e.g. data that do not vary)
+        problem = str(exc.problems[0] if isinstance(exc, ScenarioError) and exc.problems else exc)
+        named = ScenarioError(display, [problem])
+        return ScenarioOutcome(display, sc.name, error=str(named), seconds=time.perf_counter() - start,
+                               problems=[problem]), True
+    except MemoryError:
+        from lab.scenario.budget import estimate, memory_budget, size
+
+        problem = (f"memory: ran out of memory while running (estimated {size(max(r.peak for r in estimate(sc)))}, "
+                   f"budget {size(memory_budget().nbytes)}): shrink the data or the model")
+        return ScenarioOutcome(display, sc.name, error=str(ScenarioError(display, [problem])),
+                               seconds=time.perf_counter() - start, problems=[problem]), True
     except Exception as exc:  # noqa: BLE001 - a crash is reported as a failed scenario, never a traceback
-        message = f"crashed while running: {type(exc).__name__}: {exc}"
+        message = f"crashed while running: {type(exc).__name__}: {clip(str(exc), 500)}"
         return ScenarioOutcome(display, sc.name, error=message, seconds=time.perf_counter() - start), False
     return ScenarioOutcome(display, sc.name, results, seconds=time.perf_counter() - start), False
 
@@ -403,15 +425,18 @@ def show(scenario: str = typer.Argument(..., help="Scenario file or bundled name
         console.print(f"[bold]{escape(short_name(path))}[/]: a folder of {len(entries)} scenario(s)", highlight=False)
         _print_scenarios(console, entries, bare=True)
         return
+    from lab.scenario.load import read_scenario_text
+
     try:
         sc = load_scenario(path)
+        text = read_scenario_text(path)
     except ScenarioError as exc:
         _fail(exc)
     console.print(f"[bold]{escape(sc.name)}[/]  [dim]({escape(short_name(path))}, topic {escape(sc.scenario.topic)}, "
                   f"seed {sc.seed})[/]", highlight=False)
     if sc.scenario.explain:
         console.print(Markdown(sc.scenario.explain))
-    console.print(Syntax(path.read_text(encoding="utf-8"), "toml", word_wrap=True))
+    console.print(Syntax(text, "toml", word_wrap=True))
 
 
 @app.command()

@@ -25,3 +25,11 @@ class ScenarioError(LabError):
         lines = [f"{self.path}: {len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}"]
         lines += [f"  - {p}" for p in self.problems]
         return "\n".join(lines)
+
+
+def clip(text: str, limit: int = 80) -> str:
+    """`text`, or its start and a note of its length when it is longer than `limit` characters:
+    a message quotes the user's values, and a 5 MB value must not become a 5 MB message."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:max(limit - 20, 10)]}... ({len(text):,} characters)"

@@ -8,8 +8,11 @@ means `>=` for accuracies and `<=` for everything else.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
+
+from lab.errors import clip
 
 SCALAR_METRICS = ("lr", "loss", "train_acc", "grad_norm", "val_loss", "val_acc", "diverged")
 STEP_SERIES_METRICS = ("lr", "loss", "train_acc", "grad_norm")  # recorded every step
@@ -44,17 +47,19 @@ def parse_metric(text: str) -> MetricRef:
             import difflib
 
             options = [*SCALAR_METRICS, *LAYER_METRICS]
-            close = difflib.get_close_matches(text, options, n=1, cutoff=0.6)
+            close = difflib.get_close_matches(text, options, n=1, cutoff=0.6) if len(text) <= 100 else []
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"unknown metric {text!r}{hint} (scalar: {', '.join(SCALAR_METRICS)}; per layer: "
+            raise ValueError(f"unknown metric {clip(repr(text))}{hint} (scalar: {', '.join(SCALAR_METRICS)}; per layer: "
                              f"{', '.join(LAYER_METRICS)}; derived: steps_to(train_acc >= 0.9))")
         name, value = m.group(1), m.group(2)
         op = ">=" if name.endswith("acc") else "<="
     if name not in STEP_SERIES_METRICS and name not in ("val_loss", "val_acc"):
         raise ValueError(f"steps_to needs a recorded series: one of {', '.join(STEP_SERIES_METRICS)}, val_loss, "
-                         f"val_acc (found {name!r})")
+                         f"val_acc (found {clip(repr(name))})")
     try:
         threshold = float(value)
     except ValueError:
-        raise ValueError(f"steps_to threshold {value!r} is not a number") from None
+        raise ValueError(f"steps_to threshold {clip(repr(value))} is not a number") from None
+    if not math.isfinite(threshold):
+        raise ValueError(f"steps_to threshold {clip(repr(value))} is not a finite number")
     return MetricRef(name, False, (op, threshold))

@@ -491,7 +491,9 @@ def test_the_report_fits_the_width_and_tells_each_thing_once(width):
     assert f"FAIL {LONG_PATH} expect[1]" in lines
     assert f"measured 1.00046 expected > 5 why {fail.why}" in flat
     assert "ERROR invalid/typo.toml: 2 problems" in lines and "ERROR crash.toml: crashed while running" in lines
-    assert flat.endswith("5 scenario(s), 4 expectation(s): 3 passed, 1 failed, 1 invalid, 1 crashed")
+    assert flat.endswith("5 scenario(s), 4 expectation(s): 3 passed, 1 failed, 1 invalid, 1 crashed, "
+                         "1 without expectations")
+    assert "none no expectations: nothing to check" in flat  # a distinct result, not a pass
     # the measured values share one right edge
     edges = {len(line) for line in lines if re.match(r"  (pass|FAIL) ", line) and re.search(r"\d$", line)}
     assert len(edges) == 1, edges

@@ -29,6 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 BAD = Path(__file__).resolve().parent / "data" / "bad_scenarios"
 
 runner = CliRunner()
+BUDGET = "2G"  # the memory fixtures' messages say "over the budget of 2 GiB", whatever the machine has
+
+
+@pytest.fixture(autouse=True)
+def _memory_budget(monkeypatch):
+    monkeypatch.setenv("NNLAB_MEMORY_BUDGET", BUDGET)
 
 @dataclass(frozen=True)
 class Case:
@@ -112,6 +118,144 @@ TABLE: dict[str, Case] = {
                                 "6 problems"), count=6),
     "field_and_cross_field_problems.toml": Case(("model.hiden", "did you mean 'hidden'?", "events[0].at",
                                                  "beyond train.steps (100)"), count=2),
+    # --- memory: every key in range, the product not (the tests' budget is 2 GiB) --------------------
+    "memory_random_normal_20gb.toml": Case(("memory: the base run needs about", "over the budget of 2 GiB",
+                                            "NNLAB_MEMORY_BUDGET=2G", "150,000 x 16,384 x 8 B = 18.3 GiB",
+                                            "shrink data.n or data.dim")),
+    "memory_batch_workspace.toml": Case(("memory: the base run", "batch workspace: 65,536 rows",
+                                         "shrink train.batch_size or model.hidden")),
+    "memory_near_max_parameters.toml": Case(("memory: the base run", "(building the network)",
+                                             "196,656,003 parameters", "shrink model.hidden")),
+    "memory_float64_adam.toml": Case(("memory: the base run", "x 41 B", "2 optimizer moments", "shrink model.hidden")),
+    "memory_variant_wide.toml": Case(("memory: variant 'wide' (variants[0]) needs about", "shrink model.hidden")),
+    "memory_variant_data.toml": Case(("memory: variant 'more-data' (variants[0])", "1,000,000 x 4,096",
+                                      "shrink data.n or data.dim")),
+    "memory_event_whiten.toml": Case(("memory: the base run", "events[0] (step 10): loading the data",
+                                      "whiten: an SVD of 32,000 x 8,000", "leave out pca/whiten")),
+    "memory_event_batch_size.toml": Case(("events[0] (step 5): training", "65,536 rows", "shrink train.batch_size")),
+    "memory_event_dropconnect.toml": Case(("events[0] (step 5): a new network", "the new network: 144,048,003",
+                                           "shrink model.hidden")),
+    "memory_pca_svd.toml": Case(("memory: the base run", "pca: an SVD of 24,000 x 12,000", "leave out pca/whiten")),
+    "memory_runs_side_by_side.toml": Case(("the 17 runs side by side (the lab's compare view)",
+                                           "over the budget of 2 GiB", "use fewer [[variants]]")),
+    "memory_expectation_buffers.toml": Case(("nnlab check's record of the claims' series (10,000,000 steps",
+                                             "shrink train.steps, or raise train.eval_every")),
+    # --- an upper bound on every number (and on lists and strings) -------------------------------------
+    "smooth_too_large.toml": Case(("expect[0].smooth", "must be <= 10000", "found 1000000000")),
+    "steps_too_many.toml": Case(("train.steps", "must be <= 10000000", "found 10000001")),
+    "seed_too_large.toml": Case(("scenario.seed", "must be <= 9007199254740991")),
+    "eval_every_too_large.toml": Case(("train.eval_every", "must be <= 10000000", "found 20000000")),
+    "noise_too_large.toml": Case(("data.noise", "must be <= 100.0", "found 1000.0")),
+    "lr_too_large.toml": Case(("train.lr", "must be <= 1000000000.0", "found 10000000000.0")),
+    "weight_decay_too_large.toml": Case(("train.weight_decay", "must be <= 100.0")),
+    "warmup_too_large.toml": Case(("train.schedule.warmup", "must be <= 10000000", "found 100000000")),
+    "milestone_too_large.toml": Case(("train.schedule.milestones[0]", "must be <= 10000000.0")),
+    "schedule_start_too_large.toml": Case(("train.schedule.start", "must be <= 10000000", "found 20000000")),
+    "schedule_total_zero.toml": Case(("train.schedule.total", "must be >= 1", "found 0")),
+    "pace_too_fast.toml": Case(("scenario.pace", "<= 1000000.0", "found 10000000.0")),
+    "pace_too_long.toml": Case(("scenario.pace", "'100000s'", "at most 86400s (a day)")),
+    "pace_not_understood.toml": Case(("scenario.pace", "'fast' is not understood", "\"30s\"", "\"max\"")),
+    "pca_components_too_large.toml": Case(("data.pca_components", "must be <= 16384", "found 20000")),
+    "shift_too_large.toml": Case(("data.shift", "must be <= 1000000.0")),
+    "scale_factor_too_large.toml": Case(("data.scale[0]", "must be <= 1000000.0", "found 10000000.0")),
+    "scale_too_many_factors.toml": Case(("data.scale: at most 16384 item(s) allowed, found 16385",
+                                         "16385 factors given, but random-normal data has 16384 features"), count=2),
+    "events_too_many.toml": Case(("events: at most 1000 item(s) allowed, found 1001",)),
+    "variants_too_many.toml": Case(("variants: at most 16 item(s) allowed, found 17",)),
+    "expect_too_many.toml": Case(("expect: at most 256 item(s) allowed, found 257",)),
+    "expect_at_too_large.toml": Case(("expect[0].at", "<= 10000000 or one of initial, final", "found 20000000",
+                                      "beyond train.steps (1000)"), count=2),
+    "expect_at_negative.toml": Case(("expect[0].at", "expected a value >= 0 or one of initial, final", "found -5")),
+    "expect_value_too_large.toml": Case(("expect[0].value", "must be <= 1e+300", "found 1e+301")),
+    "expect_layer_too_large.toml": Case(("expect[0].layer", "must be <= 65", "layer 100 does not exist"), count=2),
+    "expect_tolerance_too_large.toml": Case(("expect[0].tolerance", "must be <= 1e+300")),
+    "name_too_long.toml": Case(("scenario.name", "at most 200 characters allowed, found 100,000"),
+                               unwanted=("n" * 100,)),
+    "explain_too_long.toml": Case(("scenario.explain", "at most 20000 characters allowed, found 25,000")),
+    "variant_name_too_long.toml": Case(("variants[0].name", "at most 64 characters allowed, found 65")),
+    "variant_empty_name.toml": Case(("variants[0].name", "must not be empty")),
+    "batch_size_too_large.toml": Case(("train.batch_size", "must be <= 65536", "found 65537")),
+    "init_scale_too_large.toml": Case(("model.init_scale", "must be <= 100.0", "found 1000.0")),
+    "bias_init_too_large.toml": Case(("model.bias_init", "must be >= -100.0", "found -1000.0")),
+    "alpha_too_large.toml": Case(("model.alpha", "must be <= 10.0", "found 50.0")),
+    "augment_noise_too_large.toml": Case(("data.augment.noise", "must be <= 10.0", "found 50.0")),
+    "preprocess_too_many_steps.toml": Case(("data.preprocess", "at most 8 item(s) allowed, found 9")),
+    "milestones_too_many.toml": Case(("train.schedule.milestones", "at most 64 item(s) allowed, found 65")),
+    "width_too_large.toml": Case(("model.hidden[0]", "must be <= 16384", "found 16385")),
+    "classes_too_many.toml": Case(("data.classes", "must be <= 1000", "found 1001",
+                                   "a spiral of 600 points in 1001 arms"), count=2),
+    "n_too_small.toml": Case(("data.n", "must be >= 2", "found 1", "use n > classes"), count=2),
+    "val_fraction_too_large.toml": Case(("data.val_fraction", "must be <= 0.9", "found 0.95")),
+    "crop_pad_too_large.toml": Case(("data.augment.crop_pad", "must be <= 8", "found 9")),
+    "contrast_one.toml": Case(("data.augment.contrast", "must be < 1.0", "found 1.0")),
+    "metric_too_long.toml": Case(("expect[0].metric", "at most 200 characters allowed, found 300")),
+    "steps_to_threshold_infinite.toml": Case(("expect[0].metric", "steps_to threshold '1e999' is not a finite number")),
+    # --- files that raised a traceback while loading -------------------------------------------------
+    "integer_4301_digits.toml": Case(("a number has more than 4300 digits", "no scenario key takes a number"),
+                                     unwanted=("sys.set_int_max_str_digits", "ValueError")),
+    "dotted_keys_5000_deep.toml": Case(("nested more than 16 deep", "a scenario nests at most 6"),
+                                       unwanted=("RecursionError",)),
+    "table_header_5000_deep.toml": Case(("nested more than 16 deep",)),
+    "inline_tables_deep.toml": Case(("nested too deeply",)),
+    "data_kind_array_with_scale.toml": Case(("data.kind", '["spiral"] is not allowed', "expected one of spiral",
+                                             "did you mean 'spiral'?"), unwanted=("TypeError", "unhashable")),
+    "data_kind_table_with_scale.toml": Case(("data.kind", '{ name = "spiral" } is not allowed', "expected one of"),
+                                            unwanted=("TypeError", "unhashable")),
+    "variant_kind_array.toml": Case(("variants[0].set.kind", '["iris"] is not allowed', "did you mean 'iris'?")),
+    # --- files that loaded, then failed while running: caught at load, for the base, variants, events --
+    "scale_zero_normalize.toml": Case(("data.scale", "a factor of 0 makes every feature constant")),
+    "scale_zero_whiten.toml": Case(("data.scale", "a factor of 0", "whiten would keep no feature")),
+    "pca_two_rows.toml": Case(("data.preprocess", "pca needs at least 2 training rows",
+                               "data.n = 2 with val_fraction = 0.5 leaves 1")),
+    "whiten_spiral_two_points.toml": Case(("data.n", "a spiral of 2 points in 3 arms puts every point at the centre")),
+    "gaussians_dim_1.toml": Case(("data.dim", "gaussians data needs dim >= 2", "found 1")),
+    "variant_gaussians_dim_1.toml": Case(("variants[0] ('flat'): data.dim", "needs dim >= 2")),
+    "event_pca_on_augmented_digits.toml": Case(("events[0] (step 50): data.augment",
+                                                "pca/whiten turn images into other features")),
+    "event_whiten_in_one_variant.toml": Case(("events[0] (step 50, run 'aug'): data.augment", "pca/whiten")),
+    "variant_pca_on_augmented_digits.toml": Case(("variants[0] ('pca'): data.augment", "pca/whiten")),
+    "variant_residual_bad_widths.toml": Case(("variants[0] ('res'): model.hidden",
+                                              "residual networks need an odd number (>= 3) of equal widths",
+                                              "[64, 32, 64]")),
+    "variant_residual_even_layers.toml": Case(("variants[0] ('deeper'): model.hidden", "[16, 16, 16, 16]")),
+    "variant_augment_non_image.toml": Case(("variants[0] ('aug'): data.augment", "needs image data", "not 'spiral'")),
+    "variant_kind_loses_images.toml": Case(("variants[0] ('toy'): data.augment", "not 'spiral'")),
+    "scale_length_mismatch.toml": Case(("data.scale", "3 factors given, but spiral data has 2 features")),
+    "variant_scale_length_kind.toml": Case(("variants[0] ('iris'): data.scale",
+                                            "2 factors given, but iris data has 4 features")),
+    "variant_scale_length_dim.toml": Case(("variants[0] ('wider'): data.scale",
+                                           "3 factors given, but random-normal data has 4 features")),
+    "event_maxout_parameters.toml": Case(("events[0] (step 10): model.hidden", "262,192,000 weights",
+                                          "the limit is 200,000,000")),
+    "event_only_unknown_run.toml": Case(("events[0].only", "unknown run 'sloow'", "did you mean 'slow'?",
+                                         "runs: base, slow")),
+    "variant_deep_parameters.toml": Case(("variants[0] ('deep'): model.hidden", "the limit is 200,000,000")),
+    # --- a long wrong value is quoted, not echoed whole ---------------------------------------------------
+    "huge_wrong_value.toml": Case(("model.activation", "'relurelu", "(50,002 characters) is not allowed",
+                                   "expected one of sigmoid")),
+    "huge_unknown_key.toml": Case(("unknown key 'kkkk", "(100,002 characters) in [model]", "allowed: activation")),
+    "huge_array_value.toml": Case(("train.lr", "expected a number", "(20,000 items)]", "(an array)")),
+    # --- more types, names and selectors --------------------------------------------------------------
+    "variant_unknown_key.toml": Case(("variants[0].set.hiden", "unknown key 'hiden'", "did you mean 'hidden'?")),
+    "expect_by_beyond_steps.toml": Case(("expect[0].by", "step 500 is beyond train.steps (100)")),
+    "expect_ratio_and_difference.toml": Case(("expect[0]", "use ratio_over or difference_over, not both")),
+    "expect_by_with_at.toml": Case(("expect[0]", "by cannot be combined with at or throughout")),
+    "expect_unknown_op.toml": Case(("expect[0].op", "'=>' is not allowed", "<, <=, >, >=, ==, !=")),
+    "bool_for_float.toml": Case(("train.lr", "expected a number", "found true (a boolean)")),
+    "date_for_number.toml": Case(("train.lr", "expected a number", "found 1979-05-27 (a date)")),
+    "inf_lr.toml": Case(("train.lr", "expected a finite number", "found inf")),
+    "nan_expect_value.toml": Case(("expect[0].value", "expected a finite number", "found nan")),
+    "schedule_as_string.toml": Case(("train.schedule", "expected a table", 'found "cosine" (a string)')),
+    "hidden_not_array.toml": Case(("model.hidden", "expected an array", "found 100 (an integer)")),
+    "event_only_empty.toml": Case(("events[0].only", "needs at least 1 item(s), found 0")),
+    "event_at_negative.toml": Case(("events[0].at", "must be >= 0", "found -1")),
+    "preprocess_unknown.toml": Case(("data.preprocess[0]", "'pcaa' is not allowed", "did you mean 'pca'?")),
+    "init_unknown.toml": Case(("model.init", "'he' is not allowed", "kaiming")),
+    "dtype_unknown.toml": Case(("model.dtype", "'float16' is not allowed", "float32, float64")),
+    "loss_unknown.toml": Case(("model.loss", "'crossentropy' is not allowed", "softmax, mse, hinge")),
+    "dropout_mode_unknown.toml": Case(("model.dropout_mode", "'inverse' is not allowed", "did you mean 'inverted'?")),
+    "augment_unknown_key.toml": Case(("data.augment.flipp", "unknown key 'flipp' in [data.augment]",
+                                      "did you mean 'flip'?")),
 }
 
 
@@ -139,7 +283,7 @@ def squash(text: str) -> str:
 
 def test_every_fixture_is_in_the_table():
     files = set(fixture_files())
-    assert len(files) >= 20
+    assert len(files) >= 100
     missing = sorted(files - set(TABLE))
     stale = sorted(set(TABLE) - files)
     assert not missing, f"fixtures without a row in TABLE (add the words their message must contain): {missing}"
@@ -286,7 +430,7 @@ def test_cli_check_reports_every_bad_file_in_the_folder():
 # --- through a real process ----------------------------------------------------------------------
 
 def test_python_dash_m_lab_check_exits_2_with_the_message():
-    env = {**os.environ, "COLUMNS": "400", "NO_COLOR": "1"}
+    env = {**os.environ, "COLUMNS": "400", "NO_COLOR": "1"}  # (NNLAB_MEMORY_BUDGET=2G from the fixture)
     out = subprocess.run([sys.executable, "-m", "lab", "check", str(BAD / "many_problems.toml")],
                          capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
     both = out.stdout + out.stderr

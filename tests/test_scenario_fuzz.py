@@ -179,3 +179,143 @@ def test_loader_returns_a_scenario_or_raises_scenario_error(scratch, text):
         return
     event("accepted")
     assert isinstance(result, Scenario)
+
+
+# --- a seeded, in-process fuzzer: thousands of hostile edits in a few seconds ---------------------------------
+#
+# Hypothesis above explores edits of the kinds people make; this one is plain `random` with a fixed seed, so
+# it runs the same few thousand files in every CI run, with the edits an attacker (or a fat finger) makes:
+# numbers at and past the bounds, sizes that multiply into gigabytes, values of the wrong TOML type in every
+# place, deep nesting, long strings, variants and events that change what the base's checks never saw.
+# Every file must give a Scenario that fits the memory budget, or a ScenarioError: never another exception.
+# A sample of the small accepted files is also built and every event applied, so a check that is missing
+# at load time shows up as a run-time error here.
+
+import random  # noqa: E402
+import tomllib  # noqa: E402
+
+from lab.scenario.budget import Budget, estimate, memory_problems  # noqa: E402
+from lab.scenario.load import parse_scenario  # noqa: E402
+
+FUZZ_SEED = 20261107
+FUZZ_FILES = 3000
+BUDGET = Budget(2 * 2**30, "the fuzzer's 2 GiB")
+
+HOSTILE_VALUES = [
+    0, 1, -1, 2, 3, 7, 64, 65, 1000, 1001, 16384, 16385, 65536, 65537, 10_000_000, 10_000_001, 2**53, 2**63, -2**63,
+    10**40, 0.0, -0.0, 0.5, 0.9, 0.95, 1.0, 1e-300, 1e6, 1e9, 1e300, -1e300, True, False, "", "x" * 5000, "relu",
+    "spiral", "digits", "pca", "whiten", "max", "30s", "1e999s", "0s", [], [0], [1.0, 2.0], [0.0, 0.0], [16384] * 64,
+    [16384, 12000], ["spiral"], {}, {"kind": "spiral"}, {"flip": True}, {"kind": "cosine", "warmup": 10**8},
+    [[1]], {"a": {"b": {"c": {}}}},
+]
+KEYS = {
+    "scenario": ["name", "topic", "seed", "explain", "pace"],
+    "data": ["kind", "n", "classes", "noise", "dim", "preprocess", "pca_components", "val_fraction", "augment",
+             "shift", "scale"],
+    "model": ["hidden", "activation", "alpha", "maxout_k", "init", "init_scale", "bias_init", "dropout",
+              "dropout_mode", "dropconnect", "batchnorm", "residual", "residual_zero_init", "loss", "dtype"],
+    "train": ["optimizer", "lr", "momentum", "beta1", "beta2", "eps", "weight_decay", "l1", "l2", "clip_norm",
+              "batch_size", "steps", "eval_every", "schedule"],
+}
+SIZES = {"n": [2, 100, 5000, 150_000, 1_000_000], "dim": [1, 2, 64, 4096, 16384],
+         "hidden": [[8], [100, 100], [4096, 4096], [16384, 12000], [16384] * 8, [16, 16, 16]],
+         "batch_size": [1, 64, 8192, 65536], "steps": [1, 100, 60_000, 10_000_000], "eval_every": [1, 50, 10_000],
+         "preprocess": [[], ["center"], ["pca"], ["whiten"], ["center", "normalize", "pca", "whiten"]],
+         "kind": ["spiral", "random-normal", "gaussians", "digits", "iris", "xor"], "maxout_k": [2, 8],
+         "activation": ["relu", "maxout", "tanh"], "pca_components": [1, 10, 16384], "scale": [0.0, 1.0, [1.0, 2.0]],
+         "augment": [{}, {"flip": True}, {"cutout": 4}], "dropconnect": [0.0, 0.5], "dtype": ["float32", "float64"]}
+
+
+def _pick(rng: random.Random, key: str):
+    if key in SIZES and rng.random() < 0.7:
+        return rng.choice(SIZES[key])
+    return rng.choice(HOSTILE_VALUES)
+
+
+def _section(raw: dict, name: str):
+    if not isinstance(raw.get(name), dict):
+        raw[name] = {}
+    return raw[name]
+
+
+def _array_of(raw: dict, name: str) -> list:
+    if not isinstance(raw.get(name), list):
+        raw[name] = []
+    return raw[name]
+
+
+def _hostile(rng: random.Random, base: dict) -> dict:
+    raw = json.loads(json.dumps(base))
+    for _ in range(rng.choice([1, 1, 1, 2, 3, 6])):
+        op = rng.random()
+        section = rng.choice(list(KEYS))
+        key = rng.choice(KEYS[section])
+        if op < 0.45:  # a value somewhere, of any type
+            _section(raw, section)[key] = _pick(rng, key)
+        elif op < 0.6:  # a variant that changes what the base's checks saw
+            changes = {k: _pick(rng, k) for k in rng.sample(["hidden", "kind", "n", "dim", "scale", "augment",
+                                                            "residual", "preprocess", "batch_size", "activation",
+                                                            "maxout_k", "steps", "dtype"], rng.randint(1, 3))}
+            _array_of(raw, "variants").append({"name": f"v{rng.randint(0, 3)}", "set": changes})
+        elif op < 0.75:  # an event that changes the run mid-way
+            changes = {k: _pick(rng, k) for k in rng.sample(["preprocess", "batch_size", "activation", "dropconnect",
+                                                            "batchnorm", "lr", "init"], rng.randint(1, 2))}
+            event = {"at": rng.choice([0, 1, 5, 50, 10**8]), "set": changes}
+            if rng.random() < 0.3:
+                event["only"] = [rng.choice(["base", "v0", "v1", "nobody"])]
+            _array_of(raw, "events").append(event)
+        elif op < 0.85:  # a claim
+            _array_of(raw, "expect").append({
+                "metric": rng.choice(["loss", "val_acc", "dead_fraction", "steps_to(loss <= 0.5)", "steps_to_x(1)",
+                                      "act_std", "diverged"]),
+                **({"layer": rng.choice([1, 2, 65, 100])} if rng.random() < 0.5 else {}),
+                **({"smooth": rng.choice([1, 50, 10_000, 10**9])} if rng.random() < 0.3 else {}),
+                **({"at": rng.choice([0, "initial", "final", 10, 10**8, -1])} if rng.random() < 0.5 else {}),
+                "op": rng.choice(["<", ">=", "=>"]), "value": rng.choice([0.5, 1e301, float("nan"), "1"])})
+        elif op < 0.9:  # nest a value deeply
+            value = 1
+            for _ in range(rng.choice([5, 20, 200])):
+                value = [value] if rng.random() < 0.5 else {"a": value}
+            _section(raw, section)[key] = value
+        elif op < 0.95:  # a whole section of the wrong type
+            raw[section] = rng.choice(HOSTILE_VALUES)
+        else:  # an unknown key
+            _section(raw, section)[key + rng.choice(["_", "s", "X"])] = 1
+    return raw
+
+
+def _tiny(sc: Scenario) -> bool:
+    return max(r.peak for r in estimate(sc)) < 80 * 2**20 and sc.data.n <= 5000 and sc.data.kind != "digits"
+
+
+def test_seeded_fuzzer_thousands_of_hostile_files(monkeypatch):
+    """Hostile dicts through the same path as files (parse_scenario; the file-reading limits have their own
+    tests).  Accepted ones fit the budget; small accepted ones build and take every event without error."""
+    monkeypatch.setenv("NNLAB_MEMORY_BUDGET", "2G")
+    from lab import Simulation
+    from lab.sim.expectations import variant_scenarios
+
+    rng = random.Random(FUZZ_SEED)
+    bases = [tomllib.loads(b.decode()) for b in BASES]
+    accepted = rejected = built = 0
+    for i in range(FUZZ_FILES):
+        raw = _hostile(rng, rng.choice(bases))
+        try:
+            sc = parse_scenario(raw, f"fuzz{i}.toml")
+        except ScenarioError as exc:
+            rejected += 1
+            assert exc.problems and all(isinstance(p, str) and p and len(p) < 2000 for p in exc.problems), exc
+            continue
+        accepted += 1
+        assert memory_problems(sc, BUDGET) == [], raw
+        if built < 40 and _tiny(sc) and rng.random() < 0.5:
+            built += 1
+            for name, run in variant_scenarios(sc).items():
+                sim = Simulation(run.model_copy(update={"events": []}))
+                sim.step(2)
+                for event in run.events:
+                    sim._apply(event.set.given(), source="scenario")  # every change, as if due now
+                sim.step(2)
+                sim.snapshot()
+    print(f"accepted {accepted}, rejected {rejected}, built {built}")
+    assert accepted > 300 and rejected > 1000 and built >= 20, (accepted, rejected, built)

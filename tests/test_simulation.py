@@ -296,9 +296,17 @@ def test_scenario_with_events_replays_user_changes_bit_identically():
     assert [(e.step, e.changes) for e in replay.events] == [(e.step, e.changes) for e in sim.events]
 
 
+def overflowing() -> "lab.Simulation":
+    """lr * weight_decay overflows: the first update makes the weights infinite (loss itself was finite).
+    Files may not say lr = 1e200 (the schema bounds lr <= 1e9, weight_decay <= 100); an API user who
+    builds such a scenario without validation still gets a run that diverges and recovers."""
+    sc = scenario()
+    return lab.Simulation(sc.model_copy(update={"train": sc.train.model_copy(update={"lr": 1e200,
+                                                                                     "weight_decay": 1e200})}))
+
+
 def test_scenario_with_events_replays_a_recovery_from_divergence():
-    # lr * weight_decay overflows: the first update makes the weights infinite (loss itself was finite)
-    sim = make(train={"lr": 1e200, "weight_decay": 1e200})
+    sim = overflowing()
     sim.step(10)
     assert sim.diverged and sim.diverged_at == 1
     sim.set(init="kaiming", lr=0.1, weight_decay=0.0)
@@ -347,7 +355,7 @@ def test_divergence_is_detected_and_recoverable():
 
 
 def test_divergence_from_huge_sgd_lr_with_weight_overflow():
-    sim = make(train={"lr": 1e200, "weight_decay": 1e200})
+    sim = overflowing()
     assert sim.step(5) == 1 and sim.diverged and sim.diverged_at == 1
     assert not np.all(np.isfinite(sim.network.params))
     snap = sim.snapshot()

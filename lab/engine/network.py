@@ -186,8 +186,10 @@ class Network:
             self.last_train_mode_ws = ws
         return ws.node(len(self.plan.node_widths) - 1).copy()
 
-    def loss_and_grads(self, x: np.ndarray, y: np.ndarray, train: bool = False) -> tuple[float, list[np.ndarray]]:
-        """Total loss (data + penalties) and its gradients, aligned with parameters(); no update."""
+    def gradient_pass(self, x: np.ndarray, y: np.ndarray, train: bool = False) -> float:
+        """One forward and backward pass: node values and gradients in the workspace, dL/dparams
+        of the data loss in `grads`; returns the total loss.  No update, and no copies (loss_and_grads
+        adds those, with the penalties' gradients)."""
         ws = self._load_batch(x)
         y = np.ascontiguousarray(y, dtype=np.int64)
         loss, _ = K.loss_and_grads(ws.ops, ws.fops, ws.node_off, ws.node_w, ws.batch, ws.acts, ws.dacts,
@@ -196,6 +198,11 @@ class Network:
         self._last_ws = ws
         if train:
             self.last_train_mode_ws = ws
+        return float(loss)
+
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray, train: bool = False) -> tuple[float, list[np.ndarray]]:
+        """Total loss (data + penalties) and its gradients, aligned with parameters(); no update."""
+        loss = self.gradient_pass(x, y, train)
         grads = []
         for name, value in self.parameters():
             g = self.grad(name).copy()

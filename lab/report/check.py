@@ -31,6 +31,11 @@ class ScenarioOutcome:
     def invalid(self) -> bool:
         return self.error is not None and bool(self.problems)
 
+    @property
+    def unchecked(self) -> bool:
+        """A valid file without [[expect]]: nothing was checked (not a pass, not a failure)."""
+        return self.error is None and not self.results
+
 
 def _fmt(x: float, digits: int = 4) -> str:
     if isinstance(x, float) and (math.isnan(x) or math.isinf(x)):
@@ -44,11 +49,12 @@ def _fmt(x: float, digits: int = 4) -> str:
 # itself.  Each failure and each error is told once, in the paragraphs after the list.
 
 MARKS = {"pass": Text("pass", style="green"), "FAIL": Text("FAIL", style="bold red"),
-         "ERROR": Text("ERROR", style="bold red")}
+         "ERROR": Text("ERROR", style="bold red"), "none": Text("none", style="yellow")}
 LABEL_WIDTH = len("measured")
 
 
 CLAIM_WIDTH = 80  # on a wide terminal the measured value stays near its claim
+NO_CLAIMS = "no expectations: nothing to check"
 
 
 def _row(console: Console, mark: str, claim: Text | str, measured: Text | str, widths: tuple[int, int]) -> None:
@@ -76,7 +82,8 @@ def print_report(console: Console, outcomes: list[ScenarioOutcome]) -> None:
     """Every scenario (its path and title) and its expectations (pass/FAIL, the claim, the value
     measured); then each failure (claim, measured, expected, why) and each error, once."""
     claims = [r.description for o in outcomes for r in o.results]
-    widths = (min(CLAIM_WIDTH, max(map(len, ["expectation", "crashed while running, see below", *claims]))),
+    none = [NO_CLAIMS] if any(o.unchecked for o in outcomes) else []
+    widths = (min(CLAIM_WIDTH, max(map(len, ["expectation", "crashed while running, see below", *none, *claims]))),
               max([LABEL_WIDTH, *(len(_fmt(r.actual)) for o in outcomes for r in o.results)]))
     _row(console, "", Text("expectation", style="bold"), Text("measured", style="bold"), widths)
     for o in outcomes:
@@ -87,8 +94,8 @@ def print_report(console: Console, outcomes: list[ScenarioOutcome]) -> None:
             _row(console, "ERROR", Text(f"{what}, see below", style="red"), "", widths)
         for r in o.results:
             _row(console, "pass" if r.passed else "FAIL", r.description, _fmt(r.actual), widths)
-        if o.error is None and not o.results:
-            _row(console, "pass", Text("(no expectations)", style="dim"), "", widths)
+        if o.unchecked:
+            _row(console, "none", Text(NO_CLAIMS, style="dim"), "", widths)
     for o in outcomes:
         for r in o.results:
             if r.passed:
@@ -117,8 +124,10 @@ def summary_line(outcomes: list[ScenarioOutcome]) -> str:
     n_fail = sum(not r.passed for o in outcomes for r in o.results)
     n_invalid = sum(o.invalid for o in outcomes)
     n_crashed = sum(o.error is not None and not o.invalid for o in outcomes)
+    n_none = sum(o.unchecked for o in outcomes)
     return (f"{len(outcomes)} scenario(s), {n_exp} expectation(s): {n_exp - n_fail} passed, {n_fail} failed"
-            + (f", {n_invalid} invalid" if n_invalid else "") + (f", {n_crashed} crashed" if n_crashed else ""))
+            + (f", {n_invalid} invalid" if n_invalid else "") + (f", {n_crashed} crashed" if n_crashed else "")
+            + (f", {n_none} without expectations" if n_none else ""))
 
 
 def to_json(outcomes: list[ScenarioOutcome]) -> str:
@@ -129,6 +138,7 @@ def to_json(outcomes: list[ScenarioOutcome]) -> str:
         "passed": all(o.passed for o in outcomes),
         "scenarios": [{
             "path": o.path, "name": o.name, "passed": o.passed, "error": o.error, "seconds": round(o.seconds, 3),
+            "checked": not o.unchecked,
             "expectations": [{"index": r.index, "description": r.description, "expected": r.expected,
                               "actual": clean(r.actual), "passed": r.passed, "why": r.why} for r in o.results],
         } for o in outcomes],
@@ -145,6 +155,10 @@ def to_junit(outcomes: list[ScenarioOutcome]) -> str:
             case = ET.SubElement(suite, "testcase", classname=o.path, name="load")
             ET.SubElement(case, "error", message=o.error.splitlines()[0]).text = o.error
             continue
+        if o.unchecked:
+            case = ET.SubElement(suite, "testcase", classname=o.path, name="expectations")
+            ET.SubElement(case, "skipped", message="no expectations: nothing to check")
+            suite.set("skipped", "1")
         for r in o.results:
             case = ET.SubElement(suite, "testcase", classname=o.path, name=f"expect[{r.index}] {r.description}")
             if not r.passed:

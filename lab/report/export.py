@@ -44,10 +44,14 @@ def _write_rows(path: str | Path, header, rows) -> None:
 
 
 def write_history_csv(history: dict[str, np.ndarray], path: str | Path) -> int:
-    """Write the kept history; return the number of rows.  Step 0 carries the initial evaluation."""
+    """Write the kept history; return the number of rows.  Step 0 carries the initial evaluation.
+
+    The history is a window of the last steps (a ring buffer): when its first step is not step 1
+    the file starts there too, without step 0's row, and the caller says it is a window."""
     val = {int(s): (l, a) for s, l, a in zip(history["val_step"], history["val_loss"], history["val_acc"])}
     rows = []
-    if 0 in val:
+    whole = history["step"].size == 0 or history["step"][0] <= 1
+    if 0 in val and whole:
         rows.append([0, "", "", "", "", *val[0]])
     for i, step in enumerate(history["step"].astype(np.int64)):
         v = val.get(int(step), ("", ""))

@@ -1,9 +1,18 @@
 """Checks that involve more than one key (an event's step against train.steps, an
-expectation's variant against [[variants]], ...).
+expectation's variant against [[variants]], augmentation against the data kind, ...).
 
-They work on the plain TOML dict, defensively, so the loader can run them even when
-some fields are invalid and report every problem of a file at once; the Scenario model
-runs the same function on its validated contents.
+They work on the plain TOML dict, defensively (any key may hold any TOML value), so the
+loader can run them even when some fields are invalid and report every problem of a
+file at once; the Scenario model runs the same function on its validated contents.
+
+Every run is checked, not only the base: each [[variants]] entry is the base with its
+`set` applied, and every [[events]] entry changes the run it belongs to from its step
+on, so the state after each event is checked too.  A problem is reported where it
+first appears: the base's as before (`data.augment: ...`), a variant's as
+`variants[1] ('deep'): model.hidden: ...`, an event's as
+`events[2] (step 300): data.augment: ...` (with `, run 'x'` when only a variant's
+timeline reaches it).  These are the failures the engine would otherwise raise at run
+time, after the file had been accepted.
 """
 
 from __future__ import annotations
@@ -11,12 +20,23 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+from lab.errors import clip
 from lab.metrics import parse_metric
 
-MAX_PARAMETERS = 200_000_000  # ~800 MB of float32 weights: beyond that the machine would swap
+# Each weight costs 21 bytes in float32 (the weight, its gradient, two optimizer moments, the
+# last update, a 1-byte regularisation mask): 200 M weights peak at ~4.2 GB.  The memory
+# estimate (budget.py) is the real limit; this cap is the last word for a machine with more.
+MAX_PARAMETERS = 200_000_000
 IMAGE_KINDS = ("digits",)
 # The schema's defaults, for keys a raw file leaves out (tests/test_schema_file.py keeps them equal).
 DEFAULTS = {"steps": 1000, "hidden": [100], "dim": 2, "classes": 3, "kind": "spiral", "maxout_k": 2}
+# Features of each data kind before preprocessing (tests/test_scenario_budget.py checks them
+# against lab.data); kinds in DIM_KINDS have `dim` features, the other synthetic ones 2.
+REAL_FEATURES = {"iris": 4, "wine": 13, "breast-cancer": 30, "digits": 64}
+REAL_ROWS = {"iris": 150, "wine": 178, "breast-cancer": 569, "digits": 1797}
+DIM_KINDS = ("random-normal", "gaussians", "positive-blobs")
+SECTIONS = ("data", "model", "train")
+EVENT_KEYS_CHECKED = {"preprocess", "activation"}  # the event keys run_problems reads
 
 
 def _table(raw: Any, key: str) -> dict:
@@ -33,10 +53,174 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _name(value: Any) -> str | None:
+    """A string value (a kind, an activation), or None for anything else (a list, a table)."""
+    return value if isinstance(value, str) else None
+
+
+def features_of(kind: Any, dim: Any) -> int | None:
+    """Raw features of a data kind (None when the kind or dim is not a valid value)."""
+    kind = _name(kind)
+    if kind in REAL_FEATURES:
+        return REAL_FEATURES[kind]
+    if kind in DIM_KINDS:
+        return _int(dim)
+    return 2 if kind is not None else None
+
+
+def split_rows(n: int, val_fraction: float) -> tuple[int, int]:
+    """(training rows, validation rows), as lab.data.split_indices splits them."""
+    n_val = min(int(round(val_fraction * n)), n - 1)
+    return n - n_val, n_val
+
+
+# -- one run's settings ---------------------------------------------------------------------------------
+
+def _defaults() -> dict[str, dict]:
+    from .schema import DataSpec, ModelSpec, TrainSpec  # schema imports this module: import when used
+
+    return {"data": DataSpec().model_dump(), "model": ModelSpec().model_dump(), "train": TrainSpec().model_dump()}
+
+
+def _owners() -> dict[str, str]:
+    from .schema import DataSpec, ModelSpec, TrainSpec
+
+    return {**{k: "train" for k in TrainSpec.model_fields}, **{k: "data" for k in DataSpec.model_fields},
+            **{k: "model" for k in ModelSpec.model_fields}}
+
+
+def base_state(raw: Any) -> dict[str, dict]:
+    """The data, model and train sections of the base run: the file's keys over the defaults."""
+    defaults = _defaults()
+    return {s: {**defaults[s], **_table(raw, s)} for s in SECTIONS}
+
+
+def changed(state: dict[str, dict], changes: Any, owners: dict[str, str] | None = None) -> dict[str, dict]:
+    """`state` with a variant's or an event's `set` applied (as Scenario.with_changes does)."""
+    owners = owners or _owners()
+    out = {s: dict(state[s]) for s in SECTIONS}
+    if not isinstance(changes, dict):
+        return out
+    if "init" in changes and "init_scale" not in changes:
+        out["model"]["init_scale"] = None
+    for key, value in changes.items():
+        if key in owners and value is not None:
+            out[owners[key]][key] = value
+    return out
+
+
+def run_problems(state: dict[str, dict]) -> list[str]:
+    """What would fail when a run with these settings is built or trained, in the file's words."""
+    problems: list[str] = []
+    data, model, train = state["data"], state["model"], state["train"]
+    kind = _name(data.get("kind"))
+    hidden = model.get("hidden")
+    hidden = [w for w in hidden if _int(w)] if isinstance(hidden, list) else DEFAULTS["hidden"]
+    preprocess = [p for p in data.get("preprocess") or [] if isinstance(p, str)] \
+        if isinstance(data.get("preprocess"), list) else []
+    n = _int(data.get("n"))
+    val_fraction = _number(data.get("val_fraction"))
+
+    augment = data.get("augment")
+    if isinstance(augment, dict) and any(v for v in augment.values() if not isinstance(v, (dict, list))):
+        if kind is not None and kind not in IMAGE_KINDS:
+            problems.append(f"data.augment: augmentation needs image data ({', '.join(IMAGE_KINDS)}), not {kind!r}")
+        elif {"pca", "whiten"} & set(preprocess):
+            problems.append("data.augment: pca/whiten turn images into other features; augmentation needs images")
+
+    features = features_of(kind, data.get("dim"))
+    scale = data.get("scale")
+    if isinstance(scale, list):
+        if features is not None and len(scale) != features:
+            problems.append(f"data.scale: {len(scale)} factors given, but {kind} data has {features} features")
+    factors = [_number(f) for f in (scale if isinstance(scale, list) else [scale])]
+    if factors and all(f == 0.0 for f in factors):
+        problems.append("data.scale: a factor of 0 makes every feature constant: there is nothing to learn "
+                        "(and whiten would keep no feature at all)")
+
+    classes_given = _int(data.get("classes"))
+    if kind == "spiral" and n is not None and classes_given is not None and n <= classes_given:
+        problems.append(f"data.n: a spiral of {n} points in {classes_given} arms puts every point at the centre "
+                        "(each arm starts there): use n > classes")
+
+    if kind in ("gaussians", "positive-blobs") and _int(data.get("dim")) == 1:
+        problems.append(f"data.dim: {kind} data needs dim >= 2 (its classes sit on a circle), found 1")
+
+    if n is not None and val_fraction is not None and 0.0 <= val_fraction < 1.0 and {"pca", "whiten"} & set(preprocess):
+        rows = min(n, REAL_ROWS.get(kind, n))
+        n_train, _ = split_rows(rows, val_fraction)
+        if n_train < 2:
+            step = "pca" if "pca" in preprocess else "whiten"
+            problems.append(f"data.preprocess: {step} needs at least 2 training rows; data.n = {n} with "
+                            f"val_fraction = {val_fraction:g} leaves {n_train}")
+
+    uneven = len(hidden) < 3 or len(hidden) % 2 == 0 or any(w != hidden[0] for w in hidden)
+    if model.get("residual") is True and uneven:
+        problems.append(f"model.hidden: residual networks need an odd number (>= 3) of equal widths (found "
+                        f"{clip(str(hidden))}): the first layer projects the input, then pairs of layers form blocks")
+
+    classes = _int(data.get("classes")) or DEFAULTS["classes"]
+    width_in = features if kind in DIM_KINDS and features else 64
+    widths = [width_in, *hidden, classes]
+    k = (_int(model.get("maxout_k")) or 2) if model.get("activation") == "maxout" else 1
+    n_params = sum(a * b * k for a, b in zip(widths[:-1], widths[1:]))
+    if n_params > MAX_PARAMETERS:
+        problems.append(f"model.hidden: the model would have about {n_params:,} weights; the limit is "
+                        f"{MAX_PARAMETERS:,} (use fewer or narrower layers)")
+    del train
+    return problems
+
+
+def _runs(raw: Any) -> list[tuple[str, str, Any]]:
+    """(run name, where its settings come from, its `set`) for the base and every variant."""
+    runs: list[tuple[str, str, Any]] = [("base", "", None)]
+    for i, variant in enumerate(_array(raw, "variants")):
+        if isinstance(variant, dict):
+            name = variant.get("name") if isinstance(variant.get("name"), str) else f"variants[{i}]"
+            runs.append((name, f"variants[{i}] ({clip(repr(name))})", _table(variant, "set")))
+    return runs
+
+
+def timeline_problems(raw: Any) -> list[str]:
+    """run_problems for the base, each variant, and the state after each event of each run."""
+    owners = _owners()
+    base = base_state(raw)
+    problems = run_problems(base)
+    seen = set(problems)
+    events = sorted(((i, e) for i, e in enumerate(_array(raw, "events")) if isinstance(e, dict)),
+                    key=lambda ie: _int(ie[1].get("at")) or 0)
+    for name, where, changes in _runs(raw):
+        state = base if changes is None else changed(base, changes, owners)
+        if changes is not None:
+            for p in run_problems(state):
+                if p not in seen:
+                    problems.append(f"{where}: {p}")
+                    seen.add(p)
+        for i, event in events:
+            only = event.get("only")
+            if isinstance(only, list) and name not in only:
+                continue
+            set_ = _table(event, "set")
+            if not set_.keys() & EVENT_KEYS_CHECKED:  # an lr or a momentum cannot make a run fail
+                continue
+            state = changed(state, set_, owners)
+            at = _int(event.get("at"))
+            for p in run_problems(state):
+                if p not in seen:
+                    run = "" if name == "base" else f", run {clip(repr(name))}"
+                    problems.append(f"events[{i}] (step {at if at is not None else '?'}{run}): {p}")
+                    seen.add(p)
+    return problems
+
+
 def cross_field_problems(raw: dict) -> list[str]:
     """Problems between keys, in the file's words; [] when consistent (or undecidable)."""
     problems: list[str] = []
-    train, model, data = _table(raw, "train"), _table(raw, "model"), _table(raw, "data")
+    train, model = _table(raw, "train"), _table(raw, "model")
     steps = _int(train.get("steps", DEFAULTS["steps"])) or DEFAULTS["steps"]
     hidden = model.get("hidden", DEFAULTS["hidden"])
     hidden = [w for w in hidden if _int(w)] if isinstance(hidden, list) else DEFAULTS["hidden"]
@@ -52,7 +236,7 @@ def cross_field_problems(raw: dict) -> list[str]:
         name = variant.get("name") if isinstance(variant, dict) else None
         if isinstance(name, str):
             if name in names:
-                problems.append(f"variants[{i}].name: duplicate variant name {name!r}")
+                problems.append(f"variants[{i}].name: duplicate variant name {clip(repr(name))}")
             names.append(name)
             own = _table(variant, "set").get("hidden")
             depth[name] = len(own) + 1 if isinstance(own, list) and own else len(hidden) + 1
@@ -61,18 +245,16 @@ def cross_field_problems(raw: dict) -> list[str]:
         only = event.get("only") if isinstance(event, dict) else None
         for name in only if isinstance(only, list) else []:
             if isinstance(name, str) and name not in known:
-                close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                problems.append(f"events[{i}].only: unknown run {name!r}{hint} (runs: {', '.join(known)})")
+                problems.append(f"events[{i}].only: unknown run {clip(repr(name))}{_hint(name, known)} "
+                                f"(runs: {clip(', '.join(known), 200)})")
     for i, ex in enumerate(_array(raw, "expect")):
         if not isinstance(ex, dict):
             continue
         for key in ("variant", "ratio_over", "difference_over"):
             name = ex.get(key)
             if isinstance(name, str) and name not in known:
-                close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                problems.append(f"expect[{i}].{key}: unknown variant {name!r}{hint} (variants: {', '.join(known)})")
+                problems.append(f"expect[{i}].{key}: unknown variant {clip(repr(name))}{_hint(name, known)} "
+                                f"(variants: {clip(', '.join(known), 200)})")
         try:
             ref = parse_metric(ex["metric"]) if isinstance(ex.get("metric"), str) else None
         except ValueError:
@@ -92,34 +274,12 @@ def cross_field_problems(raw: dict) -> list[str]:
             if step is not None and step > steps:
                 problems.append(f"expect[{i}].{key}: step {step} is beyond train.steps ({steps})")
 
-    augment = _table(data, "augment")
-    if any(v for v in augment.values()):
-        kind = data.get("kind", DEFAULTS["kind"])
-        preprocess = data.get("preprocess", [])
-        if kind not in IMAGE_KINDS:
-            problems.append(f"data.augment: augmentation needs image data ({', '.join(IMAGE_KINDS)}), not {kind!r}")
-        elif isinstance(preprocess, list) and {"pca", "whiten"} & set(map(str, preprocess)):
-            problems.append("data.augment: pca/whiten turn images into other features; augmentation needs images")
-
-    scale = data.get("scale")
-    if isinstance(scale, list):
-        kind = data.get("kind", DEFAULTS["kind"])
-        features = {"iris": 4, "wine": 13, "breast-cancer": 30, "digits": 64}.get(
-            kind, _int(data.get("dim", DEFAULTS["dim"])) if kind in ("random-normal", "gaussians", "positive-blobs") else 2)
-        if features is not None and len(scale) != features:
-            problems.append(f"data.scale: {len(scale)} factors given, but {kind} data has {features} features")
-
-    if model.get("residual") is True and (len(hidden) < 3 or len(hidden) % 2 == 0 or any(w != hidden[0] for w in hidden)):
-        problems.append(f"model.hidden: residual networks need an odd number (>= 3) of equal widths (found {hidden}): "
-                        "the first layer projects the input, then pairs of layers form blocks")
-
-    dim = _int(data.get("dim", DEFAULTS["dim"])) or DEFAULTS["dim"]
-    classes = _int(data.get("classes", DEFAULTS["classes"])) or DEFAULTS["classes"]
-    kind = data.get("kind", DEFAULTS["kind"])
-    widths = [dim if kind in ("random-normal", "gaussians", "positive-blobs") else 64, *hidden, classes]
-    k = (_int(model.get("maxout_k", DEFAULTS["maxout_k"])) or 2) if model.get("activation") == "maxout" else 1
-    n_params = sum(a * b * k for a, b in zip(widths[:-1], widths[1:]))
-    if n_params > MAX_PARAMETERS:
-        problems.append(f"model.hidden: the model would have about {n_params:,} weights; the limit is "
-                        f"{MAX_PARAMETERS:,} (use fewer or narrower layers)")
+    problems.extend(timeline_problems(raw))
     return problems
+
+
+def _hint(name: str, known: list[str]) -> str:
+    if len(name) > 200:
+        return ""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""

@@ -26,6 +26,22 @@ ScheduleKind = Literal["constant", "step", "cosine", "linear", "inverse_sqrt"]
 Dtype = Literal["float32", "float64"]
 
 MAX_WIDTH = 16384
+MAX_STEPS = 10_000_000
+MAX_SEED = 2**53 - 1  # the largest integer a JSON editor keeps exactly
+MAX_LAYERS = 64
+MAX_EVENTS = 1000
+MAX_VARIANTS = 16
+MAX_EXPECT = 256
+MAX_SMOOTH = 10_000
+MAX_PACE_RATE = 1e6  # steps per second
+MAX_PACE_SECONDS = 86_400.0  # a day
+MAX_VALUE = 1e300  # expectation values and tolerances: any finite number of a sensible size
+NAME = 64  # characters of a variant's name
+
+Width = Annotated[int, Field(ge=1, le=MAX_WIDTH)]
+StepNumber = Annotated[int, Field(ge=0, le=MAX_STEPS)]
+RunName = Annotated[str, Field(min_length=1, max_length=NAME)]
+Factor = Annotated[float, Field(ge=-1e6, le=1e6)]
 
 
 class Strict(BaseModel):
@@ -35,14 +51,17 @@ class Strict(BaseModel):
 
 
 class ScenarioMeta(Strict):
-    name: str = Field("Untitled", description="Title shown in the browser and reports.")
-    topic: str = Field("misc", description="Curriculum topic (the folder it lives in).")
-    seed: int = Field(0, ge=0, description="One seed drives data, initialisation, batches and dropout masks.")
-    explain: str = Field("", description="Markdown shown beside the run: what to watch and why.")
-    pace: float | str | None = Field(
-        None, description="How fast the lab's live run goes at first: steps per second (20), the duration of "
-                          "the whole run (\"30s\"), or \"max\" (as fast as the machine goes).  Default: the "
-                          "run lasts about 30 s.  Headless runs ignore it.")
+    name: str = Field("Untitled", max_length=200, description="Title shown in the browser and reports "
+                                                               "(at most 200 characters).")
+    topic: str = Field("misc", max_length=64, description="Curriculum topic (the folder it lives in).")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="One seed drives data, initialisation, batches and dropout "
+                                                        "masks (0 .. 2**53 - 1).")
+    explain: str = Field("", max_length=20_000, description="Markdown shown beside the run: what to watch and why "
+                                                           "(at most 20,000 characters).")
+    pace: Annotated[float, Field(gt=0.0, le=MAX_PACE_RATE)] | Annotated[str, Field(max_length=32)] | None = Field(
+        None, description="How fast the lab's live run goes at first: steps per second (20, at most 1,000,000), "
+                          "the duration of the whole run (\"30s\", at most a day: \"86400s\"), or \"max\" (as "
+                          "fast as the machine goes).  Default: the run lasts about 30 s.  Headless runs ignore it.")
 
     @field_validator("pace")
     @classmethod
@@ -50,15 +69,17 @@ class ScenarioMeta(Strict):
         from lab.pace import parse_pace
 
         if value is not None:
-            parse_pace(value)  # raises ValueError with the accepted forms
+            kind, amount = parse_pace(value)  # raises ValueError with the accepted forms
+            if kind == "duration" and amount is not None and amount > MAX_PACE_SECONDS:
+                raise ValueError(f"pace {value!r}: a run lasts at most {MAX_PACE_SECONDS:.0f}s (a day)")
         return value
 
 
 class AugmentSpec(Strict):
     flip: bool = Field(False, description="Flip each training image horizontally with probability 1/2.")
     crop_pad: int = Field(0, ge=0, le=8, description="Pad by this many pixels and crop back at a random offset.")
-    noise: float = Field(0.0, ge=0.0, description="Std of gaussian noise added to every pixel.")
-    brightness: float = Field(0.0, ge=0.0, description="Add U(-b, b) to each image.")
+    noise: float = Field(0.0, ge=0.0, le=10.0, description="Std of gaussian noise added to every pixel (<= 10).")
+    brightness: float = Field(0.0, ge=0.0, le=100.0, description="Add U(-b, b) to each image (<= 100).")
     contrast: float = Field(0.0, ge=0.0, lt=1.0, description="Scale each image around its mean by U(1-c, 1+c).")
     cutout: int = Field(0, ge=0, le=32, description="Zero a random square of this side in each image.")
     mixup: float = Field(0.0, ge=0.0, le=10.0, description="Mixup alpha: blend each batch with a shuffled copy, "
@@ -71,28 +92,39 @@ class AugmentSpec(Strict):
 
 class DataSpec(Strict):
     kind: DataKind = Field("spiral", description="Which data set to generate or load (never downloaded).")
-    n: int = Field(600, ge=2, le=1_000_000, description="Number of examples (real data sets: a subsample if smaller).")
-    classes: int = Field(3, ge=2, le=1000, description="Number of classes, for synthetic kinds that support it.")
-    noise: float = Field(0.2, ge=0.0, description="Noise level of synthetic data.")
-    dim: int = Field(2, ge=1, le=MAX_WIDTH, description="Input dimension of random-normal (and gaussians).")
-    preprocess: list[PreprocessStep] = Field(default_factory=list, description="Steps fitted on train only, applied to val.")
-    pca_components: int | None = Field(None, ge=1, description="Components kept by pca (default: all).")
+    n: int = Field(600, ge=2, le=1_000_000, description="Number of examples, 2 .. 1,000,000 (real data sets: a "
+                                                          "subsample if smaller).")
+    classes: int = Field(3, ge=2, le=1000, description="Number of classes (2 .. 1000), for synthetic kinds that "
+                                                       "support it.")
+    noise: float = Field(0.2, ge=0.0, le=100.0, description="Noise level of synthetic data (0 .. 100).")
+    dim: int = Field(2, ge=1, le=MAX_WIDTH, description="Input dimension of random-normal, gaussians and "
+                                                        "positive-blobs (1 .. 16384).")
+    preprocess: list[PreprocessStep] = Field(default_factory=list, max_length=8,
+                                             description="Steps fitted on train only, applied to val (at most 8).")
+    pca_components: int | None = Field(None, ge=1, le=MAX_WIDTH, description="Components kept by pca (default: "
+                                                                              "all; at most 16384).")
     val_fraction: float = Field(0.2, ge=0.0, le=0.9, description="Fraction held out for validation.")
     augment: AugmentSpec = Field(default_factory=AugmentSpec, description="Training-time augmentation (image data).")
-    shift: float = Field(0.0, description="Added to every raw feature (an off-centre data set).")
-    scale: float | list[float] = Field(
-        1.0, description="Multiplies the raw features: one factor, or one per feature (badly scaled, ill-conditioned).")
+    shift: float = Field(0.0, ge=-1e6, le=1e6, description="Added to every raw feature (an off-centre data set; "
+                                                           "|shift| <= 1e6).")
+    scale: Factor | Annotated[list[Factor], Field(min_length=1, max_length=MAX_WIDTH)] = Field(
+        1.0, description="Multiplies the raw features: one factor, or one per feature (badly scaled, ill-conditioned); "
+                         "each |factor| <= 1e6.")
 
 
 class ModelSpec(Strict):
-    hidden: list[Annotated[int, Field(ge=1, le=MAX_WIDTH)]] = Field(
-        default_factory=lambda: [100], min_length=1, max_length=64, description="Hidden layer widths.")
+    hidden: list[Width] = Field(
+        default_factory=lambda: [100], min_length=1, max_length=MAX_LAYERS,
+        description="Hidden layer widths: 1 to 64 layers of 1 .. 16384 units.")
     activation: Activation = Field("relu", description="Activation of every hidden layer.")
-    alpha: float | None = Field(None, description="leaky_relu slope (0.01) or elu alpha (1.0).")
+    alpha: float | None = Field(None, ge=-10.0, le=10.0, description="leaky_relu slope (0.01) or elu alpha (1.0); "
+                                                                     "|alpha| <= 10.")
     maxout_k: int = Field(2, ge=2, le=8, description="Pieces per maxout unit.")
     init: InitScheme = Field("kaiming", description="Weight initialisation scheme.")
-    init_scale: float | None = Field(None, ge=0.0, description="normal: std; uniform: half-width; constant: value; others: gain.")
-    bias_init: float = Field(0.0, description="Initial value of every bias (0.01 against dead ReLUs).")
+    init_scale: float | None = Field(None, ge=0.0, le=100.0, description="normal: std; uniform: half-width; "
+                                                                         "constant: value; others: gain (<= 100).")
+    bias_init: float = Field(0.0, ge=-100.0, le=100.0, description="Initial value of every bias (0.01 against dead "
+                                                                   "ReLUs); |bias_init| <= 100.")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Drop probability after each hidden activation.")
     dropout_mode: DropoutMode = Field("inverted", description="inverted, vanilla, or vanilla-noscale (the bug).")
     dropconnect: float = Field(0.0, ge=0.0, lt=1.0, description="Drop probability of each hidden weight.")
@@ -105,58 +137,67 @@ class ModelSpec(Strict):
 
 class ScheduleSpec(Strict):
     kind: ScheduleKind = Field("constant", description="Learning-rate schedule.")
-    warmup: int = Field(0, ge=0, description="Linear warmup steps in front of the schedule.")
-    milestones: list[Annotated[float, Field(gt=0)]] = Field(
-        default_factory=list, description="step: steps (>= 1) or fractions of training (< 1) where lr *= factor.")
-    factor: float = Field(0.1, gt=0.0, description="step: multiplier at each milestone.")
-    min_lr: float = Field(0.0, ge=0.0, description="cosine/linear: final learning rate.")
-    timescale: int | None = Field(None, ge=1, description="inverse_sqrt: steps before decay starts (default: warmup).")
-    total: int | None = Field(None, ge=1, description="Steps the schedule spans (cosine/linear decay, milestones "
-                                                        "given as fractions), counted from `start`; default "
-                                                        "train.steps - start.")
-    start: int = Field(0, ge=0, description="The step the schedule starts from: warmup, milestones and decay "
-                                           "count from here (a schedule chosen mid-run starts where it was chosen).")
+    warmup: int = Field(0, ge=0, le=MAX_STEPS, description="Linear warmup steps in front of the schedule.")
+    milestones: list[Annotated[float, Field(gt=0, le=MAX_STEPS)]] = Field(
+        default_factory=list, max_length=64,
+        description="step: steps (>= 1) or fractions of training (< 1) where lr *= factor (at most 64).")
+    factor: float = Field(0.1, gt=0.0, le=100.0, description="step: multiplier at each milestone (<= 100).")
+    min_lr: float = Field(0.0, ge=0.0, le=1e9, description="cosine/linear: final learning rate (<= 1e9).")
+    timescale: int | None = Field(None, ge=1, le=MAX_STEPS,
+                                  description="inverse_sqrt: steps before decay starts (default: warmup).")
+    total: int | None = Field(None, ge=1, le=MAX_STEPS,
+                              description="Steps the schedule spans (cosine/linear decay, milestones "
+                                          "given as fractions), counted from `start`; default "
+                                          "train.steps - start.")
+    start: int = Field(0, ge=0, le=MAX_STEPS,
+                       description="The step the schedule starts from: warmup, milestones and decay "
+                                   "count from here (a schedule chosen mid-run starts where it was chosen).")
 
 
 class TrainSpec(Strict):
     optimizer: Optimizer = Field("sgd", description="Update rule.")
-    lr: float = Field(0.1, gt=0.0, description="Base (peak) learning rate.")
+    lr: float = Field(0.1, gt=0.0, le=1e9, description="Base (peak) learning rate (<= 1e9: a diverging run "
+                                                           "is a lesson too).")
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="momentum / nesterov coefficient.")
     beta1: float = Field(0.9, ge=0.0, lt=1.0, description="adam/adamw first-moment decay.")
     beta2: float | None = Field(None, ge=0.0, lt=1.0, description="adam/adamw second-moment decay (0.999), rmsprop decay (0.99).")
-    eps: float = Field(1e-8, gt=0.0, description="adam/rmsprop denominator epsilon.")
-    weight_decay: float = Field(0.0, ge=0.0, description="Decoupled weight decay on W (AdamW style), any optimizer.")
-    l1: float = Field(0.0, ge=0.0, description="L1 penalty coefficient (added to the loss).")
-    l2: float = Field(0.0, ge=0.0, description="L2 penalty coefficient: + 0.5*l2*sum(W^2) in the loss.")
-    clip_norm: float = Field(0.0, ge=0.0, description="Clip the global gradient norm to this (0 = off).")
-    batch_size: int = Field(64, ge=1, le=65536, description="Examples per step.")
-    steps: int = Field(1000, ge=1, le=10_000_000, description="Training steps of a headless run.")
-    eval_every: int = Field(50, ge=1, description="Validation loss/accuracy every this many steps.")
+    eps: float = Field(1e-8, gt=0.0, le=1.0, description="adam/rmsprop denominator epsilon (<= 1).")
+    weight_decay: float = Field(0.0, ge=0.0, le=100.0, description="Decoupled weight decay on W (AdamW style), any "
+                                                                   "optimizer (<= 100).")
+    l1: float = Field(0.0, ge=0.0, le=100.0, description="L1 penalty coefficient (added to the loss; <= 100).")
+    l2: float = Field(0.0, ge=0.0, le=100.0, description="L2 penalty coefficient: + 0.5*l2*sum(W^2) in the loss "
+                                                         "(<= 100).")
+    clip_norm: float = Field(0.0, ge=0.0, le=1e6, description="Clip the global gradient norm to this (0 = off; "
+                                                              "<= 1e6).")
+    batch_size: int = Field(64, ge=1, le=65536, description="Examples per step (1 .. 65536; at most the training "
+                                                            "rows are used).")
+    steps: int = Field(1000, ge=1, le=MAX_STEPS, description="Training steps of a headless run (1 .. 10,000,000).")
+    eval_every: int = Field(50, ge=1, le=MAX_STEPS, description="Validation loss/accuracy every this many steps.")
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec, description="Learning-rate schedule.")
 
 
 class Changes(Strict):
     """What an event or a variant may change; everything optional."""
 
-    lr: float | None = Field(None, gt=0.0)
+    lr: float | None = Field(None, gt=0.0, le=1e9)
     optimizer: Optimizer | None = None
     momentum: float | None = Field(None, ge=0.0, lt=1.0)
-    weight_decay: float | None = Field(None, ge=0.0)
-    l1: float | None = Field(None, ge=0.0)
-    l2: float | None = Field(None, ge=0.0)
-    clip_norm: float | None = Field(None, ge=0.0)
+    weight_decay: float | None = Field(None, ge=0.0, le=100.0)
+    l1: float | None = Field(None, ge=0.0, le=100.0)
+    l2: float | None = Field(None, ge=0.0, le=100.0)
+    clip_norm: float | None = Field(None, ge=0.0, le=1e6)
     batch_size: int | None = Field(None, ge=1, le=65536)
     schedule: ScheduleSpec | None = None
     init: InitScheme | None = None
-    init_scale: float | None = Field(None, ge=0.0)
-    bias_init: float | None = None
+    init_scale: float | None = Field(None, ge=0.0, le=100.0)
+    bias_init: float | None = Field(None, ge=-100.0, le=100.0)
     activation: Activation | None = None
-    alpha: float | None = None
+    alpha: float | None = Field(None, ge=-10.0, le=10.0)
     dropout: float | None = Field(None, ge=0.0, lt=1.0)
     dropout_mode: DropoutMode | None = None
     dropconnect: float | None = Field(None, ge=0.0, lt=1.0)
     batchnorm: bool | None = None
-    preprocess: list[PreprocessStep] | None = None
+    preprocess: list[PreprocessStep] | None = Field(None, max_length=8)
     reinit: bool | None = Field(None, description="Re-initialise the weights with the current scheme.")
 
     def given(self) -> dict[str, Any]:
@@ -164,10 +205,11 @@ class Changes(Strict):
 
 
 class Event(Strict):
-    at: int = Field(..., ge=0, description="Step at which the change applies (before that step runs).")
+    at: int = Field(..., ge=0, le=MAX_STEPS, description="Step at which the change applies (before that step runs).")
     set: Changes = Field(..., description="The changes, as Simulation.set(**changes).")
-    only: list[Annotated[str, Field(min_length=1)]] | None = Field(
-        None, min_length=1, description="The runs this event belongs to: 'base' and/or [[variants]] names "
+    only: list[RunName] | None = Field(
+        None, min_length=1, max_length=MAX_VARIANTS + 1,
+        description="The runs this event belongs to: 'base' and/or [[variants]] names "
                                         "(default: every run). A saved session marks your changes only = "
                                         "[\"base\"], so the variants keep the scenario's own timeline.")
 
@@ -180,7 +222,7 @@ class VariantChanges(Changes):
     """A variant starts from step 0, so it may also change what cannot change mid-run:
     the layers, the data set, the training length."""
 
-    hidden: list[Annotated[int, Field(ge=1, le=MAX_WIDTH)]] | None = Field(None, min_length=1, max_length=64)
+    hidden: list[Width] | None = Field(None, min_length=1, max_length=MAX_LAYERS)
     maxout_k: int | None = Field(None, ge=2, le=8)
     residual: bool | None = None
     residual_zero_init: bool | None = None
@@ -189,19 +231,20 @@ class VariantChanges(Changes):
     kind: DataKind | None = None
     n: int | None = Field(None, ge=2, le=1_000_000)
     classes: int | None = Field(None, ge=2, le=1000)
-    noise: float | None = Field(None, ge=0.0)
+    noise: float | None = Field(None, ge=0.0, le=100.0)
     dim: int | None = Field(None, ge=1, le=MAX_WIDTH)
-    pca_components: int | None = Field(None, ge=1)
+    pca_components: int | None = Field(None, ge=1, le=MAX_WIDTH)
     val_fraction: float | None = Field(None, ge=0.0, le=0.9)
-    shift: float | None = None
-    scale: float | list[float] | None = None
+    shift: float | None = Field(None, ge=-1e6, le=1e6)
+    scale: Factor | Annotated[list[Factor], Field(min_length=1, max_length=MAX_WIDTH)] | None = None
     augment: AugmentSpec | None = None
-    steps: int | None = Field(None, ge=1, le=10_000_000)
-    eval_every: int | None = Field(None, ge=1)
+    steps: int | None = Field(None, ge=1, le=MAX_STEPS)
+    eval_every: int | None = Field(None, ge=1, le=MAX_STEPS)
 
 
 class Variant(Strict):
-    name: str = Field(..., min_length=1, description="Variant name; the unchanged run is 'base'.")
+    name: str = Field(..., min_length=1, max_length=NAME,
+                      description="Variant name (at most 64 characters); the unchanged run is 'base'.")
     set: VariantChanges = Field(default_factory=VariantChanges,
                                 description="Overrides applied from step 0: any Changes key, and also hidden, "
                                             "residual, residual_zero_init, maxout_k, loss, dtype, the data keys "
@@ -210,23 +253,27 @@ class Variant(Strict):
 
 
 class Expectation(Strict):
-    metric: str = Field(..., description="A Snapshot metric: loss, val_acc, dead_fraction (with layer), "
-                                         "or steps_to(train_acc >= 0.9).")
-    layer: int | None = Field(None, ge=1, description="Layer number (1 = first hidden, L = output) for per-layer metrics.")
-    at: int | Literal["initial", "final"] | None = Field(
+    metric: str = Field(..., max_length=200, description="A Snapshot metric: loss, val_acc, dead_fraction (with "
+                                                         "layer), or steps_to(train_acc >= 0.9).")
+    layer: int | None = Field(None, ge=1, le=MAX_LAYERS + 1,
+                              description="Layer number (1 = first hidden, L = output) for per-layer metrics.")
+    at: StepNumber | Literal["initial", "final"] | None = Field(
         None, description="Read the metric at this step ('initial' = step 0, 'final' = the last step; default final).")
-    by: int | None = Field(None, ge=0, description="Holds at some checkpoint <= by.")
+    by: int | None = Field(None, ge=0, le=MAX_STEPS, description="Holds at some checkpoint <= by.")
     throughout: bool = Field(False, description="Holds at every checkpoint (every eval_every steps and the end).")
     reduce: Literal["min", "max", "mean"] | None = Field(
         None, description="Compare the min/max/mean over the checkpoints (up to `by` if given).")
     op: Literal["<", "<=", ">", ">=", "==", "!="] = Field("<", description="Comparison.")
-    value: float = Field(..., description="Right-hand side.")
-    tolerance: float = Field(0.0, ge=0.0, description="Slack for == and != (absolute).")
-    smooth: int = Field(1, ge=1, description="Trailing moving average (steps) applied to per-step series first.")
-    variant: str = Field("base", description="Which run the metric is read from.")
-    ratio_over: str | None = Field(None, description="Compare metric(variant) / metric(ratio_over variant).")
-    difference_over: str | None = Field(None, description="Compare metric(variant) - metric(difference_over variant).")
-    why: str = Field("", description="The claim this checks, in a sentence (shown when it fails).")
+    value: float = Field(..., ge=-MAX_VALUE, le=MAX_VALUE, description="Right-hand side (|value| <= 1e300).")
+    tolerance: float = Field(0.0, ge=0.0, le=MAX_VALUE, description="Slack for == and != (absolute).")
+    smooth: int = Field(1, ge=1, le=MAX_SMOOTH, description="Trailing moving average (steps, at most 10,000) "
+                                                            "applied to per-step series first.")
+    variant: str = Field("base", max_length=NAME, description="Which run the metric is read from.")
+    ratio_over: str | None = Field(None, max_length=NAME,
+                                   description="Compare metric(variant) / metric(ratio_over variant).")
+    difference_over: str | None = Field(None, max_length=NAME,
+                                        description="Compare metric(variant) - metric(difference_over variant).")
+    why: str = Field("", max_length=1000, description="The claim this checks, in a sentence (shown when it fails).")
 
     @field_validator("metric")
     @classmethod
@@ -252,9 +299,9 @@ class Scenario(Strict):
     data: DataSpec = Field(default_factory=DataSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
-    events: list[Event] = Field(default_factory=list)
-    variants: list[Variant] = Field(default_factory=list)
-    expect: list[Expectation] = Field(default_factory=list)
+    events: list[Event] = Field(default_factory=list, max_length=MAX_EVENTS)
+    variants: list[Variant] = Field(default_factory=list, max_length=MAX_VARIANTS)
+    expect: list[Expectation] = Field(default_factory=list, max_length=MAX_EXPECT)
 
     @model_validator(mode="after")
     def _consistent(self) -> "Scenario":

@@ -2,18 +2,26 @@
 
 A scenario's variants each run once (the base run is variant "base") with checkpoints
 at step 0, every `eval_every` steps, every step an expectation names, the end, and the
-step a run diverged at.  Per-step scalars come from the history (every step);
-per-layer metrics and validation metrics from the checkpoints (the model is evaluated
-at each).  Ratios and differences between variants are taken step by step, at the
-steps both runs recorded, before `at`, `by`, `throughout` or `reduce` apply.
+step a run diverged at.  Per-step scalars come from every step; per-layer metrics and
+validation metrics from the checkpoints (the model is evaluated at each).  Ratios and
+differences between variants are taken step by step, at the steps both runs recorded,
+before `at`, `by`, `throughout` or `reduce` apply.
+
+What a claim reads is kept whole, outside the Simulation's history (a ring of the last
+50,000 steps): each per-step series a claim names, every step from the first (8 bytes a
+step), and each claimed per-layer metric and the validation metrics at every checkpoint
+(8 bytes a checkpoint), nothing else.  So `at = "initial"` and `steps_to` are exact on a
+run of any length, and the memory the record takes is known before the run starts
+(lab/scenario/budget.py counts it: 80 MB a series at the 10,000,000-step bound).
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 import operator
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -31,29 +39,43 @@ class Recording:
 
     name: str
     history: dict[str, np.ndarray]
-    checkpoints: list[int]
+    checkpoints: list[int] | np.ndarray  # the steps it was checkpointed at, in order
     layer_values: dict[int, dict[tuple[str, int], float]] = field(default_factory=dict)
     diverged: bool = False
     diverged_at: int | None = None
     final_step: int = 0
 
     def series(self, ref: MetricRef, layer: int | None, smooth: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """(steps, values) of a metric over the run."""
+        """(steps, values) of a metric over the run.  `layer_values` maps (metric, layer) to its
+        values at the checkpoints, in order."""
         if ref.name in STEP_SERIES_METRICS:
             steps, values = self.history["step"], self.history[ref.name]
-            if smooth > 1 and values.size:
-                kernel = np.ones(smooth) / smooth
-                padded = np.concatenate([np.full(smooth - 1, values[0]), values])
-                values = np.convolve(padded, kernel, mode="valid")
-            return steps, values
+            return steps, trailing_mean(values, smooth)
         if ref.name in ("val_loss", "val_acc"):
             return self.history["val_step"], self.history[ref.name]
+        checkpoints = np.asarray(self.checkpoints, dtype=float)
         if ref.name == "diverged":
-            steps = np.array(self.checkpoints, dtype=float)
-            return steps, np.array([float(self.diverged and self.diverged_at is not None and s >= self.diverged_at)
-                                    for s in self.checkpoints])
-        steps = [s for s in self.checkpoints if s in self.layer_values]
-        return np.array(steps, dtype=float), np.array([self.layer_values[s][(ref.name, layer)] for s in steps])
+            hit = self.diverged and self.diverged_at is not None
+            return checkpoints, (hit & (checkpoints >= (self.diverged_at or 0))).astype(float)
+        values = self.layer_values.get((ref.name, layer))
+        if values is None:
+            return np.zeros(0), np.zeros(0)
+        return checkpoints[:values.size], values
+
+
+def trailing_mean(values: np.ndarray, window: int) -> np.ndarray:
+    """Mean of the last `window` values at each step (the first value repeats before the start).
+
+    A direct convolution (as it always was) when that is cheap; on long series with wide
+    windows a running sum, O(n) instead of O(n * window), exact to rounding."""
+    if window <= 1 or values.size == 0:
+        return values
+    padded = np.concatenate([np.full(window - 1, values[0]), values])
+    if values.size * window <= 50_000_000:
+        return np.convolve(padded, np.ones(window) / window, mode="valid")
+    sums = np.cumsum(padded)
+    sums[window:] = sums[window:] - sums[:-window]
+    return sums[window - 1:] / window
 
 
 @dataclass(frozen=True)
@@ -107,8 +129,21 @@ def _value_at(steps: np.ndarray, values: np.ndarray, at: int | str | None) -> fl
     return float(values[hit[0]]) if hit.size else float("nan")  # never reached (the run diverged)
 
 
+def compare_all(values: np.ndarray, op: str, value: float, tolerance: float = 0.0) -> np.ndarray:
+    """compare() on every value at once (NaN never holds)."""
+    values = np.asarray(values, dtype=float)
+    with np.errstate(invalid="ignore"):
+        if op == "==":
+            ok = np.abs(values - value) <= tolerance
+        elif op == "!=":
+            ok = np.abs(values - value) > tolerance
+        else:
+            ok = OPS[op](values, value)
+    return np.asarray(ok, dtype=bool) & ~np.isnan(values)
+
+
 def _steps_to(steps: np.ndarray, values: np.ndarray, op: str, threshold: float) -> float:
-    ok = np.array([compare(float(v), op, threshold) for v in values], dtype=bool)
+    ok = compare_all(values, op, threshold)
     hit = np.nonzero(ok)[0]
     return float(steps[hit[0]]) if hit.size else float("inf")
 
@@ -176,13 +211,13 @@ def evaluate(ex: Expectation, index: int, runs: dict[str, Recording]) -> CheckRe
         actual = float(reducer(finite)) if finite.size else float("nan")
         return result(compare(actual, ex.op, ex.value, ex.tolerance), actual)
     if ex.throughout or ex.by is not None:
-        ok = [compare(float(v), ex.op, ex.value, ex.tolerance) for v in values]
+        ok = compare_all(values, ex.op, ex.value, ex.tolerance)
         if ex.throughout:
-            passed = bool(ok) and all(ok)
-            bad = [float(v) for v, good in zip(values, ok) if not good]
-            actual = bad[0] if bad else (float(values[-1]) if values.size else float("nan"))
+            passed = bool(ok.size) and bool(ok.all())
+            bad = np.nonzero(~ok)[0]
+            actual = float(values[bad[0]]) if bad.size else (float(values[-1]) if values.size else float("nan"))
         else:
-            passed = any(ok)
+            passed = bool(ok.any())
             if passed:
                 actual = float(values[int(np.argmax(ok))])
             elif values.size:
@@ -212,10 +247,11 @@ def variant_scenarios(scenario: Scenario) -> dict[str, Scenario]:
 
 
 def needed_until(ex: Expectation, total: int) -> int:
-    """The last step an expectation reads: a run need not train past it."""
+    """The last step an expectation reads: a run need not train past it.  A per-step series'
+    initial value is the first step's (its loss is computed from the initial weights)."""
     if ex.at in (0, "initial") and not ex.throughout and ex.reduce is None:
-        # per-step series start with the first step's values (its loss is taken before its update)
-        return min(1, total) if parse_metric(ex.metric).name in STEP_SERIES_METRICS else 0
+        ref = parse_metric(ex.metric)
+        return min(1, total) if ref.name in STEP_SERIES_METRICS and ref.steps_to is None else 0
     if isinstance(ex.at, int):
         return min(ex.at, total)
     if ex.by is not None:  # (the schema allows by only without at and throughout)
@@ -228,41 +264,114 @@ class Cancelled(Exception):
 
 
 CANCEL_CHUNK = 25  # steps between looks at `cancelled` (stepping in chunks gives the same bits)
+PIECE = 10_000  # steps per call when nothing can cancel
+SYNC_LAG = 40_000  # copy the per-step series out of the history ring before it overwrites them
 
 
-def record(name: str, scenario: Scenario, needs_layers: bool, extra_steps: set[int], until: int | None = None,
-           cancelled: Callable[[], bool] | None = None) -> Recording:
-    """Run a variant to `until` (default: its train.steps), checkpointing as the module says."""
+@dataclass
+class Needs:
+    """What the claims about one run read."""
+
+    series: set[str] = field(default_factory=set)  # per-step series, kept whole
+    layers: set[tuple[str, int]] = field(default_factory=set)  # (metric, layer) at every checkpoint
+    steps: set[int] = field(default_factory=set)  # steps named by `at`/`by`: extra checkpoints
+    until: int = 0
+
+
+def checkpoint_steps(total: int, every: int, extra: set[int]) -> Iterator[int]:
+    """0, every `every` steps, the extra steps and `total`, in order, once each (lazily: a
+    10,000,000-step run with eval_every = 1 never holds them all)."""
+    last = -1
+    for step in heapq.merge(range(0, total + 1, every), sorted(s for s in extra | {total} if s <= total)):
+        if step != last:
+            yield step
+            last = step
+
+
+def record(name: str, scenario: Scenario, needs: Needs | bool, extra_steps: set[int] | None = None,
+           until: int | None = None, cancelled: Callable[[], bool] | None = None) -> Recording:
+    """Run a variant to `until` (default: its train.steps), checkpointing as the module says and
+    keeping what `needs` names (True: every per-step series and every layer metric)."""
     # no per-layer timeline: the checks read their own checkpoints, and recording ~200 steps of
     # every layer would cost several times the training of a small scenario
     sim = Simulation(scenario, timeline_capacity=0)
     total = scenario.train.steps if until is None else min(until, scenario.train.steps)
     every = scenario.train.eval_every
-    checkpoints = sorted({0, total, *range(every, total + 1, every), *(s for s in extra_steps if s <= total)})
-    reached = []
-    layer_values = {}
+    if not isinstance(needs, Needs):  # the former signature: (needs_layers, extra_steps, until)
+        layers = {(m, layer.index) for m in LAYER_METRICS for layer in sim.network.layers} if needs else set()
+        needs = Needs(set(STEP_SERIES_METRICS), layers, set(extra_steps or ()), total)
+    extra = {s for s in needs.steps if s <= total}
+    room = total // every + len(extra) + 3  # checkpoints, and the state a run diverged in
+    reached = np.empty(room, dtype=np.int64)
+    val = {k: np.empty(room) for k in ("val_loss", "val_acc")}
+    layer_values = {pair: np.empty(room) for pair in sorted(needs.layers)}
+    series = {k: np.empty(total) for k in sorted(needs.series)}
+    done = 0  # per-step values copied out of the history so far
+    count = 0
+    index = {}
+
+    def sync() -> None:
+        nonlocal done
+        fresh = sim.step_count - done
+        if fresh > 0:
+            for key, out in series.items():
+                out[done:sim.step_count] = sim.history.series[key].values()[-fresh:]
+            done = sim.step_count
 
     def checkpoint() -> None:
-        reached.append(sim.step_count)
+        nonlocal count
+        reached[count] = sim.step_count
         sim.evaluate_now()  # validation metrics at every checkpoint, not only every eval_every
-        if needs_layers:
-            layer_values[sim.step_count] = {(m, s.index): s.metric(m) for s in sim.snapshot().layers
-                                            for m in LAYER_METRICS}
+        for key in val:
+            val[key][count] = sim.history.series[key].last()
+        if layer_values:
+            if not index:
+                index.update({layer.index: i for i, layer in enumerate(sim.network.layers)})
+            layers = sim.snapshot().layers
+            for (metric, number), out in layer_values.items():
+                out[count] = layers[index[number]].metric(metric) if number in index else float("nan")
+        count += 1
 
-    for cp in checkpoints:
-        if cancelled is None:
-            sim.run_to(cp)
-        else:
-            while sim.step_count < cp and not sim.diverged:
-                if cancelled():
-                    raise Cancelled(name)
-                sim.step(min(CANCEL_CHUNK, cp - sim.step_count))
+    piece = PIECE if cancelled is None else CANCEL_CHUNK
+    for cp in checkpoint_steps(total, every, extra):
+        while sim.step_count < cp and not sim.diverged:
+            if cancelled is not None and cancelled():
+                raise Cancelled(name)
+            sim.step(min(piece, cp - sim.step_count))
+            if sim.step_count - done >= SYNC_LAG:
+                sync()
         if sim.step_count < cp:
             break
         checkpoint()
-    if sim.diverged and sim.step_count not in reached:
+    if sim.diverged and (count == 0 or reached[count - 1] != sim.step_count):
         checkpoint()  # the state it diverged in
-    return Recording(name, sim.history.arrays(), reached, layer_values, sim.diverged, sim.diverged_at, sim.step_count)
+    sync()
+    steps = np.arange(1, done + 1, dtype=float) if series else np.zeros(0)
+    history = {"step": steps, **{k: v[:done] for k, v in series.items()},
+               "val_step": reached[:count].astype(float), **{k: v[:count] for k, v in val.items()}}
+    return Recording(name, history, reached[:count],
+                     {pair: v[:count] for pair, v in layer_values.items()}, sim.diverged, sim.diverged_at,
+                     sim.step_count)
+
+
+def needs_of(scenario: Scenario) -> dict[str, Needs]:
+    """What the scenario's claims read, run by run (in the order the claims name the runs)."""
+    wanted: dict[str, Needs] = {}
+    scenarios = variant_scenarios(scenario)
+    for ex in scenario.expect:
+        ref = parse_metric(ex.metric)
+        for name in filter(None, (ex.variant, ex.ratio_over, ex.difference_over)):
+            need = wanted.setdefault(name, Needs())
+            if isinstance(ex.at, int):
+                need.steps.add(ex.at)
+            if ex.by is not None:
+                need.steps.add(ex.by)
+            if ref.name in STEP_SERIES_METRICS:
+                need.series.add(ref.name)
+            elif ref.name in LAYER_METRICS:
+                need.layers.add((ref.name, ex.layer))
+            need.until = max(need.until, needed_until(ex, scenarios[name].train.steps))
+    return wanted
 
 
 def check(scenario: Scenario, *, progress: Callable[[int, int, str], None] | None = None,
@@ -272,21 +381,11 @@ def check(scenario: Scenario, *, progress: Callable[[int, int, str], None] | Non
 
     progress(i, n, name) is called before the i-th of n runs; when cancelled() turns true
     the current run stops within a few steps and Cancelled is raised."""
-    wanted: dict[str, tuple[bool, set[int], int]] = {}
     scenarios = variant_scenarios(scenario)
-    for ex in scenario.expect:
-        ref = parse_metric(ex.metric)
-        for name in filter(None, (ex.variant, ex.ratio_over, ex.difference_over)):
-            layers, steps, until = wanted.get(name, (False, set(), 0))
-            if isinstance(ex.at, int):
-                steps = steps | {ex.at}
-            if ex.by is not None:
-                steps = steps | {ex.by}
-            until = max(until, needed_until(ex, scenarios[name].train.steps))
-            wanted[name] = (layers or ref.per_layer, steps, until)
+    wanted = needs_of(scenario)
     runs = {}
-    for i, (name, (layers, steps, until)) in enumerate(wanted.items()):
+    for i, (name, needs) in enumerate(wanted.items()):
         if progress is not None:
             progress(i, len(wanted), name)
-        runs[name] = record(name, scenarios[name], layers, steps, until, cancelled)
+        runs[name] = record(name, scenarios[name], needs, until=needs.until, cancelled=cancelled)
     return [evaluate(ex, i, runs) for i, ex in enumerate(scenario.expect)]

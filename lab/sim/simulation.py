@@ -42,6 +42,8 @@ from .stats import layer_stats, probe_size
 
 INIT_STREAM, TRAIN_STREAM = 2, 3  # the data module uses streams seed and [seed, 1]
 HISTOGRAMS = ("act_hist", "grad_hist", "weight_hist", "update_hist")
+MAX_CHUNK = 4096  # steps per compiled call: bounds the per-step records a call returns (budget.py counts it)
+GRID_CHUNK = 1024  # decision-grid rows per forward pass (budget.py counts a workspace of this many)
 
 ARCH_KEYS = {"activation", "alpha", "dropout", "dropout_mode", "dropconnect", "batchnorm"}
 INIT_KEYS = {"init", "init_scale", "bias_init", "reinit"}
@@ -91,6 +93,9 @@ class Simulation:
         # GEMM's summation order depends on the BLAS thread count: fix it, so a run gives the
         # same bits from the API, the CLI and the TUI
         limit_blas_threads()
+        from lab.scenario.budget import require_memory
+
+        require_memory(scenario)  # before anything is allocated (the loader checked every run already)
         self.original = scenario
         self.lock = threading.RLock()
         self._history_capacity = history_capacity
@@ -139,9 +144,16 @@ class Simulation:
 
     def _load_data(self, sc: Scenario):
         d = sc.data
-        return load_data(d.kind, n=d.n, classes=d.classes, noise=d.noise, dim=d.dim, preprocess=tuple(d.preprocess),
-                         val_fraction=d.val_fraction, seed=self.seed, pca_components=d.pca_components,
-                         shift=d.shift, scale=d.scale)
+        try:
+            data = load_data(d.kind, n=d.n, classes=d.classes, noise=d.noise, dim=d.dim,
+                             preprocess=tuple(d.preprocess), val_fraction=d.val_fraction, seed=self.seed,
+                             pca_components=d.pca_components, shift=d.shift, scale=d.scale)
+        except ValueError as exc:  # the loader's checks should have said so; never a traceback
+            raise LabError(f"{sc.name}: data: {exc}") from None
+        if data.X_train.shape[1] == 0:
+            raise LabError(f"{sc.name}: data.preprocess: whiten kept no feature: the training rows do not vary "
+                           "(raise data.noise or data.n, or leave out whiten)")
+        return data
 
     def _set_trace(self) -> None:
         """Follow W1[0, 0] and W1[1, 0]: two weights into the same first-layer unit, whose
@@ -190,7 +202,7 @@ class Simulation:
                 self._flush_record()
                 chunk = n - done
                 every = self.current.train.eval_every
-                chunk = min(chunk, every - self.step_count % every)
+                chunk = min(chunk, every - self.step_count % every, MAX_CHUNK)
                 if self.layer_timeline.recording:
                     chunk = min(chunk, self.layer_timeline.steps_to_next(self.step_count))
                 if self._next_event < len(self._timeline):
@@ -255,11 +267,22 @@ class Simulation:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise LabError(f"invalid change: {problems}") from None
         with self.lock:
+            self._check_memory(given)
             self._overrides.update({k: v for k, v in given.items() if k != "reinit"})
             event = self._apply(given, source="user")
             if self.step_count == 0:  # step 0's evaluation describes the network step 1 starts from,
                 self._evaluate(replace=True)  # as in a replay, where step-0 events come before it
             return event
+
+    def _check_memory(self, given: dict[str, Any]) -> None:
+        """Refuse (ScenarioError) a change whose new data or network would not fit the memory budget."""
+        from lab.scenario.budget import MEMORY_KEYS, require_memory
+
+        keys = set(given) & MEMORY_KEYS
+        if keys:
+            require_memory(self.current, states=[("", self.current, set()),
+                                                 ("this change", self.current.with_changes(given), keys)],
+                           what=f"{self.current.name}: {', '.join(sorted(keys))}")
 
     def _apply(self, given: dict[str, Any], source: str) -> Event:
         old = self.current
@@ -395,9 +418,16 @@ class Simulation:
         xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], nx)
         ys = np.linspace(hi[1] + pad[1], lo[1] - pad[1], ny)
         gx, gy = np.meshgrid(xs, ys)
-        with self.lock, np.errstate(all="ignore"):
-            scores = self.network.forward(np.column_stack([gx.ravel(), gy.ravel()]), purpose="grid")
-        return xs, ys, np.argmax(scores, axis=1).reshape(ny, nx)
+        points = np.column_stack([gx.ravel(), gy.ravel()])
+        classes = np.empty(points.shape[0], dtype=np.int64)
+        with self.lock, np.errstate(all="ignore"):  # in chunks: a big panel on a wide network stays small
+            for start in range(0, points.shape[0], GRID_CHUNK):
+                part = points[start:start + GRID_CHUNK]
+                rows = min(GRID_CHUNK, points.shape[0])  # one workspace size: the last chunk is padded
+                padded = part if len(part) == rows else np.vstack([part, np.repeat(part[-1:], rows - len(part), 0)])
+                classes[start:start + part.shape[0]] = np.argmax(
+                    self.network.forward(padded, purpose="grid"), axis=1)[:part.shape[0]]
+        return xs, ys, classes.reshape(ny, nx)
 
     def scenario_with_events(self) -> Scenario:
         """The scenario that replays this session headless: the base plus every user event.

@@ -321,7 +321,7 @@ def layer_stats(network: Network, last_update: np.ndarray, probe_x: np.ndarray,
     batch_ws = network.batch_ws
     if batch_ws is None:  # no step yet: a gradient pass (no update) on a training-sized batch
         n = min(batch_size, probe_x.shape[0])
-        network.loss_and_grads(probe_x[:n], probe_y[:n], train=False)
+        network.gradient_pass(probe_x[:n], probe_y[:n], train=False)  # no copies of the gradients
         batch_ws = network.last_workspace
     network.forward(probe_x, train=False, purpose="probe")
     probe_ws = network.last_workspace
