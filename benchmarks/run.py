@@ -146,45 +146,20 @@ def _blas_threads_now() -> list[int]:
 def use_fresh_numba_cache() -> str:
     """Compile every kernel from the current source into a throw-away cache directory.
 
-    numba invalidates a cached kernel only when *its own* file changes: train_steps
-    (kernels/network.py) keeps the machine code of the optimizer, loss and dense kernels it
-    was compiled with, even after kernels/optim.py etc. change.  A fresh cache measures the
-    code as it is now (first call compiles: ~20 s).
+    The lab's cache is keyed on every kernel file (lab/_numba_cache.py), so an edit never
+    runs stale machine code; a fresh cache measures compile-from-scratch (~20 s first call).
     """
-    if any(m.startswith("lab.engine.kernels") for m in sys.modules):
-        return "--fresh-cache ignored: the engine's kernels were already imported in this process"
+    cache = sys.modules.get("lab._numba_cache")
+    if cache is not None and cache._ready:
+        return "--fresh-cache ignored: a kernel already ran in this process"
     import atexit
     import shutil
     import tempfile
 
     path = tempfile.mkdtemp(prefix="nnlab-bench-numba-")
     atexit.register(shutil.rmtree, path, True)
-    os.environ["NUMBA_CACHE_DIR"] = path
-    if "numba" in sys.modules:
-        import numba
-
-        numba.config.CACHE_DIR = path
+    os.environ["NUMBA_CACHE_DIR"] = path  # read when the first kernel compiles
     return f"numba cache: fresh ({path}), every kernel compiled from the current source"
-
-
-def stale_cache_warning() -> str | None:
-    """Warn when a kernel source is newer than the oldest cached train_steps: that machine
-    code may predate the change (numba does not track edits to the functions it calls)."""
-    import glob
-
-    import lab.engine.kernels as kernels_pkg
-
-    src_dir = os.path.dirname(os.path.abspath(kernels_pkg.__file__))
-    cache_dir = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(src_dir, "__pycache__")
-    cached = glob.glob(os.path.join(cache_dir, "**", "network.train_steps-*.nbc"), recursive=True)
-    sources = glob.glob(os.path.join(src_dir, "*.py"))
-    if not cached or not sources:
-        return None
-    newest = max(sources, key=os.path.getmtime)
-    if os.path.getmtime(newest) > min(os.path.getmtime(c) for c in cached):
-        return (f"warning: {os.path.basename(newest)} is newer than the cached train_steps: the engine may be "
-                "running stale machine code (numba re-checks only network.py); rerun with --fresh-cache")
-    return None
 
 
 def _load_engine_blas() -> None:
@@ -410,8 +385,10 @@ def main(argv=None) -> int:
     threads = [int(t) for t in (args.threads or ("1" if args.quick else "1,2")).split(",")]
     cache_note = use_fresh_numba_cache() if args.fresh_cache else None
     _load_engine_blas()
-    cache_note = cache_note or stale_cache_warning() or (
-        f"numba cache: {os.environ.get('NUMBA_CACHE_DIR') or 'the lab default (lab/engine/kernels/__pycache__)'}")
+    if cache_note is None:
+        from lab._numba_cache import cache_dir
+
+        cache_note = f"numba cache: {cache_dir() or 'none (compiling every run)'}"
     workloads = get_workloads(args.quick, args.only)
     mode = "quick" if args.quick else "full"
     print(f"nnlab benchmarks ({mode}): float32, {os.cpu_count()} CPUs, numpy {np.__version__}, "

@@ -13,8 +13,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from lab import _numba_cache  # noqa: F401  (before anything imports numba)
-
 __version__ = "0.1.0"
 
 _EXPORTS = {

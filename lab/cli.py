@@ -7,7 +7,6 @@ import os
 import runpy
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Optional
 
@@ -16,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
+from lab import interrupt
 from lab.errors import ExitCode, LabError, ScenarioError, clip
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, rich_markup_mode="rich",
@@ -159,6 +159,8 @@ def run_headless(scenario, steps: Optional[int] = None, *, csv: Optional[Path] =
 
     limit_blas_threads()
     total = steps if steps is not None else scenario.train.steps
+    unwritten = f"; {csv} not written" if csv is not None else ""
+    interrupt.note(lambda: f"while compiling the kernels or building the run{unwritten}")
     with console.status("compiling kernels (first run only; cached afterwards)...") as status:
         from lab.engine.warmup import KERNELS, covers
 
@@ -169,13 +171,14 @@ def run_headless(scenario, steps: Optional[int] = None, *, csv: Optional[Path] =
         # the per-layer timeline costs up to half a headless run's time: record it only for --csv
         sim = Simulation(scenario) if csv is not None else Simulation(scenario, timeline_capacity=0)
         sim.step(1)
+    interrupt.note(lambda: f"at step {sim.step_count:,} of {total:,}{unwritten}")
     start = time.perf_counter()
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), console=console, transient=True)
     with progress:
         task = progress.add_task(escape(clip(scenario.name, 60)), total=total, completed=1, loss="-")
         while sim.step_count < total and not sim.diverged:
-            sim.step(min(chunk, total - sim.step_count))
+            sim.step(min(chunk, total - sim.step_count, sim.trainer.steps_per_call()))  # slow nets: a bar that moves
             progress.update(task, completed=sim.step_count, loss=f"{sim.history.series['loss'].last():.4f}")
     elapsed = time.perf_counter() - start
     snap = sim.snapshot()
@@ -372,8 +375,9 @@ def check(
     if status:
         status.start()
     try:
+        interrupt.note(lambda: f"while checking {len(files)} scenario(s): no report")
         if jobs > 1 and len(files) > 1:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
+            with interrupt.worker_pool(jobs) as pool:
                 done = list(pool.map(_check_one, files, names, [1] * len(files)))
         else:
             done = [_check_one(f, n, 1) for f, n in zip(files, names)]  # small scenarios: one BLAS thread is fastest
@@ -515,6 +519,12 @@ def main() -> None:
         sys.stdout, sys.stderr = ReaderGone(sys.stdout), ReaderGone(sys.stderr)
     try:
         app(prog_name="nnlab")
+    except (SystemExit, KeyboardInterrupt) as exc:
+        if not interrupt.caused_by_interrupt(exc):
+            raise
+        # Ctrl-C: one line and 130, whatever typer/click made of it (and however deep it landed)
+        err_console.print(f"[bold]{escape(interrupt.message())}[/]", highlight=False, soft_wrap=True)
+        raise SystemExit(ExitCode.INTERRUPTED) from None
     finally:
         if sys.stdout is not None:
             sys.stdout.flush()

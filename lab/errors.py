@@ -9,6 +9,7 @@ class ExitCode(IntEnum):
     OK = 0
     CHECK_FAILED = 1
     USAGE = 2  # invalid input: a bad scenario file, a bad option
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 
 
 class LabError(Exception):

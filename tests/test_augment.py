@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numba
 import numpy as np
 import pytest
 
 from lab.engine.kernels.augment import (A_BRIGHTNESS, A_CONTRAST, A_CROP_PAD, A_CUTOUT, A_FLIP, A_MIXUP, A_NOISE,
-                                        N_AUG, augment_batch)
+                                        N_AUG, augment_batch, beta_weight)
 from lab.errors import ScenarioError
 from lab.scenario.load import parse_scenario
 from lab.sim import Simulation
@@ -136,3 +142,69 @@ def test_augmenting_non_image_data_is_an_error():
         parse_scenario({"data": {"kind": "spiral", "augment": {"flip": True}}})
     with pytest.raises(ScenarioError, match="pca/whiten"):
         parse_scenario({"data": {"kind": "digits", "preprocess": ["pca"], "augment": {"cutout": 2}}})
+
+
+@numba.njit
+def _beta_draws(rng, a, n):
+    out = np.empty(n)
+    for i in range(n):
+        out[i] = beta_weight(rng, a)
+    return out
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.2, 0.4, 1.0, 2.0, 10.0])
+def test_the_mixup_weight_is_numpys_beta_draw_for_draw(alpha):
+    """The same draws as numpy's Generator.beta(alpha, alpha) (and numba's rng.beta, which
+    agrees with it at these alphas): runs with mixup keep their exact numbers."""
+    ours = _beta_draws(np.random.default_rng(3), alpha, 5000)
+    np.testing.assert_array_equal(ours, np.random.default_rng(3).beta(alpha, alpha, 5000))
+
+
+@pytest.mark.parametrize("alpha", [1e-3, 1e-7])
+def test_small_alphas_follow_numpys_fixed_algorithm(alpha):
+    """Where a power underflows numpy (since gh-24203) finishes in logarithms instead of
+    drawing again; so do we, so the draws stay in step (values agree to rounding)."""
+    ours = _beta_draws(np.random.default_rng(4), alpha, 5000)
+    theirs = np.random.default_rng(4).beta(alpha, alpha, 5000)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-12)
+    assert np.all((ours >= 0) & (ours <= 1))
+
+
+TINY_ALPHAS = r"""
+import numpy as np
+from lab.engine.kernels.augment import A_MIXUP, N_AUG, augment_batch
+C, H, W, B = 1, 4, 4, 32
+for alpha in (1e-7, 1e-12, 1e-20, 1e-200, 5e-324):
+    aug = np.zeros(N_AUG); aug[A_MIXUP] = alpha
+    rng = np.random.default_rng(0)
+    weights = []
+    for _ in range(200):
+        x = rng.standard_normal((B, C * H * W)); y = np.arange(B) % 3
+        y2 = np.empty_like(y); lam = np.empty(B)
+        augment_batch(x, y, y2, lam, aug, C, H, W, rng, np.empty(C * H * W))
+        weights.append(lam[0])
+    w = np.array(weights)
+    assert np.all((w == 0.0) | (w == 1.0)), (alpha, w)  # Beta(a, a), a -> 0: a fair coin between 0 and 1
+    assert 50 < np.sum(w == 1.0) < 150, (alpha, np.sum(w == 1.0))
+print("done")
+"""
+
+
+def test_tiny_mixup_alphas_finish(tmp_path):
+    """numba's rng.beta spins for ~1/(1500 a) tries per draw (7 s at 1e-12) and never stops
+    below ~1e-19; the kernel's own draw finishes at once.  In a subprocess, so a regression
+    fails on the timeout instead of hanging the suite."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env.pop("NUMBA_DISABLE_JIT", None)
+    done = subprocess.run([sys.executable, "-c", TINY_ALPHAS], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=600)  # generous: the first run may compile (~20 s)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "done"
+
+
+@pytest.mark.parametrize("alpha", [1e-7, 1e-12, 0.009])
+def test_a_scenario_with_a_tiny_mixup_alpha_is_rejected_with_the_reason(alpha):
+    with pytest.raises(ScenarioError, match=r"data\.augment\.mixup: must be 0 \(off\) or at least 0\.01.*nothing is blended"):
+        parse_scenario({"data": {"kind": "digits", "augment": {"mixup": alpha}}})
+    for fine in (0.0, 0.01, 0.2):
+        parse_scenario({"data": {"kind": "digits", "augment": {"mixup": fine}}})

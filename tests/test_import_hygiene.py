@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -24,3 +25,51 @@ def test_scenario_loading_does_not_import_the_engine():
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'numba' or m.startswith('lab.engine')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+# -- the kernel cache is set up when a kernel first runs, never at import ---------------------------
+
+def _clean_env(tmp_path):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
+    env.update(XDG_CACHE_HOME=str(tmp_path / "xdg"), HOME=str(tmp_path / "home"),
+               PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    return env
+
+
+@pytest.mark.parametrize("statement", [
+    "import lab",
+    "import lab.scenario, lab.scenario.catalog; lab.scenario.catalog.bundled()",
+    # the kernel modules themselves: decorated, not yet compiled or loaded
+    "import lab.sim, lab.engine.trainer, lab.sim.stats; lab.Simulation",
+])
+def test_importing_lab_touches_no_cache_and_sets_no_numba_variable(tmp_path, statement):
+    code = ("import os, sys\nbefore = dict(os.environ)\n" + statement + "\n"
+            "print(sorted(k for k in set(os.environ) | set(before) if os.environ.get(k) != before.get(k)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_clean_env(tmp_path),
+                         cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", f"{statement} changed the environment: {out.stdout}"
+    assert out.stderr == ""
+    assert not (tmp_path / "xdg").exists() and not (tmp_path / "home").exists(), f"{statement} made a cache folder"
+
+
+def test_lab_import_loads_no_blas_and_no_numba():
+    code = "import sys, lab; print(sorted(m for m in ('numba', 'lab._blas', 'lab._numba_cache') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("command", [["schema"], ["list"]])
+@pytest.mark.parametrize("home", ["fresh", "unwritable"])
+def test_commands_without_kernels_never_touch_the_cache(tmp_path, command, home):
+    env = _clean_env(tmp_path)
+    if home == "unwritable":  # a file where the folder would go: even root cannot create it
+        (tmp_path / "blocker").write_text("")
+        env["XDG_CACHE_HOME"] = str(tmp_path / "blocker" / "xdg")
+    out = subprocess.run([sys.executable, "-m", "lab", *command], capture_output=True, text=True, env=env,
+                         cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == ""  # no notice about a cache it has no use for
+    assert not (tmp_path / "xdg").exists()

@@ -109,3 +109,107 @@ def test_the_cache_directory_depends_on_the_blas_the_kernels_call():
 
     assert fingerprint(NNLAB_BLAS="numba") != fingerprint(NNLAB_BLAS="")
     assert fingerprint(NNLAB_BLAS="numba") == fingerprint(NNLAB_BLAS="numba")
+
+
+# -- robustness, on a tiny stand-in kernel module (compiles in a fraction of a second) ----------------
+
+STAND_IN = '''
+import numba
+from lab._numba_cache import cached
+
+jit = cached(numba.njit(nogil=True))
+
+
+@jit
+def axpy(a, x, y):
+    return a * x + y
+'''
+
+STAND_IN_PROBE = r"""
+import json, sys
+import stand_in
+import lab._numba_cache as cache
+assert stand_in.axpy(2.0, 3.0, 1.0) == 7.0
+stats = stand_in.axpy.stats
+print(json.dumps({"cache_dir": cache.CACHE_DIR, "cache_path": stats.cache_path,
+                  "hits": sum(stats.cache_hits.values()), "misses": sum(stats.cache_misses.values())}))
+"""
+
+
+def _stand_in(tmp_path: Path, **env_changes) -> tuple[dict, list[str]]:
+    """Run the stand-in kernel in a fresh process; return (its report, its stderr lines)."""
+    (tmp_path / "stand_in.py").write_text(STAND_IN)
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "NUMBA_DISABLE_JIT", "XDG_CACHE_HOME")}
+    env.update(PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]), HOME=str(tmp_path / "home"),
+               PYTHONDONTWRITEBYTECODE="1")
+    env.update({k: str(v) for k, v in env_changes.items()})
+    out = subprocess.run([sys.executable, "-c", STAND_IN_PROBE], env=env, capture_output=True, text=True,
+                         cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1]), [line for line in out.stderr.splitlines() if line]
+
+
+def _nowhere_else(tmp_path: Path) -> None:
+    """numba's own fallbacks, neither keyed on the kernels: __pycache__ beside the source and
+    the user-wide ~/.cache/numba (HOME is tmp_path/home in these runs)."""
+    stray = [p for p in [*tmp_path.glob("__pycache__/*.nb*"), *(tmp_path / "home").rglob("*.nb*")]]
+    assert not stray, f"compiled code outside the keyed cache: {stray}"
+
+
+def test_the_stand_in_compiles_once_into_the_keyed_directory(tmp_path):
+    home = tmp_path / "xdg"
+    first, notes = _stand_in(tmp_path, XDG_CACHE_HOME=home)
+    assert first["misses"] == 1 and first["hits"] == 0 and notes == []
+    keyed = Path(first["cache_dir"])
+    assert keyed.parent == home / "nnlab" / "numba" and Path(first["cache_path"]).parent == keyed
+    second, notes = _stand_in(tmp_path, XDG_CACHE_HOME=home)
+    assert second["hits"] == 1 and second["misses"] == 0 and notes == []
+    _nowhere_else(tmp_path)
+
+
+def test_numba_cache_dir_is_keyed_too(tmp_path):
+    report, notes = _stand_in(tmp_path, NUMBA_CACHE_DIR=tmp_path / "numba-cache")
+    assert Path(report["cache_dir"]).parent == tmp_path / "numba-cache"
+    assert Path(report["cache_dir"]).name.startswith("nnlab-") and notes == []
+    assert list((tmp_path / "numba-cache").rglob("*.nbi"))
+
+
+@pytest.mark.parametrize("variable", ["XDG_CACHE_HOME", "NUMBA_CACHE_DIR"])
+def test_an_unwritable_cache_falls_back_to_a_private_temporary_one(tmp_path, variable):
+    """A cache folder that cannot be made (here: its parent is a file, which stops root too)
+    gives a temporary cache for the run, one line saying so, and no unkeyed fallback."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    report, notes = _stand_in(tmp_path, **{variable: blocker / "cache"})
+    assert report["misses"] == 1
+    assert len(notes) == 1 and notes[0].startswith("nnlab: cannot write the kernel cache ")
+    assert "temporary cache" in notes[0]
+    temporary = Path(report["cache_dir"])
+    assert temporary.name.startswith("nnlab-numba-") and blocker not in temporary.parents
+    assert not temporary.exists(), "the temporary cache must be removed at exit"
+    _nowhere_else(tmp_path)
+
+
+def test_a_corrupt_cache_entry_is_discarded_and_recompiled(tmp_path):
+    home = tmp_path / "xdg"
+    first, _ = _stand_in(tmp_path, XDG_CACHE_HOME=home)
+    folder = Path(first["cache_path"])
+    (index,) = folder.glob("stand_in.axpy-*.nbi")
+    (data,) = folder.glob("stand_in.axpy-*.nbc")
+
+    def flip_a_byte(path: Path) -> None:  # in the middle: the machine code, which pickle does not check
+        blob = bytearray(path.read_bytes())
+        blob[len(blob) // 2] ^= 0x55
+        path.write_bytes(bytes(blob))
+
+    damages = {"index overwritten": lambda: index.write_bytes(b"not a pickle at all"),
+               "data truncated": lambda: data.write_bytes(data.read_bytes()[: data.stat().st_size // 3]),
+               "a bit flipped in the data": lambda: flip_a_byte(data)}
+    for damage, do in damages.items():
+        do()
+        report, notes = _stand_in(tmp_path, XDG_CACHE_HOME=home)
+        assert report["misses"] == 1 and report["hits"] == 0, damage  # recompiled, not loaded
+        assert len(notes) == 1 and notes[0].startswith("nnlab: discarded a corrupt kernel cache entry (stand_in.axpy"), \
+            (damage, notes)
+        again, notes = _stand_in(tmp_path, XDG_CACHE_HOME=home)
+        assert again["hits"] == 1 and again["misses"] == 0 and notes == [], damage  # repaired for good

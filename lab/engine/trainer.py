@@ -6,7 +6,9 @@ these learning rates" into one kernel call and hands back the per-step scalars.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -15,6 +17,25 @@ from .kernels.augment import N_AUG
 from .kernels.losses import LOSS_CODES
 from .network import Network
 from .optim import OptimizerConfig, OptimizerState
+
+
+CALL_SECONDS = 0.2
+"""The longest one kernel call should run.  A compiled call cannot be interrupted: Ctrl-C,
+`q` in the lab and every key wait for the call in progress to return, so callers split
+long runs into calls of `steps_per_call()` steps (Simulation.step does), and evaluation
+splits itself."""
+ASSUMED_MACS_PER_SECOND = 1e9
+"""Training speed assumed before the first call is timed: deliberately low (this 2-core
+machine does 10-30e9 multiply-adds/s in training), so the first call is short, not long."""
+EVAL_BATCH_MACS = 2e9
+"""Evaluation batches are 512 rows, fewer for networks so large that 512 rows would take
+more than ~0.1-0.2 s (a power of two, decided by the architecture alone: the same bits
+every run)."""
+
+
+class Cancelled(Exception):
+    """Raised between kernel calls when the caller's `cancelled()` says so (the lab quitting):
+    the run is abandoned half-way and must not be used further."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +61,7 @@ class Trainer:
         self.set_data(X, y)
         self.batch_size = batch_size
         self.reset_optimizer()
+        self.macs_per_second = ASSUMED_MACS_PER_SECOND  # measured by every run()
 
     @property
     def batch_size(self) -> int:
@@ -69,9 +91,34 @@ class Trainer:
         self.opt_state = OptimizerState(self.network.plan.n_params, self.network.dtype)
         self.last_update = np.zeros(self.network.plan.n_params, self.network.dtype)
 
+    # -- how long a call takes -------------------------------------------------------------
+    def example_macs(self) -> int:
+        """Multiply-adds of one example's forward pass (the dense layers)."""
+        return max(1, sum(layer.n_in * layer.fan_out for layer in self.network.layers))
+
+    def step_macs(self) -> int:
+        """Multiply-adds of one training step: forward and the two backward products, per example."""
+        return 3 * self.batch_size * self.example_macs()
+
+    def steps_per_second(self) -> float:
+        """The training speed expected now: the last call's, rescaled to the current network and batch."""
+        return self.macs_per_second / self.step_macs()
+
+    def steps_per_call(self, seconds: float = CALL_SECONDS) -> int:
+        """How many steps one call may run and still return within about `seconds` (at least 1)."""
+        return max(1, int(seconds * self.steps_per_second()))
+
+    def _timed(self, macs: float, start: float) -> None:
+        elapsed = time.perf_counter() - start
+        if macs > 0 and elapsed > 0:  # the latest call decides: a slow first call (compiling) is forgotten at once
+            self.macs_per_second = macs / elapsed
+
+    # -- training and evaluation -------------------------------------------------------------
     def run(self, lrs: np.ndarray) -> StepRecord:
-        """Train len(lrs) steps, step i at learning rate lrs[i]."""
+        """Train len(lrs) steps, step i at learning rate lrs[i], in one compiled call (which
+        cannot be interrupted: keep len(lrs) <= steps_per_call())."""
         n = int(lrs.shape[0])
+        start = time.perf_counter()
         net = self.network
         ws = net.workspace(self.batch_size)
         loss = np.empty(n)
@@ -86,6 +133,7 @@ class Trainer:
                              LOSS_CODES[net.arch.loss], loss, acc, gnorm, self.last_update, self.augment,
                              self.image_shape, ws.y2buf, ws.lambuf, np.empty(self.X.shape[1], net.dtype),
                              self.trace_idx, trace)
+        self._timed(done * self.step_macs(), start)
         net.batch_ws = ws
         net.last_train_mode_ws = ws
         # The kernel stops at the first non-finite loss/gradient (before the update) or
@@ -94,16 +142,32 @@ class Trainer:
         diverged = done < n or last_bad or not np.all(np.isfinite(net.params))
         return StepRecord(loss[:done], acc[:done], gnorm[:done], bool(diverged), trace[:done])
 
-    def evaluate(self, X: np.ndarray, y: np.ndarray, chunk: int = 512) -> tuple[float, float]:
-        """Eval-mode (loss incl. penalties, accuracy) over a whole set; (nan, nan) if empty."""
+    def evaluate(self, X: np.ndarray, y: np.ndarray, chunk: int = 512,
+                 cancelled: Callable[[], bool] | None = None) -> tuple[float, float]:
+        """Eval-mode (loss incl. penalties, accuracy) over a whole set; (nan, nan) if empty.
+
+        Batches of `chunk` rows (fewer for huge networks, see EVAL_BATCH_MACS); a large set
+        takes several calls of about CALL_SECONDS each (whole batches per call: the sum comes
+        out the same), and `cancelled()` is asked between them (then Cancelled is raised)."""
         if X.shape[0] == 0:
             return float("nan"), float("nan")
         net = self.network
+        fits = int(EVAL_BATCH_MACS // self.example_macs())
+        if fits < chunk:
+            chunk = 1 << max(0, fits.bit_length() - 1)  # the largest power of two that fits, at least 1
         ws = net.workspace(min(chunk, X.shape[0]), "eval")
         Xc = np.ascontiguousarray(X, dtype=net.dtype)
-        total, correct = K.evaluate(ws.ops, ws.fops, ws.node_off, ws.node_w, ws.batch, ws.acts, ws.dacts,
-                                    net.params, net.state, ws.aux, ws.iaux, net._side_rng, Xc,
-                                    np.ascontiguousarray(y, np.int64), LOSS_CODES[net.arch.loss])
+        yc = np.ascontiguousarray(y, np.int64)
+        # a forward pass costs about a third of a training step per example (timed on training)
+        rows = ws.batch * max(1, int(CALL_SECONDS * 3 * self.macs_per_second / self.example_macs()) // ws.batch)
+        total, correct = 0.0, 0
+        for start in range(0, X.shape[0], rows):
+            if start and cancelled is not None and cancelled():
+                raise Cancelled
+            total, c = K.evaluate(ws.ops, ws.fops, ws.node_off, ws.node_w, ws.batch, ws.acts, ws.dacts,
+                                  net.params, net.state, ws.aux, ws.iaux, net._side_rng, Xc[start:start + rows],
+                                  yc[start:start + rows], LOSS_CODES[net.arch.loss], total)
+            correct += c
         return total / X.shape[0] + weight_penalty(net), correct / X.shape[0]
 
 

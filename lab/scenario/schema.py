@@ -42,6 +42,7 @@ Width = Annotated[int, Field(ge=1, le=MAX_WIDTH)]
 StepNumber = Annotated[int, Field(ge=0, le=MAX_STEPS)]
 RunName = Annotated[str, Field(min_length=1, max_length=NAME)]
 Factor = Annotated[float, Field(ge=-1e6, le=1e6)]
+MIN_MIXUP = 0.01  # see AugmentSpec.mixup
 
 
 class Strict(BaseModel):
@@ -83,7 +84,15 @@ class AugmentSpec(Strict):
     contrast: float = Field(0.0, ge=0.0, lt=1.0, description="Scale each image around its mean by U(1-c, 1+c).")
     cutout: int = Field(0, ge=0, le=32, description="Zero a random square of this side in each image.")
     mixup: float = Field(0.0, ge=0.0, le=10.0, description="Mixup alpha: blend each batch with a shuffled copy, "
-                                                           "weight ~ Beta(alpha, alpha).")
+                                                           "weight ~ Beta(alpha, alpha); 0 (off) or 0.01 to 10.")
+
+    @field_validator("mixup")
+    @classmethod
+    def _mixup(cls, value: float) -> float:
+        if 0.0 < value < MIN_MIXUP:  # Beta(a, a) for a tiny a is 0 or 1: no blend, only a label swap
+            raise ValueError(f"must be 0 (off) or at least {MIN_MIXUP}, found {value:g}: below that the mixing "
+                             "weight Beta(alpha, alpha) is almost always exactly 0 or 1, so nothing is blended")
+        return value
 
     def active(self) -> bool:
         return any(v for v in self.model_dump().values())

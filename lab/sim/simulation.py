@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from pydantic import ValidationError
@@ -32,7 +32,7 @@ from lab.engine.network import Network
 from lab.engine.optim import OptimizerConfig
 from lab.engine.schedules import Schedule, learning_rates
 from lab.engine.threads import limit_blas_threads
-from lab.engine.trainer import Trainer
+from lab.engine.trainer import Cancelled, Trainer
 from lab.errors import LabError
 from lab.scenario.schema import Changes, Scenario
 
@@ -86,10 +86,13 @@ class Simulation:
     (the TUI's worker); `lock` is there for callers that share it.
 
     timeline_capacity: records of every layer kept at most (0: record none, as
-    `nnlab check` does, which reads only its own checkpoints)."""
+    `nnlab check` does, which reads only its own checkpoints).
+    cancelled: asked between kernel calls (a thread worker's is_cancelled); True raises
+    Cancelled, and the run, abandoned half-way, is not to be used further."""
 
     def __init__(self, scenario: Scenario, *, history_capacity: int = 50_000,
-                 timeline_capacity: int = TIMELINE_CAPACITY):
+                 timeline_capacity: int = TIMELINE_CAPACITY, cancelled: Callable[[], bool] | None = None):
+        self.cancelled = cancelled
         # GEMM's summation order depends on the BLAS thread count: fix it, so a run gives the
         # same bits from the API, the CLI and the TUI
         limit_blas_threads()
@@ -194,15 +197,18 @@ class Simulation:
         """Train up to n steps (fewer if the run diverges); return how many ran.
 
         Steps run in compiled chunks that end at scenario events and evaluations, so the
-        result does not depend on n.
+        result does not depend on n, and last at most about trainer.CALL_SECONDS each, so
+        Ctrl-C (or a cancelled worker, between calls) stops a long n promptly.
         """
         done = 0
         with self.lock:
             while done < n and not self.diverged:
+                if self.cancelled is not None and self.cancelled():
+                    raise Cancelled
                 self._flush_record()
                 chunk = n - done
                 every = self.current.train.eval_every
-                chunk = min(chunk, every - self.step_count % every, MAX_CHUNK)
+                chunk = min(chunk, every - self.step_count % every, MAX_CHUNK, self.trainer.steps_per_call())
                 if self.layer_timeline.recording:
                     chunk = min(chunk, self.layer_timeline.steps_to_next(self.step_count))
                 if self._next_event < len(self._timeline):
@@ -241,7 +247,7 @@ class Simulation:
                 self._snapshot = None
 
     def _evaluate(self, replace: bool = False) -> None:
-        loss, acc = self.trainer.evaluate(self.data.X_val, self.data.y_val)
+        loss, acc = self.trainer.evaluate(self.data.X_val, self.data.y_val, cancelled=self.cancelled)
         if replace and self.history.series["val_step"].last() == self.step_count:
             self.history.replace_last_val(loss, acc)
         else:

@@ -17,6 +17,7 @@ import time
 from typing import Any, Callable
 
 from lab import pace as paces
+from lab.engine.trainer import Cancelled
 from lab.scenario.schema import Scenario
 from lab.sim import Simulation, Snapshot
 from lab.tui.runner import CHUNK_SECONDS, IDLE_WAIT, MAX_BACKLOG_SECONDS, PUBLISH_SECONDS, PUBLISH_SHARE
@@ -108,11 +109,17 @@ class Lockstep:
 
     # -- the worker ---------------------------------------------------------------------------
     def loop(self, cancelled: Callable[[], bool]) -> None:
+        try:  # asked between the kernel calls of a long step or evaluation, too
+            self._loop(cancelled)
+        except Cancelled:  # quitting: the runs are dropped half-way
+            return
+
+    def _loop(self, cancelled: Callable[[], bool]) -> None:
         sims = {}
         for name, scenario in self.scenarios.items():
             if cancelled():
                 return
-            sims[name] = Simulation(scenario, timeline_capacity=0)  # compare has no zoom
+            sims[name] = Simulation(scenario, timeline_capacity=0, cancelled=cancelled)  # compare has no zoom
         self.sims = sims
         self.publish()
         while not cancelled():
@@ -174,7 +181,9 @@ class Lockstep:
         """Run the steps the pace has made due (one round at most) on every live variant."""
         now = time.perf_counter()
         pace = self.pace
-        chunk = max(1, int(self._rate * CHUNK_SECONDS))
+        # the engine's own estimate (a round steps every variant) follows a change of network at once
+        engine = 1.0 / sum(1.0 / sim.trainer.steps_per_second() for sim in self.live())
+        chunk = max(1, int(min(self._rate, engine) * CHUNK_SECONDS))
         if pace is None:
             due = chunk
         else:

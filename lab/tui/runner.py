@@ -19,6 +19,7 @@ from typing import Any, Callable
 from pydantic import ValidationError
 
 from lab import pace as paces
+from lab.engine.trainer import Cancelled
 from lab.errors import LabError
 from lab.scenario.schema import Changes
 from lab.sim import Simulation, Snapshot
@@ -48,7 +49,7 @@ class SimRunner:
         self._executed = 0  # ...and this by the worker only: their difference is what is pending
         self._wake = threading.Event()
         self._stop_at: int | None = sim.current.train.steps
-        self._rate = 1000.0  # estimated steps/s of the engine, sizes the chunks at pace max
+        self._rate = sim.trainer.steps_per_second()  # estimated steps/s of the engine, sizes the chunks
         self._credit = 0.0  # steps due at the current pace, not yet run
         self._clock = time.perf_counter()
         self._publish_cost = 0.0
@@ -108,6 +109,13 @@ class SimRunner:
     # -- the worker (background thread) -------------------------------------------------------
     def loop(self, cancelled: Callable[[], bool]) -> None:
         self._cancelled = cancelled
+        self.sim.cancelled = cancelled  # also between the kernel calls of a long step or evaluation
+        try:
+            self._loop(cancelled)
+        except Cancelled:  # quitting: the run is dropped half-way
+            return
+
+    def _loop(self, cancelled: Callable[[], bool]) -> None:
         self.publish()
         while not cancelled():
             executed = self._drain()
@@ -174,12 +182,14 @@ class SimRunner:
         """Run the steps the pace has made due (at most one chunk); wait if none is due."""
         now = time.perf_counter()
         pace = self.pace
+        # the engine's own estimate follows a change of network at once (quitting waits for this chunk)
+        chunk = max(1, int(min(self._rate, self.sim.trainer.steps_per_second()) * CHUNK_SECONDS))
         if pace is None:
-            due = max(1, int(self._rate * CHUNK_SECONDS))
+            due = chunk
         else:
             self._credit = min(self._credit + (now - self._clock) * pace, max(1.0, pace * MAX_BACKLOG_SECONDS))
             self._clock = now
-            due = min(int(self._credit), max(1, int(self._rate * CHUNK_SECONDS)))
+            due = min(int(self._credit), chunk)
             if due < 1:
                 self._wait((1.0 - self._credit) / pace)
                 return 0

@@ -1,7 +1,8 @@
 """The numba flags every kernel shares, declared once.
 
-cache=True   compiled machine code is stored on disk and loaded on the next run (~0.4 s
-             instead of ~15 s), in the directory `lab._numba_cache` chooses.
+cached       compiled machine code is stored on disk and loaded on the next run (~0.4 s
+             instead of ~15 s), in the keyed directory `lab._numba_cache` chooses on first
+             use (numba's own cache=True would pick an unkeyed fallback directory by itself).
 nogil=True   kernels release the GIL so the TUI stays responsive while a worker trains.
 fastmath is left off on purpose: contraction and the other fast-math flags would change
 results with every inlining decision; the lab promises bit-identical metrics for the same
@@ -19,28 +20,28 @@ The cache directory is keyed on a hash of every kernel file, this one included
 
 from __future__ import annotations
 
-from lab import _numba_cache  # noqa: F401  (must run before numba compiles anything)
-
 import numba
 
-JIT_FLAGS = dict(cache=True, nogil=True, fastmath=False)
+from lab._numba_cache import cached
 
-jit = numba.njit(**JIT_FLAGS)
+JIT_FLAGS = dict(nogil=True, fastmath=False)  # + the keyed on-disk cache, by `cached`
+
+jit = cached(numba.njit(**JIT_FLAGS))
 
 # For elementwise loop kernels (activations, the optimizer update) and the scalar math they inline
 # (kernels/vmath.py): the Python error model puts a ZeroDivisionError check on every
 # float division, and that branch keeps LLVM from vectorising the loop.  No divisor in
 # them can be zero.  `inline` helpers are inlined into the caller's numba IR: left to
 # LLVM, the larger ones (erfc) stayed calls, and a call in a loop stops vectorisation.
-elementwise = numba.njit(**JIT_FLAGS, error_model="numpy")
-inline = numba.njit(**JIT_FLAGS, error_model="numpy", inline="always")
+elementwise = cached(numba.njit(**JIT_FLAGS, error_model="numpy"))
+inline = cached(numba.njit(**JIT_FLAGS, error_model="numpy", inline="always"))
 
 # For plain sums over one buffer (gradient norm, penalty): reassociation lets LLVM vectorise
 # the reduction (7x faster).  The summation order then depends on the vector width LLVM
 # picks for this CPU, but that is fixed for a compiled kernel, and numba's cache is keyed
 # on the CPU model and features, so results stay bit-identical run to run on a machine,
 # as BLAS's are (its kernels are chosen per CPU too).  Nowhere else.
-reduction = numba.njit(**{**JIT_FLAGS, "fastmath": {"reassoc"}})
+reduction = cached(numba.njit(**{**JIT_FLAGS, "fastmath": {"reassoc"}}))
 
 
 # numba compiles a callee once per distinct argument *type*, and a constant True or False

@@ -7,6 +7,8 @@ Mixup returns the partner labels and the mixing weight for the loss.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ._jit import jit
@@ -15,6 +17,47 @@ from .shuffle import shuffle
 # Layout of the `aug` parameter array.
 A_FLIP, A_CROP_PAD, A_NOISE, A_BRIGHTNESS, A_CONTRAST, A_CUTOUT, A_MIXUP = range(7)
 N_AUG = 7
+
+
+# Below this, Beta(a, a) is 0 or 1 in double precision (all but a ~1e-100 chance): a coin
+# flip.  numpy draws it so too (numpy gh-24266); Johnk's loop would take log(0) paths.
+BETA_COIN_BELOW = 3e-103
+
+
+@jit
+def beta_weight(rng, a):
+    """A draw from Beta(a, a), a > 0, that terminates for every a (mixup's weight).
+
+    The same algorithm and the same draws as numpy's Generator.beta(a, a) today: Johnk's
+    for a <= 1 (two uniforms per try), the ratio of two gammas above.  numba's own
+    `rng.beta` is a copy of numpy's older code, which accepted a try only when
+    U**(1/a) + V**(1/a) > 0: for small a both powers underflow to 0 almost always, and
+    the loop runs about 1/(1500 a) times per draw (7 s at a = 1e-12, one draw per step)
+    and for ever below a ~ 1e-19.  numpy fixed it (gh-24203) by testing U + V > 0 and
+    finishing in logarithms whenever a power underflows; so does this.
+    """
+    if a > 1.0:
+        ga = rng.standard_gamma(a)
+        gb = rng.standard_gamma(a)
+        return ga / (ga + gb)
+    if a < BETA_COIN_BELOW:
+        return 1.0 if rng.random() < 0.5 else 0.0
+    while True:
+        u = rng.random()
+        v = rng.random()
+        x = u ** (1.0 / a)
+        y = v ** (1.0 / a)
+        s = x + y
+        if s <= 1.0 and u + v > 0.0:  # accepted: at least one in two tries for every a <= 1
+            if x > 0.0 and y > 0.0:
+                return x / s
+            # a power underflowed: x / (x + y) from logarithms (u or v may be 0, not both)
+            log_x = math.log(u) / a if u > 0.0 else -math.inf
+            log_y = math.log(v) / a if v > 0.0 else -math.inf
+            delta = log_x - log_y
+            if delta > 0.0:
+                return math.exp(-math.log1p(math.exp(-delta)))
+            return math.exp(delta - math.log1p(math.exp(delta)))
 
 
 @jit
@@ -83,7 +126,7 @@ def augment_batch(x, y, y2, lam, aug, C, H, W, rng, tmp):
         lam[i] = 1.0
     if aug[A_MIXUP] > 0 and B > 1:
         a = aug[A_MIXUP]
-        l = rng.beta(a, a)
+        l = beta_weight(rng, a)
         perm = np.arange(B)  # = rng.permutation(B), the same draws
         shuffle(rng, perm)
         mixed = x.copy()

@@ -21,8 +21,6 @@ input gives bit-identical results.
 
 from __future__ import annotations
 
-from lab import _numba_cache  # noqa: F401  (must run before numba compiles anything)
-
 import numpy as np
 
 from ._jit import jit

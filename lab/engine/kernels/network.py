@@ -177,11 +177,12 @@ def loss_and_grads(ops, fops, node_off, node_w, B, acts, dacts, params, grads, s
 
 @jit
 def evaluate(ops, fops, node_off, node_w, B, acts, dacts, params, state, aux, iaux, rng,
-             X, Y, loss_code):
-    """Eval-mode loss (data part, summed) and correct count over X, in chunks of B rows."""
+             X, Y, loss_code, total):
+    """Eval-mode loss (data part, summed, added to `total`) and correct count over X, in
+    chunks of B rows.  A set evaluated in slices of a multiple of B rows, each call given
+    the last one's total, sums in the same order as one call: the same bits."""
     N, D = X.shape
     last = node_off.size - 1
-    total = 0.0
     correct = 0
     start = 0
     while start < N:

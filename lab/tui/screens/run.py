@@ -21,6 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 from textual.worker import get_current_worker
 
+from lab.engine.trainer import Cancelled
 from lab.metrics import parse_metric
 from lab.pace import initial_pace
 from lab.report.export import write_run_csv
@@ -98,7 +99,11 @@ class RunScreen(Screen):
                     return
             if worker.is_cancelled:  # left (escape, q) while waiting
                 return
-            self.runner = SimRunner(Simulation(self.scenario), running=self.autostart, pace=self.pace)
+            try:  # building evaluates the first network: quitting need not wait for all of it
+                sim = Simulation(self.scenario, cancelled=lambda: worker.is_cancelled)
+            except Cancelled:
+                return
+            self.runner = SimRunner(sim, running=self.autostart, pace=self.pace)
         self.runner.loop(lambda: worker.is_cancelled)
 
     # -- state ------------------------------------------------------------------------------
