@@ -145,7 +145,10 @@ def _folder_error(folder: Path, headline: str = FOLDER_GIVEN) -> None:
 def _browse(paths: list[Path]) -> None:
     from lab.tui.app import make_app
 
-    make_app(paths).run()
+    app_ = make_app(paths)
+    app_.run()
+    if app_.return_code:
+        raise typer.Exit(app_.return_code)
 
 
 def run_headless(scenario, steps: Optional[int] = None, *, csv: Optional[Path] = None, plot: bool = False,
@@ -281,7 +284,10 @@ def run(
         return
     from lab.tui.app import make_app
 
-    make_app(scenario=sc, source=scenario or "").run()
+    app_ = make_app(scenario=sc, source=scenario or "")
+    app_.run()
+    if app_.return_code:  # an unexpected error (the session was saved first): never exit 0
+        raise typer.Exit(app_.return_code)
 
 
 @app.command()

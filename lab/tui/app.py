@@ -63,6 +63,34 @@ class NNLabApp(App):
                                 lambda action=key.action: screen.run_action(action))
         yield from super().get_system_commands(screen)
 
+    def _handle_exception(self, error: Exception) -> None:
+        """An error nobody expected: save every open session first (so nothing the user did is
+        lost), then let Textual stop the app with the traceback; the exit status is 1."""
+        if not getattr(self, "_saved_on_error", False):
+            self._saved_on_error = True
+            for path in self.save_sessions_on_error():
+                self._exit_renderables.append(f"nnlab stopped on an unexpected error; your session is saved in {path}")
+        super()._handle_exception(error)
+
+    def save_sessions_on_error(self) -> list[Path]:
+        """Write each run screen's session (claims left unchecked); the paths written."""
+        from lab.files import unused_path
+        from lab.sim.session import begin_save, finish_save
+        from lab.tui.screens.run import RunScreen
+
+        written = []
+        for screen in self.screen_stack:
+            runner = getattr(screen, "runner", None)
+            if not isinstance(screen, RunScreen) or runner is None:
+                continue
+            try:
+                path = unused_path(screen._out_path("-after-error.toml"))
+                finish_save(begin_save(runner.sim, path, source=screen.source), cancelled=lambda: True)
+                written.append(path)
+            except Exception:  # noqa: BLE001 - already failing: a save that fails too must not hide the first error
+                continue
+        return written
+
     def action_show_help(self) -> None:
         """The help for the screen on top: its keys, and the scenario it is about."""
         from lab.tui.screens.help import HelpScreen

@@ -86,7 +86,9 @@ class BrowserScreen(Screen):
         explain = self.query_one("#detail-explain", Markdown)
         try:
             sc = load_scenario(entry.path)
-        except ScenarioError as exc:
+        except Exception as exc:  # noqa: BLE001 - any file may be in a user's folder: show why, never crash
+            if not isinstance(exc, ScenarioError):
+                exc = ScenarioError(str(entry.path), [f"cannot be read: {type(exc).__name__}: {exc}"])
             title.update(Text(f"{entry.name}: invalid scenario", style="red"))
             explain.update("```\n" + str(exc) + "\n```")
             self.query_one("#detail-file", Static).update("")
@@ -106,7 +108,7 @@ class BrowserScreen(Screen):
 
         try:
             sc = load_scenario(entry.path)
-        except ScenarioError as exc:
+        except Exception as exc:  # noqa: BLE001 - as in describe
             self.notify(str(exc), title="invalid scenario", severity="error", markup=False)
             return
         self.app.push_screen(RunScreen(sc, source=entry.name, autostart=getattr(self.app, "autostart", True)))
