@@ -81,6 +81,8 @@ TABLE: dict[str, Case] = {
                                        "variants[0].set.dropout", "must be >= 0", "found -0.1"), count=2),
     "no_layers.toml": Case(("model.hidden", "needs at least 1 item", "found 0")),
     "too_many_layers.toml": Case(("model.hidden", "at most 64 item", "found 65")),
+    "name_control_characters.toml": Case(("scenario.name", "control character U+001B (ESC) at position 1")),
+    "variant_name_control_character.toml": Case(("variants[0].name", "control character U+0007 (BEL)")),
     "absurd_sizes.toml": Case(("model.hidden", "about 16,912,531,456 weights; the limit is 200,000,000")),
     # --- events --------------------------------------------------------------------------------
     "event_beyond_steps.toml": Case(("events[0].at", "step 500", "beyond train.steps (100)")),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lab.metrics import parse_metric
 
@@ -45,6 +45,27 @@ Factor = Annotated[float, Field(ge=-1e6, le=1e6)]
 MIN_MIXUP = 0.01  # see AugmentSpec.mixup
 
 
+def _printable(allow: str = ""):
+    """A validator refusing control characters (other than those in `allow`): a name is printed
+    in terminals, where ESC, BEL or CR would move the cursor, clear the screen or hide text."""
+    import unicodedata
+
+    def check(value: str) -> str:
+        for i, ch in enumerate(value):
+            if ch not in allow and unicodedata.category(ch) in ("Cc", "Cf") and ch not in "\u200d":
+                names = {0: "NUL", 7: "BEL", 8: "BS", 9: "TAB", 10: "LF", 13: "CR", 27: "ESC", 127: "DEL"}
+                name = names.get(ord(ch)) or unicodedata.name(ch, "a control character")
+                raise ValueError(f"control character U+{ord(ch):04X} ({name}) at position {i}: not allowed here "
+                                 "(a terminal would act on it)")
+        return value
+
+    return AfterValidator(check)
+
+
+Line = Annotated[str, _printable()]  # one line of text: no control characters
+Prose = Annotated[str, _printable("\n\t")]  # text of several lines
+
+
 class Strict(BaseModel):
     # strict: a TOML string "100" is not silently an integer; ints still count as floats.
     # inf/nan are valid TOML floats but never a sensible setting
@@ -52,12 +73,12 @@ class Strict(BaseModel):
 
 
 class ScenarioMeta(Strict):
-    name: str = Field("Untitled", max_length=200, description="Title shown in the browser and reports "
+    name: Line = Field("Untitled", max_length=200, description="Title shown in the browser and reports "
                                                                "(at most 200 characters).")
-    topic: str = Field("misc", max_length=64, description="Curriculum topic (the folder it lives in).")
+    topic: Line = Field("misc", max_length=64, description="Curriculum topic (the folder it lives in).")
     seed: int = Field(0, ge=0, le=MAX_SEED, description="One seed drives data, initialisation, batches and dropout "
                                                         "masks (0 .. 2**53 - 1).")
-    explain: str = Field("", max_length=20_000, description="Markdown shown beside the run: what to watch and why "
+    explain: Prose = Field("", max_length=20_000, description="Markdown shown beside the run: what to watch and why "
                                                            "(at most 20,000 characters).")
     pace: Annotated[float, Field(gt=0.0, le=MAX_PACE_RATE)] | Annotated[str, Field(max_length=32)] | None = Field(
         None, description="How fast the lab's live run goes at first: steps per second (20, at most 1,000,000), "
@@ -252,7 +273,7 @@ class VariantChanges(Changes):
 
 
 class Variant(Strict):
-    name: str = Field(..., min_length=1, max_length=NAME,
+    name: Line = Field(..., min_length=1, max_length=NAME,
                       description="Variant name (at most 64 characters); the unchanged run is 'base'.")
     set: VariantChanges = Field(default_factory=VariantChanges,
                                 description="Overrides applied from step 0: any Changes key, and also hidden, "
@@ -282,7 +303,7 @@ class Expectation(Strict):
                                    description="Compare metric(variant) / metric(ratio_over variant).")
     difference_over: str | None = Field(None, max_length=NAME,
                                         description="Compare metric(variant) - metric(difference_over variant).")
-    why: str = Field("", max_length=1000, description="The claim this checks, in a sentence (shown when it fails).")
+    why: Prose = Field("", max_length=1000, description="The claim this checks, in a sentence (shown when it fails).")
 
     @field_validator("metric")
     @classmethod
