@@ -124,7 +124,7 @@ class Trainer:
         loss = np.empty(n)
         acc = np.empty(n)
         gnorm = np.empty(n)
-        trace = np.empty((n, self.trace_idx.size))
+        trace = np.full((n, self.trace_idx.size), np.nan)  # a step the kernel stopped at leaves NaN, never garbage
         opt = self.optimizer
         done = K.train_steps(n, np.ascontiguousarray(lrs, np.float64), self.X, self.y, self.perm, self.cursor,
                              ws.batch, ws.ops, ws.fops, ws.node_off, ws.node_w, ws.acts, ws.dacts, net.params,
