@@ -9,6 +9,7 @@ Snapshot at once, so a change made while paused shows without stepping.
 from __future__ import annotations
 
 import math
+import re
 import time
 from datetime import datetime
 from functools import partial
@@ -162,8 +163,9 @@ class RunScreen(Screen):
         layers, marker = self.layer_page(snap)
         self.query_one(HistogramGrid).show(snap, layers)
         self.query_one(StatsPanel).show(snap, layers, marker)
+        idle = not self.runner.running  # paused or done: a change shows in the curves at once too
         for curve in self.query(Curves):
-            curve.show(snap, force)
+            curve.show(snap, force or idle)
         self.query_one(ContextPanel).show(snap, self.runner.sim)
         if snap.diverged and not self._warned_divergence:
             self._warned_divergence = True
@@ -294,7 +296,8 @@ class RunScreen(Screen):
             self.app.pop_screen()
 
     def _out_path(self, suffix: str) -> Path:
-        stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in self.scenario.name.lower())[:40].strip("-")
+        stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in self.scenario.name.lower())
+        stem = re.sub("-{2,}", "-", stem)[:40].strip("-")  # "maxout, prelu" -> maxout-prelu
         return Path(getattr(self.app, "output_dir", Path.cwd())) / f"{stem or 'session'}-{datetime.now():%Y%m%d-%H%M%S}{suffix}"
 
     def action_save(self) -> None:
