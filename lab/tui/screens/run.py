@@ -57,7 +57,7 @@ class RunScreen(Screen):
             self.runner = SimRunner(simulation, running=autostart, pace=self.pace)
         self.wanted = tuple(dict.fromkeys(parse_metric(e.metric).name for e in scenario.expect))
         self._shown: Snapshot | None = None
-        self._message_seen = ""
+        self._said = 0
         self._warned_divergence = False
         self.page = 0
         self.curve = "loss"  # the curve shown when there is room for one only
@@ -174,9 +174,9 @@ class RunScreen(Screen):
             self._warned_divergence = False
 
     def _show_message(self, r: SimRunner) -> None:
-        if r.message and r.message != self._message_seen:
-            self._message_seen = r.message
-            self.say(r.message, "error" if "diverged" in r.message else "info")
+        if r.said != self._said:  # a count, not the text: the same message said twice shows twice
+            self._said = r.said
+            self.say(r.message, r.message_kind)
 
     def say(self, message: str, kind: str = "info") -> None:
         self.query_one(MessageLine).say(message, kind)
