@@ -171,6 +171,8 @@ def test_run_a_folder_in_a_terminal_opens_the_browser_on_it(monkeypatch):
     opened = []
 
     class FakeApp:
+        return_code = 0  # as Textual's App after a clean exit
+
         def __init__(self, paths):
             self.paths = paths
 
