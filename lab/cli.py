@@ -475,7 +475,78 @@ def bench(
     raise typer.Exit(module["main"](argv))
 
 
-COMMANDS = {"browse", "run", "screenshot", "check", "list", "show", "schema", "bench"}
+serve_app = typer.Typer(help="Demo to a room: one lab per person, over SSH or in a browser.", no_args_is_help=True)
+app.add_typer(serve_app, name="serve")
+
+FOLDERS_HELP = "More scenario folders for every session's browser (the curriculum is always there)."
+
+
+def _check_folders(folders: list[Path]) -> None:
+    for folder in folders:
+        if not folder.is_dir():
+            _fail(LabError(f"{folder}: not a folder of scenarios"))
+
+
+@serve_app.command("ssh")
+def serve_ssh(
+    folders: list[Path] = typer.Argument(None, help=FOLDERS_HELP, show_default=False),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."),
+    port: int = typer.Option(2222, "--port", min=0, max=65535, help="Port to listen on."),
+    authorized_keys: Optional[Path] = typer.Option(None, "--authorized-keys", help="Public keys allowed in "
+                                                   "(default ~/.ssh/authorized_keys)."),
+    allow_anonymous: bool = typer.Option(False, "--allow-anonymous", help="Let anyone in without a key (a demo "
+                                         "room); saving and exporting are then off."),
+    max_sessions: Optional[int] = typer.Option(None, "--max-sessions", min=1, help="Labs running at once "
+                                               "(default: the number of cores)."),
+    max_per_ip: int = typer.Option(2, "--max-per-ip", min=1, help="Labs at once from one address."),
+    login_timeout: float = typer.Option(30, "--login-timeout", min=1, help="Seconds to log in."),
+    idle_timeout: float = typer.Option(1800, "--idle-timeout", min=10, help="Seconds without a key press before "
+                                       "a session is closed."),
+    memory_mb: int = typer.Option(2048, "--memory-mb", min=1024, help="Address-space limit of each lab, MB."),
+    cpu_seconds: Optional[int] = typer.Option(None, "--cpu-seconds", min=10, help="CPU-time limit of each lab."),
+    host_key: Optional[Path] = typer.Option(None, "--host-key", help="Server key file (default: generated once "
+                                            "in the user's data folder)."),
+) -> None:
+    """Serve the lab over SSH: each `ssh -p PORT HOST` gets its own lab in its own process."""
+    from lab.serve.ssh import SSHOptions, serve_ssh as serve
+
+    folders = folders or []
+    _check_folders(folders)
+    options = dict(host=host, port=port, authorized_keys=authorized_keys, allow_anonymous=allow_anonymous,
+                   max_per_ip=max_per_ip, login_timeout=login_timeout, idle_timeout=idle_timeout,
+                   memory_mb=memory_mb, cpu_seconds=cpu_seconds, host_key=host_key, folders=folders)
+    if max_sessions is not None:
+        options["max_sessions"] = max_sessions
+    try:
+        serve(SSHOptions(**options))
+    except LabError as exc:
+        _fail(exc)
+
+
+@serve_app.command("web")
+def serve_web(
+    folders: list[Path] = typer.Argument(None, help=FOLDERS_HELP, show_default=False),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port to listen on."),
+    i_understand_no_auth: bool = typer.Option(False, "--i-understand-no-auth", help="Allow an address other than "
+                                              "this machine's: textual-serve has no authentication, anyone who "
+                                              "reaches the port gets a lab (prefer ssh -L)."),
+    memory_mb: int = typer.Option(2048, "--memory-mb", min=1024, help="Address-space limit of each lab, MB."),
+    cpu_seconds: Optional[int] = typer.Option(None, "--cpu-seconds", min=10, help="CPU-time limit of each lab."),
+) -> None:
+    """Serve the lab to browsers on this machine (textual-serve): each tab gets its own lab."""
+    from lab.serve.web import WebOptions, serve_web as serve
+
+    folders = folders or []
+    _check_folders(folders)
+    try:
+        serve(WebOptions(host=host, port=port, i_understand_no_auth=i_understand_no_auth, memory_mb=memory_mb,
+                         cpu_seconds=cpu_seconds, folders=folders))
+    except LabError as exc:
+        _fail(exc)
+
+
+COMMANDS = {"browse", "run", "screenshot", "check", "list", "show", "schema", "bench", "serve"}
 
 
 class ReaderGone:

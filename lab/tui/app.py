@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from textual import events
 from textual.app import App, SystemCommand
@@ -23,13 +23,15 @@ class NNLabApp(App):
 
     def __init__(self, paths: list[Path] | None = None, scenario: Scenario | None = None, *,
                  source: str = "", output_dir: Path | None = None, autostart: bool = True,
-                 warm_up: bool | WarmUp = True) -> None:
+                 warm_up: bool | WarmUp = True, allow_writes: bool = True) -> None:
         super().__init__()
         self.paths = paths or []
         self.start_scenario = scenario
         self.source = source
         self.output_dir = output_dir or Path.cwd()
         self.autostart = autostart
+        # False in a shared room (nnlab serve): saving, exporting and screenshots are off
+        self.allow_writes = allow_writes
         # the one compilation of the kernels, shared by every screen (tests pass their own, or False)
         self.kernels: WarmUp | None = KERNELS if warm_up is True else (warm_up or None)
 
@@ -61,12 +63,20 @@ class NNLabApp(App):
         for key in getattr(screen, "KEYS", ()):
             yield SystemCommand(f"{key.description} ({key.shown})", f"key: {key.shown}",
                                 lambda action=key.action: screen.run_action(action))
-        yield from super().get_system_commands(screen)
+        for command in super().get_system_commands(screen):
+            if self.allow_writes or "screenshot" not in command.title.lower():  # it writes a file
+                yield command
+
+    def refuse_writes(self, what: str, say: Callable[[str, str], None]) -> bool:
+        """True, after `say` has said why, when this lab may not write files."""
+        if not self.allow_writes:
+            say(f"{what} is off in this shared lab: nothing is written on the server", "error")
+        return not self.allow_writes
 
     def _handle_exception(self, error: Exception) -> None:
         """An error nobody expected: save every open session first (so nothing the user did is
         lost), then let Textual stop the app with the traceback; the exit status is 1."""
-        if not getattr(self, "_saved_on_error", False):
+        if not getattr(self, "_saved_on_error", False) and self.allow_writes:
             self._saved_on_error = True
             for path in self.save_sessions_on_error():
                 self._exit_renderables.append(f"nnlab stopped on an unexpected error; your session is saved in {path}")

@@ -310,7 +310,7 @@ class RunScreen(Screen):
         from lab.sim.session import begin_save
 
         r = self._ready()
-        if r is None:
+        if r is None or self.app.refuse_writes("saving", self.say):
             return
         path = unused_path(self._out_path(".toml"))
         try:
@@ -359,7 +359,7 @@ class RunScreen(Screen):
 
     def action_export(self) -> None:
         r = self._ready()
-        if r is None:
+        if r is None or self.app.refuse_writes("exporting", self.say):
             return
         try:
             (path, rows), (layers, layer_rows) = write_run_csv(r.latest, self._out_path("-history.csv"))
