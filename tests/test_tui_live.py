@@ -406,3 +406,24 @@ def test_a_diverged_loss_is_drawn_on_a_log_axis_with_short_labels(tmp_path):
     log_axis, text = run(body)
     assert log_axis
     assert not re.search(r"\d{10,}", text)  # no 20-digit tick labels
+
+
+@pytest.mark.parametrize("width", [60, 78, 98])
+def test_the_table_keeps_its_columns_and_their_places_while_the_values_change(width):
+    """A column that fits only while the values are short would come and go between frames:
+    the columns and their widths are chosen by the widest usual cell, not by this frame's."""
+    from lab.report.table import fitting_columns
+
+    from dataclasses import replace
+
+    sim = Simulation(tiny())
+    sim.step(5)
+    snap = sim.snapshot()
+    layers = list(range(1, len(snap.layers) + 1))
+    short = replace(snap, layers=[replace(s, act_mean=0.5, act_std=0.5, grad_std=0.5, update_ratio=0.5)
+                                  for s in snap.layers])
+    long = replace(snap, layers=[replace(s, act_mean=-1.2e-05, act_std=1.2e-05, grad_std=1.2e-05,
+                                         update_ratio=1.2e-05) for s in snap.layers])
+    assert fitting_columns(width, short, layers) == fitting_columns(width, long, layers)
+    for c in LAYER_COLUMNS:
+        assert c.width >= len(c.header) or c.header in ("kind",), c.header

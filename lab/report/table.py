@@ -37,32 +37,36 @@ class Column:
     meaning: str  # one line for the help screen and the report's caption
     alert: Callable[[LayerStats], str] = lambda s: ""  # a style when the value is a warning sign
     brief: str = ""  # a few words for the headless report's caption
+    # the widest cell a usual value makes ("-1.2e-05"): the columns that fit are chosen by it,
+    # not by the current values, so a column does not come and go between frames
+    width: int = 0
 
 
 LAYER_COLUMNS: tuple[Column, ...] = (
-    Column("#", "", lambda s: str(s.index), "layer number: 1 = first hidden layer, the last is the output"),
+    Column("#", "", lambda s: str(s.index), "layer number: 1 = first hidden layer, the last is the output",
+           width=2),
     Column("kind", "", lambda s: s.kind, "activation of the layer (output: the scores)"),
-    Column("units", "", lambda s: str(s.width), "units in the layer"),
-    Column("mean", "act_mean", lambda s: _num(s.act_mean, "{:.2g}"), "mean of the activations"),
+    Column("units", "", lambda s: str(s.width), "units in the layer", width=5),
+    Column("mean", "act_mean", lambda s: _num(s.act_mean, "{:.2g}"), "mean of the activations", width=8),
     Column("std", "act_std", lambda s: _num(s.act_std, "{:.2g}"),
-           "std of the activations: collapsing toward 0 or growing with depth is a bad init"),
+           "std of the activations: collapsing toward 0 or growing with depth is a bad init", width=7),
     Column("grad", "grad_std", lambda s: _num(s.grad_std, "{:.1e}"),
-           "std of dL/da, the gradient flowing back into the layer: vanishing or exploding"),
+           "std of dL/da, the gradient flowing back into the layer: vanishing or exploding", width=7),
     Column("dead", "dead_fraction", lambda s: _pct(s.dead_fraction),
            "units whose slope f'(z) < 1e-3 on every probe example: they never learn again",
-           lambda s: "bold red" if s.dead_fraction >= DEAD_ALERT else "", "f'(z)<1e-3 on every probe example"),
+           lambda s: "bold red" if s.dead_fraction >= DEAD_ALERT else "", "f'(z)<1e-3 on every probe example", width=4),
     Column("sat", "saturated_fraction", lambda s: _pct(s.saturated_fraction),
            "activations in a flat region: |tanh| > 0.99, sigmoid < 0.01 or > 0.99 (gradient ~0)",
-           lambda s: "bold yellow" if s.saturated_fraction >= SATURATED_ALERT else "", "|tanh|>.99 / sigmoid<.01|>.99"),
+           lambda s: "bold yellow" if s.saturated_fraction >= SATURATED_ALERT else "", "|tanh|>.99 / sigmoid<.01|>.99", width=4),
     Column("~0", "zero_fraction", lambda s: _pct(s.zero_fraction), "activations with |a| < 1e-3 (near zero)",
-           brief="|a|<1e-3"),
+           brief="|a|<1e-3", width=4),
     Column("upd/w", "update_ratio", lambda s: _num(s.update_ratio, "{:.1e}"),
-           "||last update of W|| / ||W||: the rule of thumb is about 1e-3", brief="||dW||/||W|| (aim ~1e-3)"),
+           "||last update of W|| / ||W||: the rule of thumb is about 1e-3", brief="||dW||/||W|| (aim ~1e-3)", width=7),
     Column("sign", "sign_agreement", lambda s: _num(s.sign_agreement, "{:.2f}"),
            "share of a unit's weight gradients with the same sign: 1 = the zigzag regime",
-           brief="grad sign agreement"),
+           brief="grad sign agreement", width=4),
     Column("sim", "unit_similarity", lambda s: _num(s.unit_similarity, "{:.2f}"),
-           "mean cosine similarity of units' incoming weights: 1 = symmetry never broken", brief="unit similarity"),
+           "mean cosine similarity of units' incoming weights: 1 = symmetry never broken", brief="unit similarity", width=5),
 )
 COLUMNS = tuple(c.header for c in LAYER_COLUMNS)
 # the order columns are dropped in when the table does not fit, least telling first
@@ -93,8 +97,7 @@ def fitting_columns(width: int, snap: Snapshot, layers: list[int], wanted: tuple
 
     def needed(cols) -> int:
         rows = layer_rows(snap, layers, tuple(cols))
-        widths = [max(len(c.header), *(len(r[0][i]) for r in rows)) if rows else len(c.header)
-                  for i, c in enumerate(cols)]
+        widths = [max(len(c.header), c.width, *(len(r[0][i]) for r in rows)) for i, c in enumerate(cols)]
         return sum(widths) + gap * (len(cols) - 1)
 
     for header in order:

@@ -163,7 +163,7 @@ class StatsPanel(Static):
         columns = fitting_columns(width, snap, layers, self.wanted)
         header = [c.header for c in columns]
         rows = layer_rows(snap, layers, columns)
-        widths = [max(len(header[i]), *(len(cells[i]) for cells, _ in rows)) for i in range(len(header))]
+        widths = [max(len(c.header), c.width, *(len(cells[i]) for cells, _ in rows)) for i, c in enumerate(columns)]
 
         def line(cells: list[str], styles: dict[int, str], text: Text, bold: bool = False) -> None:
             for i, cell in enumerate(cells):
