@@ -531,6 +531,8 @@ def serve_web(
     i_understand_no_auth: bool = typer.Option(False, "--i-understand-no-auth", help="Allow an address other than "
                                               "this machine's: textual-serve has no authentication, anyone who "
                                               "reaches the port gets a lab (prefer ssh -L)."),
+    max_sessions: Optional[int] = typer.Option(None, "--max-sessions", min=1, help="Labs running at once "
+                                               "(default: the number of cores)."),
     memory_mb: int = typer.Option(2048, "--memory-mb", min=1024, help="Address-space limit of each lab, MB."),
     cpu_seconds: Optional[int] = typer.Option(None, "--cpu-seconds", min=10, help="CPU-time limit of each lab."),
 ) -> None:
@@ -541,7 +543,7 @@ def serve_web(
     _check_folders(folders)
     try:
         serve(WebOptions(host=host, port=port, i_understand_no_auth=i_understand_no_auth, memory_mb=memory_mb,
-                         cpu_seconds=cpu_seconds, folders=folders))
+                         cpu_seconds=cpu_seconds, folders=folders, max_sessions=max_sessions))
     except LabError as exc:
         _fail(exc)
 

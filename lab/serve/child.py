@@ -137,8 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         app.run()
         code = app.return_code or 0
     finally:
-        try:
-            sys.stdout.write(farewell(folder, not args.no_writes))
+        try:  # under textual-serve stdout is the data channel to the server: no farewell there
+            if "TEXTUAL_DRIVER" not in os.environ:
+                sys.stdout.write(farewell(folder, not args.no_writes))
             sys.stdout.flush()
         except OSError:  # the terminal is gone (the client dropped)
             pass
