@@ -73,3 +73,43 @@ def test_commands_without_kernels_never_touch_the_cache(tmp_path, command, home)
     assert out.returncode == 0, out.stderr
     assert out.stderr == ""  # no notice about a cache it has no use for
     assert not (tmp_path / "xdg").exists()
+
+
+# -- views read only what the worker publishes (DESIGN.md: Views read Snapshots) --------------------
+
+WIDGETS = sorted((Path(__file__).resolve().parents[1] / "lab" / "tui" / "widgets").glob("*.py"))
+FORBIDDEN_MODULES = ("lab.sim.simulation", "lab.tui.runner", "lab.tui.lockstep", "lab.engine.network",
+                     "lab.engine.trainer", "lab.engine.kernels")
+
+
+@pytest.mark.parametrize("path", WIDGETS, ids=lambda p: p.name)
+def test_widgets_never_import_or_touch_the_simulation(path):
+    """A widget draws a Snapshot (or what was published beside it, lab.sim.context): it
+    imports no Simulation, runner or engine, and reaches for no `.sim` or `.network`."""
+    import ast
+
+    tree = ast.parse(path.read_text(), str(path))
+    problems = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if module.startswith(FORBIDDEN_MODULES):
+                problems.append(f"line {node.lineno}: from {module} import ...")
+            if any(alias.name == "Simulation" for alias in node.names):
+                problems.append(f"line {node.lineno}: imports Simulation")
+        elif isinstance(node, ast.Import):
+            problems += [f"line {node.lineno}: import {a.name}" for a in node.names
+                         if a.name.startswith(FORBIDDEN_MODULES)]
+        elif isinstance(node, ast.Attribute) and node.attr in ("sim", "sims", "network", "decision_grid", "lr_at",
+                                                               "user_changes", "_overrides"):
+            problems.append(f"line {node.lineno}: .{node.attr}")
+        elif isinstance(node, ast.Name) and node.id == "Simulation":
+            problems.append(f"line {node.lineno}: Simulation")
+    assert not problems, f"{path.name} reaches past the Snapshot: {problems}"
+
+
+def test_the_widget_check_would_catch_a_simulation_read(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("from lab.sim import Simulation\n\ndef draw(screen):\n    return screen.runner.sim.decision_grid(4, 4)\n")
+    with pytest.raises(AssertionError, match="reaches past"):
+        test_widgets_never_import_or_touch_the_simulation(bad)
