@@ -55,6 +55,51 @@ def test_importing_lab_touches_no_cache_and_sets_no_numba_variable(tmp_path, sta
     assert not (tmp_path / "xdg").exists() and not (tmp_path / "home").exists(), f"{statement} made a cache folder"
 
 
+ENTRY_MODULES = {  # module: what it must not load (it has no kernel to run at import)
+    "lab.cli": ("numba", "lab._blas", "lab._numba_cache", "scipy", "textual", "lab.engine.network"),
+    "lab.report": ("numba", "lab._blas", "lab._numba_cache", "scipy", "textual", "lab.engine.network"),
+    "lab.sim.expectations": ("textual",),  # it runs scenarios: the engine is its business
+}
+
+
+@pytest.mark.parametrize("module", sorted(ENTRY_MODULES))
+def test_entry_modules_import_without_side_effects(tmp_path, module):
+    """Importing the CLI, the report writers or the checker writes no file, sets no variable,
+    caps no BLAS threads and loads no more than it needs."""
+    code = ("import os, sys\nbefore = dict(os.environ)\n"
+            f"import {module}\n"
+            "changed = sorted(k for k in set(os.environ) | set(before) if os.environ.get(k) != before.get(k))\n"
+            f"loaded = sorted(m for m in {ENTRY_MODULES[module]!r} if m in sys.modules)\n"
+            "capped = 'lab.engine.threads' in sys.modules and sys.modules['lab.engine.threads']._limiter is not None\n"
+            "print(changed, loaded, capped)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_clean_env(tmp_path),
+                         cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[] [] False", f"import {module}: changed variables, loaded modules, capped BLAS"
+    assert out.stderr == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], f"import {module} created files"
+
+
+def test_a_simulation_leaves_the_blas_thread_count_to_the_entry_points(tmp_path):
+    """Simulation.__init__ caps no BLAS threads for the whole process: the CLI, the app and the
+    check workers do (lab.engine.threads.limit_blas_threads)."""
+    code = ("from threadpoolctl import threadpool_info\n"
+            "from lab import Simulation, Scenario\n"
+            "sc = Scenario.model_validate({'data': {'n': 40}, 'model': {'hidden': [4]}, 'train': {'steps': 2}})\n"
+            "before = [i['num_threads'] for i in threadpool_info() if i.get('user_api') == 'blas']\n"
+            "Simulation(sc).step(2)\n"
+            "after = [i['num_threads'] for i in threadpool_info() if i.get('user_api') == 'blas']\n"
+            "import sys; print(before == after[:len(before)], 'lab.engine.threads' in sys.modules)")
+    env = {k: v for k, v in _clean_env(tmp_path).items() if not k.endswith("_NUM_THREADS")}
+    env.pop("XDG_CACHE_HOME")  # the kernels load from the usual cache
+    env.pop("HOME")
+    env["HOME"] = str(Path.home())
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True False"
+
+
 def test_lab_import_loads_no_blas_and_no_numba():
     code = "import sys, lab; print(sorted(m for m in ('numba', 'lab._blas', 'lab._numba_cache') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
