@@ -34,6 +34,8 @@ class SimRunner(PacedWorker):
         super().__init__(running=running, pace=pace, total_steps=sim.current.train.steps)
         self.sim = sim
         self.latest: Snapshot = sim.snapshot()
+        self.original = sim.original  # immutable
+        self.changes: dict[str, Any] = sim.user_changes()  # the user's changes so far, a copy taken by the worker
         self.boundary: DecisionGrid | None = None
         self.lr_curve: LrCurve | None = None
         self._wanted = Wanted()  # written by the worker only, from "want" commands
@@ -113,4 +115,5 @@ class SimRunner(PacedWorker):
                 self._boundary_at = now
         elif wanted.view == "lr":
             self.lr_curve = lr_curve(snap)
+        self.changes = self.sim.user_changes()
         self.latest = snap

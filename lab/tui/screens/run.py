@@ -114,7 +114,7 @@ class RunScreen(Screen):
         r = self.runner
         if r is None:
             return "compiling"
-        if r.sim.diverged:
+        if r.latest.diverged:
             return "diverged"
         if r.running:
             return "running"
@@ -299,7 +299,7 @@ class RunScreen(Screen):
 
         if r := self._ready():
             r.pause()  # the run waits behind the comparison
-            self.app.push_screen(CompareScreen.from_run(self.scenario, r.sim))
+            self.app.push_screen(CompareScreen.from_changes(self.scenario, r.original, r.changes))
 
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 2:
