@@ -143,25 +143,6 @@ def _blas_threads_now() -> list[int]:
     return [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
 
 
-def use_fresh_numba_cache() -> str:
-    """Compile every kernel from the current source into a throw-away cache directory.
-
-    The lab's cache is keyed on every kernel file (lab/_numba_cache.py), so an edit never
-    runs stale machine code; a fresh cache measures compile-from-scratch (~20 s first call).
-    """
-    cache = sys.modules.get("lab._numba_cache")
-    if cache is not None and cache._ready:
-        return "--fresh-cache ignored: a kernel already ran in this process"
-    import atexit
-    import shutil
-    import tempfile
-
-    path = tempfile.mkdtemp(prefix="nnlab-bench-numba-")
-    atexit.register(shutil.rmtree, path, True)
-    os.environ["NUMBA_CACHE_DIR"] = path  # read when the first kernel compiles
-    return f"numba cache: fresh ({path}), every kernel compiled from the current source"
-
-
 def _load_engine_blas() -> None:
     """Load the BLAS numba's np.dot calls (scipy's) and the compiled kernels, so that
     threadpoolctl sees and caps every BLAS the three sides use."""
@@ -373,8 +354,6 @@ def parse_args(argv):
                     help="comma-separated BLAS thread caps to run under (default: 1,2; quick: 1)")
     ap.add_argument("--repeats", type=int, default=None, help="timed rounds per measurement (median reported)")
     ap.add_argument("--diagnose", action="store_true", help="also time the engine's per-step passes separately")
-    ap.add_argument("--fresh-cache", action="store_true",
-                    help="compile the kernels into a temporary numba cache (measures the current source)")
     return ap.parse_args(argv)
 
 
@@ -383,12 +362,10 @@ def main(argv=None) -> int:
     from threadpoolctl import threadpool_limits
 
     threads = [int(t) for t in (args.threads or ("1" if args.quick else "1,2")).split(",")]
-    cache_note = use_fresh_numba_cache() if args.fresh_cache else None
     _load_engine_blas()
-    if cache_note is None:
-        from lab._numba_cache import cache_dir
+    from lab._numba_cache import cache_dir
 
-        cache_note = f"numba cache: {cache_dir() or 'none (compiling every run)'}"
+    cache_note = f"numba cache: {cache_dir() or 'none (compiling every run)'}"
     workloads = get_workloads(args.quick, args.only)
     mode = "quick" if args.quick else "full"
     print(f"nnlab benchmarks ({mode}): float32, {os.cpu_count()} CPUs, numpy {np.__version__}, "
@@ -441,7 +418,10 @@ def main(argv=None) -> int:
             break
     for line in notes:
         print(line)
-    return 0
+    failed = [row["name"] for row in rows if "FAIL" in targets(row)]
+    if failed:
+        print(f"FAIL: {', '.join(dict.fromkeys(failed))} missed a target")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -300,7 +300,10 @@ def screenshot(
     screen: str = typer.Option("run", "--screen", help="run, zoom, help, browser or compare."),
 ) -> None:
     """Render the lab at a given step into an SVG (no terminal needed)."""
+    from lab.engine.threads import limit_blas_threads
     from lab.tui.shots import take_screenshot
+
+    limit_blas_threads()  # the same bits as a headless run and the TUI
 
     try:
         cols, rows = (int(v) for v in size.lower().split("x"))

@@ -85,6 +85,8 @@ def test_numpy_cblas_is_found_in_a_numpy_wheel():
     assert blas_tag().startswith("cblas-ilp64:")
 
 
+@pytest.mark.slow
+@pytest.mark.cold
 def test_fallback_to_numba_np_dot(tmp_path):
     code = textwrap.dedent("""
         import numpy as np

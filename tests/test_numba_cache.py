@@ -47,6 +47,7 @@ def _readonly_runner(root: Path) -> list[str] | None:
 
 
 @pytest.mark.slow
+@pytest.mark.cold
 def test_readonly_install_compiles_once_into_the_user_cache(tmp_path):
     pkg_root = tmp_path / "site"
     shutil.copytree(REPO / "lab", pkg_root / "lab", ignore=shutil.ignore_patterns("__pycache__"))

@@ -21,6 +21,7 @@ def test_every_subpackage_is_listed_in_pyproject():
 
 
 @pytest.mark.slow
+@pytest.mark.cold
 def test_wheel_contains_the_scenarios(tmp_path):
     out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w",
                           str(tmp_path), str(REPO)], capture_output=True, text=True)

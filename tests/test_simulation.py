@@ -630,13 +630,19 @@ def test_weight_trace_records_the_zigzag_path():
     assert np.mean(centred > 0) < 0.9
 
 
-def test_a_simulation_fixes_the_blas_thread_count():
-    """GEMM results depend on the BLAS thread count, so every run uses the same one."""
+def test_the_entry_points_fix_the_blas_thread_count_not_the_simulation(tmp_path):
+    """GEMM results depend on the BLAS thread count, so every run uses the same one: the CLI
+    (and the app, the check workers) cap it; building a Simulation leaves the process alone."""
     from threadpoolctl import threadpool_info, threadpool_limits
 
+    from lab.cli import run_headless
     from lab.engine.threads import DETERMINISTIC_THREADS
+
+    def counts():
+        return {info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}
 
     with threadpool_limits(limits=2, user_api="blas"):
         make()
-        counts = {info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}
-    assert counts == {DETERMINISTIC_THREADS}
+        assert counts() == {2}
+        run_headless(Scenario.model_validate({"data": {"n": 40}, "model": {"hidden": [4]}, "train": {"steps": 2}}))
+        assert counts() == {DETERMINISTIC_THREADS}

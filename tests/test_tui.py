@@ -231,8 +231,10 @@ def test_space_toggles_running_and_plus_minus_move_through_the_pace_scale(tmp_pa
             await until(pilot, lambda: not r.running and r.pending == 0, "paused")
             await until(pilot, lambda: "PAUSED" in status_text(screen), "the status bar to say PAUSED")
             # paused means paused: the worker has finished its chunk, and the count stays put
+            # through a full turn of its loop (a command queued and executed)
             settled = r.sim.step_count
-            await pilot.pause(0.3)
+            r.pause()
+            await until(pilot, lambda: r.pending == 0, "the worker to go round its loop")
             assert r.sim.step_count == settled
 
     run(body)
@@ -339,6 +341,10 @@ def test_v_cycles_all_five_context_views_and_each_renders(tmp_path):
             for _ in VIEWS:
                 await pilot.press("v")
                 await pilot.pause()
+                if panel.view == "boundary":  # taken by the worker once the view asks for it
+                    await until(pilot, lambda: "●" in str(panel.query_one(Boundary).content), "the boundary")
+                if panel.view == "lr":
+                    await until(pilot, lambda: "lr now" in screen_text(app), "the lr curve")
                 seen.append(panel.view)
                 assert panel.query_one("ContentSwitcher").current in (panel.view, f"{panel.view}-scroll")
                 shown[panel.view] = screen_text(app)  # renders every visible widget
@@ -351,6 +357,46 @@ def test_v_cycles_all_five_context_views_and_each_renders(tmp_path):
             assert "●" in str(panel.query_one(Boundary).content)  # the training points on the regions
             assert "weight path" in shown["path"]
             assert "learning-rate schedule" in shown["lr"] and "lr now" in shown["lr"]
+
+    run(body)
+
+
+def test_the_decision_boundary_is_taken_by_the_worker_only_while_shown(tmp_path, monkeypatch):
+    """The grid's forward pass runs on the worker thread, never the UI's, and only while the
+    boundary view asks for it; the widget draws what was published beside the Snapshot."""
+    import threading
+
+    from lab.sim import Simulation
+
+    threads = []
+    original = Simulation.decision_grid
+
+    def recording(self, nx, ny):
+        threads.append(threading.current_thread())
+        return original(self, nx, ny)
+
+    monkeypatch.setattr(Simulation, "decision_grid", recording)
+
+    async def body():
+        app = cli_app(tiny(steps=10_000_000), tmp_path, autostart=True)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await run_screen(pilot)
+            r = screen.runner
+            await until(pilot, lambda: r.sim.step_count > 0, "training")
+            panel = screen.query_one(ContextPanel)
+            assert not threads and r.boundary is None  # not shown: never taken
+            while panel.view != "boundary":
+                await pilot.press("v")
+            await until(pilot, lambda: "●" in str(panel.query_one(Boundary).content), "the boundary drawn")
+            start = r.boundary.step
+            await until(pilot, lambda: r.boundary.step > start, "the boundary retaken while training")
+            await pilot.press("v")  # away from it: no longer taken
+            await until(pilot, lambda: r.pending == 0 and r.boundary is None, "the boundary dropped")
+            taken = len(threads)
+            published = r.latest
+            await until(pilot, lambda: r.latest is not published, "a new snapshot")
+            assert len(threads) == taken
+        assert threads and threading.main_thread() not in threads
 
     run(body)
 
@@ -527,7 +573,8 @@ def test_c_opens_compare_with_the_variants_in_lockstep(tmp_path):
             assert ls.sims["tanh"].current.model.activation == "tanh"
             assert ls.sims["base"].current.model.activation == "relu"
             await until(pilot, lambda: min(s.step for s in ls.snapshots.values()) >= 40, "lockstep steps")
-            await pilot.pause(0.4)  # a chart redraw
+            await until(pilot, lambda: "tanh  activation=tanh" in screen_text(app)
+                        and "training loss" in screen_text(app), "the charts drawn")
             text = screen_text(app)
             assert "base" in text and "tanh  activation=tanh" in text and "training loss" in text
             workers = [w for w in app.workers if w.group == "compare"]
@@ -536,7 +583,7 @@ def test_c_opens_compare_with_the_variants_in_lockstep(tmp_path):
             # the compare worker stops with its screen: it does not train on in the background
             await until(pilot, lambda: all(w.is_finished for w in workers), "the compare worker to stop")
             steps = [s.step_count for s in ls.sims.values()]
-            await pilot.pause(0.2)
+            await pilot.pause()  # a UI turn: nothing is left to step them (the worker's loop has returned)
             assert [s.step_count for s in ls.sims.values()] == steps
 
     run(body)
@@ -581,7 +628,11 @@ def test_compare_shows_dead_and_sign_for_every_variant_at_100x30(tmp_path):
             compare = await compare_screen(pilot)
             await until(pilot, lambda: live_steps(compare.lockstep) and min(live_steps(compare.lockstep)) >= 5,
                         "a few steps of every variant")
-            await pilot.pause(0.4)  # a chart redraw
+            await until(pilot, lambda: all(any(line.startswith(f" {marker_of(i)} {name} ")
+                                               for line in screen_text(app).splitlines())
+                                           for i, name in enumerate(names))
+                        and any(" dead " in line and " sign " in line for line in screen_text(app).splitlines()),
+                        "every variant's table drawn")
             lines = screen_text(app).splitlines()
         header = next(line for line in lines if " dead " in line and " sign " in line)
         columns = header.split()
@@ -656,7 +707,7 @@ def test_compare_variants_stay_in_lockstep_through_pauses_steps_and_resets(tmp_p
                 for key in keys:
                     await pilot.press(key)
                     seen.append(live_steps(ls))  # every published frame has one step for all
-                await pilot.pause(0.05)
+                await pilot.pause()
                 seen.append(live_steps(ls))
                 await until(pilot, lambda: ls.pending == 0, "the commands to be applied")
                 assert len(live_steps(ls)) == 1, keys
@@ -668,8 +719,9 @@ def test_compare_variants_stay_in_lockstep_through_pauses_steps_and_resets(tmp_p
             assert len(paused) >= 4, paused
             await pilot.press("space")
             await until(pilot, lambda: ls.running and ls.step > 100, "running on")
-            for _ in range(20):  # while running too: every frame shows the variants at one step
-                await pilot.pause(0.02)
+            for _ in range(20):  # while running too: every published frame shows the variants at one step
+                published = ls.snapshots
+                await until(pilot, lambda: ls.snapshots is not published, "a new frame")
                 assert len(live_steps(ls)) == 1
 
     run(body)
@@ -709,8 +761,9 @@ def test_compare_stops_at_the_scenarios_length_space_goes_on_r_replays(tmp_path)
             await until(pilot, lambda: "DONE" in compare_status(compare) and "40/40" in compare_status(compare),
                         "DONE in the status line")
             assert "steps are done" in message(compare)
-            await pilot.pause(0.2)
-            assert live_steps(ls) == {40}  # it stays there
+            ls.pause()  # a full turn of the worker's loop...
+            await until(pilot, lambda: ls.pending == 0, "the worker to go round its loop")
+            assert live_steps(ls) == {40} and {s.step_count for s in ls.sims.values()} == {40}  # ...it stays there
             await pilot.press("space")  # goes on past the end
             await until(pilot, lambda: min(live_steps(ls)) > 40, "steps past the end")
             assert "going on past" in message(compare)
@@ -1056,9 +1109,8 @@ def test_q_quits_cleanly_while_the_worker_is_training(tmp_path):
     app = run(body, timeout=20)  # the context completes: the app exited with its worker running
     assert app.return_code == 0
     assert seen["workers"] and all(w.is_finished for w in seen["workers"])
-    steps = seen["runner"].sim.step_count
-    time.sleep(0.2)
-    assert seen["runner"].sim.step_count == steps  # nothing trains on after exit
+    runner = seen["runner"]
+    assert runner.pending == 0  # the worker's loop returned (is_finished above): nothing trains on after exit
 
 
 # -- the browser --------------------------------------------------------------------------------------------
@@ -1160,8 +1212,7 @@ def test_enlarging_a_small_terminal_removes_the_message(tmp_path):
         async with app.run_test(size=(70, 20)) as pilot:
             await until(pilot, lambda: isinstance(app.screen, TooSmallScreen), "the too-small screen")
             await pilot.resize_terminal(100, 30)
-            await pilot.pause(0.1)
-            assert isinstance(app.screen, BrowserScreen)
+            await until(pilot, lambda: isinstance(app.screen, BrowserScreen), "the browser back")
             assert _too_small_screens(app) == 0
             assert "terminal too small" not in screen_text(app)
 
@@ -1173,7 +1224,7 @@ def test_starting_small_pushes_one_too_small_screen_over_the_browser(tmp_path):
         app = make_app(output_dir=tmp_path, warm_up=False)
         async with app.run_test(size=(70, 20)) as pilot:
             await until(pilot, lambda: isinstance(app.screen, TooSmallScreen), "the too-small screen")
-            await pilot.pause(0.1)
+            await pilot.pause()  # a UI turn: a second too-small screen would be pushed by now
             assert [type(s) for s in app.screen_stack[1:]] == [BrowserScreen, TooSmallScreen]
 
     run(body)
@@ -1185,9 +1236,8 @@ def test_shrinking_the_terminal_shows_the_message_at_once(tmp_path):
         async with app.run_test(size=(100, 30)) as pilot:
             await until(pilot, lambda: isinstance(app.screen, BrowserScreen), "the browser")
             await pilot.resize_terminal(70, 20)
-            await pilot.pause(0.1)
-            assert isinstance(app.screen, TooSmallScreen)
-            assert "terminal too small: 70x20" in screen_text(app)
+            await until(pilot, lambda: isinstance(app.screen, TooSmallScreen), "the too-small screen")
+            await until(pilot, lambda: "terminal too small: 70x20" in screen_text(app), "the message")
 
     run(body)
 
@@ -1198,8 +1248,7 @@ def test_the_message_follows_the_size_while_still_too_small(tmp_path):
         async with app.run_test(size=(70, 20)) as pilot:
             await until(pilot, lambda: isinstance(app.screen, TooSmallScreen), "the too-small screen")
             await pilot.resize_terminal(90, 20)  # wide enough, still too low
-            await pilot.pause(0.1)
-            assert "terminal too small: 90x20" in screen_text(app)
+            await until(pilot, lambda: "terminal too small: 90x20" in screen_text(app), "the new size")
 
     run(body)
 

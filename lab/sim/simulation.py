@@ -31,7 +31,6 @@ from lab.engine.init import init_std
 from lab.engine.network import Network
 from lab.engine.optim import OptimizerConfig
 from lab.engine.schedules import Schedule, learning_rates
-from lab.engine.threads import limit_blas_threads
 from lab.engine.trainer import Cancelled, Trainer
 from lab.errors import LabError
 from lab.scenario.schema import Changes, Scenario
@@ -88,14 +87,15 @@ class Simulation:
     timeline_capacity: records of every layer kept at most (0: record none, as
     `nnlab check` does, which reads only its own checkpoints).
     cancelled: asked between kernel calls (a thread worker's is_cancelled); True raises
-    Cancelled, and the run, abandoned half-way, is not to be used further."""
+    Cancelled, and the run, abandoned half-way, is not to be used further.
+    Bit-identical to `nnlab run --headless` under the same BLAS thread count: call
+    lab.engine.threads.limit_blas_threads() first, as the CLI and the app do."""
 
     def __init__(self, scenario: Scenario, *, history_capacity: int = 50_000,
                  timeline_capacity: int = TIMELINE_CAPACITY, cancelled: Callable[[], bool] | None = None):
         self.cancelled = cancelled
-        # GEMM's summation order depends on the BLAS thread count: fix it, so a run gives the
-        # same bits from the API, the CLI and the TUI
-        limit_blas_threads()
+        # GEMM's summation order depends on the BLAS thread count: the entry points (CLI, app,
+        # check workers) cap it with lab.engine.threads.limit_blas_threads(), not this constructor
         from lab.scenario.budget import require_memory
 
         require_memory(scenario)  # before anything is allocated (the loader checked every run already)

@@ -11,6 +11,7 @@ shows numbers from two different states side by side.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable
 
 from pydantic import ValidationError
@@ -18,18 +19,27 @@ from pydantic import ValidationError
 from lab.errors import LabError
 from lab.scenario.schema import Changes
 from lab.sim import Simulation, Snapshot
+from lab.sim.context import BOUNDARY_SECONDS, DecisionGrid, LrCurve, Wanted, decision_grid, lr_curve
 from lab.tui.paced import (CHUNK_SECONDS, IDLE_WAIT, MAX_BACKLOG_SECONDS, PUBLISH_SECONDS,  # noqa: F401
                            PUBLISH_SHARE, WAIT_SLICE, PacedWorker)
 
 
 class SimRunner(PacedWorker):
     """One Simulation, touched only by the worker (and by the UI only through `sim.lock`,
-    e.g. to save).  The UI reads `latest`, the run state, the pace and the message."""
+    e.g. to save).  The UI reads `latest`, the context views published beside it
+    (`boundary`, `lr_curve`: taken only while `want` asks for them), the run state, the
+    pace and the message."""
 
     def __init__(self, sim: Simulation, *, running: bool = False, pace: float | None = None) -> None:
         super().__init__(running=running, pace=pace, total_steps=sim.current.train.steps)
         self.sim = sim
         self.latest: Snapshot = sim.snapshot()
+        self.original = sim.original  # immutable
+        self.changes: dict[str, Any] = sim.user_changes()  # the user's changes so far, a copy taken by the worker
+        self.boundary: DecisionGrid | None = None
+        self.lr_curve: LrCurve | None = None
+        self._wanted = Wanted()  # written by the worker only, from "want" commands
+        self._boundary_at = 0.0
         self._rate = sim.trainer.steps_per_second()
 
     # -- controls (UI thread) ------------------------------------------------------------------
@@ -41,6 +51,10 @@ class SimRunner(PacedWorker):
             return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         self._submit(("set", changes))
         return ""
+
+    def want(self, wanted: Wanted) -> None:
+        """The context view shown now and its size: the worker takes what it draws."""
+        self._submit(("want", wanted))
 
     def reset(self, new_seed: bool = False) -> None:
         """Back to step 0, the same initialisation (a new seed with new_seed=True)."""
@@ -70,6 +84,11 @@ class SimRunner(PacedWorker):
         self.total_steps = self.sim.current.train.steps
 
     def _execute_other(self, kind: str, arg: Any) -> None:
+        if kind == "want":
+            self._wanted = arg
+            if arg.view != "boundary":
+                self.boundary = None  # not kept up to date while hidden
+            return
         if kind != "set":
             return super()._execute_other(kind, arg)
         try:
@@ -83,4 +102,18 @@ class SimRunner(PacedWorker):
             self.say(f"diverged at step {self.sim.diverged_at}: the loss or a weight became NaN/Inf", "error")
 
     def _take(self) -> None:
-        self.latest = self.sim.snapshot()
+        snap = self.sim.snapshot()
+        wanted = self._wanted
+        if wanted.view == "boundary":
+            now = time.perf_counter()
+            old = self.boundary
+            # paused, every publication follows a command (a change, a step): take it; while
+            # training, at a bounded cadence
+            if (not self.running or old is None or (old.width, old.height) != (wanted.width, wanted.height)
+                    or (old.step != snap.step and now - self._boundary_at >= BOUNDARY_SECONDS)):
+                self.boundary = decision_grid(self.sim, wanted.width, wanted.height)
+                self._boundary_at = now
+        elif wanted.view == "lr":
+            self.lr_curve = lr_curve(snap)
+        self.changes = self.sim.user_changes()
+        self.latest = snap

@@ -66,6 +66,13 @@ class CompareScreen(Screen):
     @classmethod
     def from_run(cls, scenario: Scenario, sim: Simulation, *, running: bool = True) -> "CompareScreen":
         """The scenario's [[variants]]; without any, the original against your changes so far."""
+        return cls.from_changes(scenario, sim.original, sim.user_changes(), running=running)
+
+    @classmethod
+    def from_changes(cls, scenario: Scenario, original: Scenario, yours: dict[str, Any], *,
+                     running: bool = True) -> "CompareScreen":
+        """As from_run, from what the run screen's worker published (SimRunner.original and
+        .changes): the UI thread does not read the Simulation."""
         from lab.sim.expectations import variant_scenarios
 
         if scenario.variants:
@@ -73,11 +80,10 @@ class CompareScreen(Screen):
             return cls(variant_scenarios(scenario),
                        "the scenario's variants, from step 0, in lockstep; escape goes back",
                        changes=changes, running=running)
-        yours = sim.user_changes()
         if not yours:
             return cls({"base": scenario}, "no variants: change something on the run screen (e.g. a), then compare",
                        running=running)
-        return cls({"original": sim.original, "yours": sim.original.with_changes(yours)},
+        return cls({"original": original, "yours": original.with_changes(yours)},
                    "the original against your settings, from step 0, in lockstep; escape goes back",
                    changes={"yours": yours},
                    running=running)

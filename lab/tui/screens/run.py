@@ -57,6 +57,8 @@ class RunScreen(Screen):
             self.runner = SimRunner(simulation, running=autostart, pace=self.pace)
         self.wanted = tuple(dict.fromkeys(parse_metric(e.metric).name for e in scenario.expect))
         self._shown: Snapshot | None = None
+        self._wanted = None  # what the context view last asked the runner to take...
+        self._context_shown = (None, None)  # ...and what it drew of it
         self._said = 0
         self._warned_divergence = False
         self.page = 0
@@ -112,7 +114,7 @@ class RunScreen(Screen):
         r = self.runner
         if r is None:
             return "compiling"
-        if r.sim.diverged:
+        if r.latest.diverged:
             return "diverged"
         if r.running:
             return "running"
@@ -149,11 +151,18 @@ class RunScreen(Screen):
             elapsed = time.perf_counter() - self._started
             status.update(waiting_line(getattr(self.app, "kernels", None), self.scenario, elapsed))
             return
+        wanted = self.query_one(ContextPanel).wanted()
+        if wanted != self._wanted:  # the worker takes what the context view draws, at its size
+            self._wanted = wanted
+            r.want(wanted)
         snap = r.latest
         status.show(snap, self.state(), r.pace, r.steps_per_s, r.total_steps)
         self._show_message(r)
         if snap is not self._shown or force:
             self._draw(snap, force)
+        elif (r.boundary, r.lr_curve) != self._context_shown:  # taken for a view just asked for
+            self._context_shown = (r.boundary, r.lr_curve)
+            self.query_one(ContextPanel).show(snap, r.boundary, r.lr_curve)
         for curve in self.query(Curves):
             curve.flush()  # the latest snapshot is always drawn once the redraw throttle allows
 
@@ -166,7 +175,8 @@ class RunScreen(Screen):
         idle = not self.runner.running  # paused or done: a change shows in the curves at once too
         for curve in self.query(Curves):
             curve.show(snap, force or idle)
-        self.query_one(ContextPanel).show(snap, self.runner.sim)
+        self._context_shown = (self.runner.boundary, self.runner.lr_curve)
+        self.query_one(ContextPanel).show(snap, *self._context_shown)
         if snap.diverged and not self._warned_divergence:
             self._warned_divergence = True
             self.say(diagnosis(snap), "error")
@@ -289,7 +299,7 @@ class RunScreen(Screen):
 
         if r := self._ready():
             r.pause()  # the run waits behind the comparison
-            self.app.push_screen(CompareScreen.from_run(self.scenario, r.sim))
+            self.app.push_screen(CompareScreen.from_changes(self.scenario, r.original, r.changes))
 
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 2:

@@ -11,8 +11,7 @@ from textual.containers import Container, VerticalScroll
 from textual.widgets import ContentSwitcher, Markdown, Static
 from textual_plotext import PlotextPlot
 
-from lab.sim import Simulation
-from lab.sim.simulation import scheduled_lrs
+from lab.sim.context import DecisionGrid, LrCurve, Wanted
 from lab.sim.snapshot import Snapshot
 from lab.tui.controls import describe_change
 
@@ -31,15 +30,18 @@ POINT = ("bright_red", "bright_green", "bright_blue", "bright_yellow", "bright_m
 class Boundary(Static):
     """Background colour = predicted class; dots = training examples in their class colour."""
 
-    def draw(self, sim: Simulation, width: int, height: int) -> None:
-        nx, ny = max(8, width), max(4, height)
-        grid = sim.decision_grid(nx, ny)
+    def draw(self, grid: DecisionGrid | None) -> None:
+        """Draw the grid the worker took (lab.sim.context) at the size it was taken."""
         if grid is None:
-            self.update(Text(f"The decision boundary needs 2-D inputs; this data set has "
-                             f"{sim.data.X_train.shape[1]} features.", style="dim"))
+            self.update(Text("taking the decision boundary...", style="dim"))
             return
-        xs, ys, classes = grid
-        X, y = sim.data.X_train[:400], sim.data.y_train[:400]
+        if grid.classes is None:
+            self.update(Text(f"The decision boundary needs 2-D inputs; this data set has "
+                             f"{grid.features} features.", style="dim"))
+            return
+        nx, ny = grid.width, grid.height
+        xs, ys, classes = grid.xs, grid.ys, grid.classes
+        X, y = grid.X, grid.y
         cx = np.clip(np.round((X[:, 0] - xs[0]) / (xs[-1] - xs[0]) * (nx - 1)).astype(int), 0, nx - 1)
         cy = np.clip(np.round((ys[0] - X[:, 1]) / (ys[0] - ys[-1]) * (ny - 1)).astype(int), 0, ny - 1)
         dots = {(r, c): int(label) for r, c, label in zip(cy, cx, y)}
@@ -122,16 +124,24 @@ class ContextPanel(Container):
         if self.view in SCROLLING:
             self.query_one(f"#{SCROLLING[self.view]}", VerticalScroll).scroll_relative(y=lines * 3, animate=False)
 
-    def show(self, snap: Snapshot, sim: Simulation) -> None:
+    def wanted(self) -> Wanted:
+        """What the worker is to take for the view shown (and the size it is drawn at)."""
+        if self.view != "boundary":
+            return Wanted(self.view)
+        area = self.query_one(ContentSwitcher).size  # the boundary's own size is 0 until first shown
+        return Wanted(self.view, max(8, max(20, area.width)), max(4, area.height))
+
+    def show(self, snap: Snapshot, boundary: DecisionGrid | None = None, lr: LrCurve | None = None) -> None:
+        """Draw the view shown from what the worker published: the Snapshot, and the
+        decision grid or the lr curve taken beside it (lab.sim.context)."""
         if self.view == "events":
             self.query_one("#events", Static).update(event_log(snap))
         elif self.view == "boundary":
-            area = self.query_one(ContentSwitcher).size  # the boundary's own size is 0 until first shown
-            self.query_one(Boundary).draw(sim, max(20, area.width), max(4, area.height))
+            self.query_one(Boundary).draw(boundary)
         elif self.view == "path":
             self._path(snap)
-        elif self.view == "lr":
-            self._lr(snap)
+        elif self.view == "lr" and lr is not None:
+            self._lr(snap, lr)
 
     def _path(self, snap: Snapshot) -> None:
         plot = self.query_one("#path", PlotextPlot)
@@ -149,17 +159,15 @@ class ContextPanel(Container):
         plt.title(path_caption(snap))
         plot.refresh()
 
-    def _lr(self, snap: Snapshot) -> None:
+    def _lr(self, snap: Snapshot, lr: LrCurve) -> None:
         """The lr from step 0 to the run's horizon under the schedule in force now: what will happen."""
         plot = self.query_one("#lr", PlotextPlot)
         plt = plot.plt
         plt.clear_data()
         plt.clear_figure()
-        s = snap.settings
-        schedule = s["schedule"]
-        horizon = max(s["steps"], snap.step, schedule["start"] + (schedule["total"] or 0), 1)
-        steps = np.unique(np.linspace(0, horizon, 200).astype(np.int64))
-        x, y = thin(steps.astype(float), scheduled_lrs(schedule, s["lr"], s["steps"], steps))
+        schedule = snap.settings["schedule"]
+        horizon = lr.horizon
+        x, y = thin(lr.steps.astype(float), lr.lrs)
         plt.plot(x, y, marker="braille", color="orange")
         plt.vline(snap.step, color="red")
         plt.xticks(step_ticks(horizon))
