@@ -5,6 +5,7 @@ new entry reaches the schema, the key cycles, the tables and the docs by itself.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import inspect
 import json
 import re
@@ -147,9 +148,11 @@ def test_derived_tables():
     from lab.engine.kernels import activations as A
     from lab.report import export, table
     from lab.scenario.schema import json_schema
+    from lab.sim.snapshot import LayerStats
     from lab.tui import controls
 
     assert metrics.LAYER_METRICS == V.layer_metrics()
+    assert set(V.layer_metrics()) <= {f.name for f in dataclasses.fields(LayerStats)}  # each one is computed
     assert export.LAYER_COLUMNS[4:] == V.layer_metrics()
     assert [c.metric for c in table.LAYER_COLUMNS if c.metric] == [m.name for m in V.table_metrics()]
     assert set(controls.ACTIVATIONS) == {a.name for a in V.ACTIVATIONS if a.key is not None}

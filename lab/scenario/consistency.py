@@ -171,7 +171,7 @@ def run_problems(state: dict[str, dict]) -> list[str]:
     classes = _int(data.get("classes")) or DEFAULTS["classes"]
     width_in = features if kind in DIM_KINDS and features else 64
     widths = [width_in, *hidden, classes]
-    k = (_int(model.get("maxout_k")) or 2) if model.get("activation") in PIECES else 1
+    k = (_int(model.get("maxout_k")) or 2) if _name(model.get("activation")) in PIECES else 1
     n_params = sum(a * b * k for a, b in zip(widths[:-1], widths[1:]))
     if n_params > MAX_PARAMETERS:
         problems.append(f"model.hidden: the model would have about {n_params:,} weights; the limit is "
