@@ -154,6 +154,7 @@ def test_derived_tables():
     assert metrics.LAYER_METRICS == V.layer_metrics()
     assert set(V.layer_metrics()) <= {f.name for f in dataclasses.fields(LayerStats)}  # each one is computed
     assert export.LAYER_COLUMNS[4:] == V.layer_metrics()
+    assert export.COLUMNS[1:] == tuple(m.name for m in V.METRICS if m.csv and not m.per_layer)
     assert [c.metric for c in table.LAYER_COLUMNS if c.metric] == [m.name for m in V.table_metrics()]
     assert set(controls.ACTIVATIONS) == {a.name for a in V.ACTIVATIONS if a.key is not None}
     assert "identity" in A.ACTIVATION_CODES and "identity" not in controls.ACTIVATIONS

@@ -17,13 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from lab import vocabulary as V
 from lab.metrics import EVAL_SERIES_METRICS, LAYER_METRICS, STEP_SERIES_METRICS
 from lab.sim.snapshot import Snapshot
 
 COLUMNS = ("step", *STEP_SERIES_METRICS, *EVAL_SERIES_METRICS)
 LAYER_COLUMNS = ("step", "layer", "kind", "width", *LAYER_METRICS)
-assert set(COLUMNS[1:]) == {m.name for m in V.METRICS if m.csv and not m.per_layer}
 
 
 def _cell(x):
