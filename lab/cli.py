@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from lab import interrupt
+from lab import vocabulary as V
 from lab.errors import ExitCode, LabError, ScenarioError, clip
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, rich_markup_mode="rich",
@@ -25,8 +26,8 @@ err_console = Console(stderr=True)
 
 DEFAULT_SCENARIO = {
     "scenario": {"name": "Spiral, 2-100-100-3 ReLU, SGD + momentum", "seed": 0},
-    "data": {"kind": "spiral", "n": 600, "classes": 3, "noise": 0.2},
-    "model": {"hidden": [100, 100], "activation": "relu", "init": "kaiming"},
+    "data": {"kind": V.default(V.DATA_KINDS), "n": 600, "classes": 3, "noise": 0.2},
+    "model": {"hidden": [100, 100], "activation": V.default(V.ACTIVATIONS), "init": V.default(V.INITS)},
     "train": {"optimizer": "momentum", "lr": 0.1, "batch_size": 64, "steps": 2000, "eval_every": 100},
 }
 

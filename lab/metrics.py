@@ -12,12 +12,14 @@ import math
 import re
 from dataclasses import dataclass
 
+from lab import vocabulary as V
 from lab.errors import clip
 
-SCALAR_METRICS = ("lr", "loss", "train_acc", "grad_norm", "val_loss", "val_acc", "diverged")
-STEP_SERIES_METRICS = ("lr", "loss", "train_acc", "grad_norm")  # recorded every step
-LAYER_METRICS = ("act_mean", "act_std", "grad_mean", "grad_std", "wgrad_std", "weight_std", "update_ratio",
-                 "dead_fraction", "saturated_fraction", "zero_fraction", "sign_agreement", "unit_similarity")
+# from the vocabulary's metrics (lab/vocabulary.py)
+SCALAR_METRICS = V.scalar_metrics()
+STEP_SERIES_METRICS = V.series_metrics("step")  # recorded every step
+EVAL_SERIES_METRICS = V.series_metrics("eval")  # recorded at every evaluation
+LAYER_METRICS = V.layer_metrics()
 OPS = ("<=", ">=", "==", "!=", "<", ">")
 
 _STEPS_TO = re.compile(r"^steps_to\(\s*([a-z_]+)\s*(<=|>=|==|!=|<|>)\s*([-+0-9.eE]+)\s*\)$")
@@ -53,9 +55,9 @@ def parse_metric(text: str) -> MetricRef:
                              f"{', '.join(LAYER_METRICS)}; derived: steps_to(train_acc >= 0.9))")
         name, value = m.group(1), m.group(2)
         op = ">=" if name.endswith("acc") else "<="
-    if name not in STEP_SERIES_METRICS and name not in ("val_loss", "val_acc"):
-        raise ValueError(f"steps_to needs a recorded series: one of {', '.join(STEP_SERIES_METRICS)}, val_loss, "
-                         f"val_acc (found {clip(repr(name))})")
+    if name not in STEP_SERIES_METRICS and name not in EVAL_SERIES_METRICS:
+        raise ValueError(f"steps_to needs a recorded series: one of {', '.join(STEP_SERIES_METRICS)}, "
+                         f"{', '.join(EVAL_SERIES_METRICS)} (found {clip(repr(name))})")
     try:
         threshold = float(value)
     except ValueError:

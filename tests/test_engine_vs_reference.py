@@ -18,6 +18,7 @@ import math
 import numpy as np
 import pytest
 
+from lab import vocabulary as V
 from lab.engine.optim import OptimizerConfig
 from lab.engine.trainer import Trainer
 from tests.reference import (
@@ -27,15 +28,11 @@ from tests.reference import (
     reference_loss_and_grads,
     reference_optimizer_step,
 )
-from tests.test_engine_gradients import (
-    away_from_kinks,
-    draw_running,
-    engine_for,
-    engine_params,
-)
+from tests.gradcheck import away_from_kinks, draw_running
+from tests.test_engine_gradients import engine_for, engine_params
 
 B, D, C = 8, 4, 3
-ACTIVATIONS = ["sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "selu", "gelu", "maxout"]
+ACTIVATIONS = list(V.names(V.public_activations()))
 STRUCTURES = {
     "plain": {},
     "batchnorm": dict(batchnorm=True),
@@ -165,7 +162,7 @@ def test_eval_dropout_gradients_vs_reference(mode, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
-@pytest.mark.parametrize("loss", ["softmax", "mse", "hinge"])
+@pytest.mark.parametrize("loss", V.names(V.LOSSES))
 @pytest.mark.parametrize("l1,l2", [(0.0, 0.0), (0.03, 0.0), (0.0, 0.07), (0.02, 0.05)])
 def test_losses_and_penalties_match_reference(loss, l1, l2, dtype):
     activation = {"softmax": "elu", "mse": "gelu", "hinge": "leaky_relu"}[loss]
@@ -312,7 +309,7 @@ def test_last_masks_survive_an_eval_pass():
         np.testing.assert_array_equal(after[k], m, err_msg=k)
 
 
-OPTIMIZERS = ["sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"]
+OPTIMIZERS = list(V.names(V.OPTIMIZERS))
 
 
 @pytest.mark.parametrize("case", ["plain", "clip-wd-l2"])

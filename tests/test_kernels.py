@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from scipy.special import erf, erfc
 
+from lab import vocabulary as V
 from lab.engine.architecture import Architecture
 from lab.engine.kernels import activations as A
 from lab.engine.kernels import dense as DN
@@ -89,7 +90,7 @@ def _numpy_activation_grad(name, z, alpha, slope):
     raise ValueError(name)
 
 
-ELEMENTWISE = ["sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "selu", "gelu", "identity"]
+ELEMENTWISE = [a.name for a in V.ACTIVATIONS if not a.pieces]  # maxout has its own kernels
 
 
 def _act_forward(name, z, alpha, slope):
@@ -402,7 +403,7 @@ def _kernel_loss(name, s, y):
     return loss, correct, d
 
 
-@pytest.mark.parametrize("name", ["softmax", "mse", "hinge"])
+@pytest.mark.parametrize("name", V.names(V.LOSSES))
 def test_loss_values_and_gradients(name):
     s, y = _scores()
     if name == "hinge":  # keep margins away from the kink at 0
@@ -419,7 +420,7 @@ def test_loss_values_and_gradients(name):
     np.testing.assert_allclose(d, numeric, rtol=1e-6, atol=1e-9)
 
 
-@pytest.mark.parametrize("name", ["softmax", "mse", "hinge"])
+@pytest.mark.parametrize("name", V.names(V.LOSSES))
 def test_loss_with_mixup_weights_is_the_blend(name):
     """loss_forward_backward(code, s, y, y2, lam, d): row i counts lam[i] for y[i], 1 - lam[i] for y2[i]."""
     s, y = _scores(seed=20)

@@ -8,13 +8,15 @@ import math
 import numpy as np
 import pytest
 
+from lab import vocabulary as V
 from lab.engine.architecture import Architecture
 from lab.engine.kernels import optim as K
 from lab.engine.network import Network
 from lab.engine.optim import OPTIMIZERS, OptimizerConfig
 from lab.engine.trainer import Trainer
+from tests.reference import reference_optimizer_step
 
-OPTS = ["sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"]
+OPTS = list(V.names(V.OPTIMIZERS))
 
 P0 = np.array([0.5, -1.2, 0.0, 2.0, -0.3, 0.8, 0.0, -2.5])
 REG = np.array([1, 1, 1, 1, 0, 0, 1, 0], dtype=np.uint8)  # W entries (1) and biases etc. (0)
@@ -35,13 +37,13 @@ def test_optimizer_list():
 
 def textbook(name, p0, grads, lrs, reg, *, mu=0.9, b1=0.9, b2=None, eps=1e-8, wd=0.0, l1=0.0, l2=0.0,
              scales=None):
-    """Run the docs/network.md updates; returns the parameter vector after each step and each change."""
+    """Run the docs/network.md updates (the oracle's, tests/reference/optim.py) on the flat vector, its
+    W entries where `reg`; returns the parameter vector after each step and each change."""
     if b2 is None:
         b2 = 0.99 if name == "rmsprop" else 0.999
     p = p0.astype(np.float64).copy()
     r = reg.astype(bool)
-    v = np.zeros_like(p)  # velocity / first moment
-    c = np.zeros_like(p)  # rmsprop cache / second moment
+    state: dict = {}
     out, changes = [], []
     for t, (g_data, lr) in enumerate(zip(grads, lrs), start=1):
         g = g_data.copy()
@@ -49,28 +51,9 @@ def textbook(name, p0, grads, lrs, reg, *, mu=0.9, b1=0.9, b2=None, eps=1e-8, wd
         if scales is not None:
             g *= scales[t - 1]
         old = p.copy()
-        if wd:
-            p[r] -= lr * wd * p[r]  # decoupled decay first, on W only
-        if name == "sgd":
-            p -= lr * g
-        elif name == "momentum":
-            v = mu * v - lr * g
-            p += v
-        elif name == "nesterov":
-            v_prev = v
-            v = mu * v - lr * g
-            p += -mu * v_prev + (1 + mu) * v
-        elif name == "rmsprop":
-            c = b2 * c + (1 - b2) * g**2
-            p -= lr * g / (np.sqrt(c) + eps)
-        elif name in ("adam", "adamw"):
-            v = b1 * v + (1 - b1) * g
-            c = b2 * c + (1 - b2) * g**2
-            m_hat = v / (1 - b1**t)
-            v_hat = c / (1 - b2**t)
-            p -= lr * m_hat / (np.sqrt(v_hat) + eps)
-        else:
-            raise AssertionError(name)
+        new, state = reference_optimizer_step(name, {"W": p[r], "b": p[~r]}, {"W": g[r], "b": g[~r]}, state, lr,
+                                              momentum=mu, beta1=b1, beta2=b2, eps=eps, weight_decay=wd)
+        p[r], p[~r] = new["W"], new["b"]
         out.append(p.copy())
         changes.append(p - old)
     return out, changes

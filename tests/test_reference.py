@@ -7,7 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from tests.gradcheck import eval_numerical_gradient, rel_error
+from lab import vocabulary as V
+from tests.gradcheck import (assert_grads_match, away_from_kinks, draw_running, eval_numerical_gradient,
+                             has_activation, rel_error)
 from tests.reference import (
     ReferenceSpec,
     init_reference_params,
@@ -17,13 +19,7 @@ from tests.reference import (
 )
 
 B, D, C = 5, 3, 3
-ACTIVATIONS = ["sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "selu", "gelu", "maxout"]
-KINK_MARGIN = 1e-3
-RTOL = 1e-6
-# Centred differences of a loss of order 1 carry ~1e-11 of round-off (eps*|f|/h), so an
-# element whose true gradient is ~0 (e.g. a bias followed by batchnorm, or a unit scaled
-# by leaky_relu's 0.01) cannot meet a relative bound; such elements must agree to ATOL.
-ATOL = 1e-10
+ACTIVATIONS = list(V.names(V.public_activations()))
 
 
 # ----------------------------------------------------------------------------------------
@@ -35,57 +31,16 @@ def _hidden_layers(spec: ReferenceSpec) -> list[int]:
     return list(range(1, len(spec.hidden) + 1))
 
 
-def _has_activation(spec: ReferenceSpec, l: int) -> bool:
-    # with residual blocks, layer 1 projects and blocks are (2, 3), (4, 5), ...: the
-    # second layer of every block (odd l >= 3) has no activation
-    return not (spec.residual and l >= 3 and l % 2 == 1)
-
-
 def _draw_masks(spec, params, rng):
     masks = {}
     for l in _hidden_layers(spec):
         W = params[f"W{l}"]
         if spec.dropconnect > 0:
             masks[f"dropconnect{l}"] = (rng.random(W.shape) >= spec.dropconnect).astype(np.float64)
-        if spec.dropout > 0 and _has_activation(spec, l):
+        if spec.dropout > 0 and has_activation(spec, l):
             width = W.shape[1] // (spec.maxout_k if spec.activation == "maxout" else 1)
             masks[f"dropout{l}"] = (rng.random((B, width)) >= spec.dropout).astype(np.float64)
     return masks
-
-
-def _draw_running(spec, params, rng):
-    running = {}
-    for l in _hidden_layers(spec):
-        n = params[f"W{l}"].shape[1]
-        running[f"mean{l}"] = rng.normal(0.0, 0.3, n)
-        running[f"var{l}"] = rng.uniform(0.5, 2.0, n)
-    return running
-
-
-def _away_from_kinks(spec, params, x, y, train, masks, running) -> bool:
-    """True if no non-differentiable point is within KINK_MARGIN of the test point."""
-    out = reference_forward(spec, params, x, train=train, masks=masks, running=running)
-    for l in _hidden_layers(spec):
-        if not _has_activation(spec, l):
-            continue
-        z = out["z"][l]
-        if spec.activation == "maxout":
-            k = spec.maxout_k
-            pieces = np.sort(z.reshape(B, -1, k), axis=2)
-            if np.min(pieces[..., -1] - pieces[..., -2]) < KINK_MARGIN:
-                return False
-        elif np.min(np.abs(z)) < KINK_MARGIN:  # relu-like kinks, and elu/selu's curvature jump
-            return False
-    if spec.loss == "hinge":
-        s = out["scores"]
-        margins = s - s[np.arange(B), y][:, None] + 1.0
-        margins[np.arange(B), y] = 1.0  # not a term of the loss
-        if np.min(np.abs(margins)) < KINK_MARGIN:
-            return False
-    if spec.l1 > 0:
-        if any(np.min(np.abs(v)) < KINK_MARGIN for k, v in params.items() if k.startswith("W")):
-            return False
-    return True
 
 
 def _draw_case(spec, train=False, eval_running=False, seed=0):
@@ -96,23 +51,10 @@ def _draw_case(spec, train=False, eval_running=False, seed=0):
         x = rng.normal(size=(B, spec.input_dim))
         y = rng.integers(0, spec.classes, size=B)
         masks = _draw_masks(spec, params, rng) if train else None
-        running = _draw_running(spec, params, rng) if (spec.batchnorm and eval_running) else None
-        if _away_from_kinks(spec, params, x, y, train, masks, running):
+        running = draw_running(spec, params, rng) if (spec.batchnorm and eval_running) else None
+        if away_from_kinks(spec, params, x, y, train=train, masks=masks, running=running):
             return params, x, y, masks, running
     raise AssertionError("could not draw a test point away from the kinks")
-
-
-def _assert_grads_match(numeric, analytic, name):
-    num = np.asarray(numeric)
-    ana = np.asarray(analytic)
-    assert num.shape == ana.shape, name
-    abs_err = np.abs(num - ana)
-    rel = abs_err / np.maximum(1e-8, np.abs(num) + np.abs(ana))
-    bad = (rel >= RTOL) & (abs_err >= ATOL)
-    assert not bad.any(), (
-        f"{name}: rel_error {rel_error(num, ana):.3g}, max abs error {abs_err.max():.3g}\n"
-        f"numeric={num}\nanalytic={ana}"
-    )
 
 
 def _gradcheck(spec, train=False, eval_running=False, seed=0):
@@ -125,7 +67,7 @@ def _gradcheck(spec, train=False, eval_running=False, seed=0):
 
     for name, value in params.items():
         numeric = eval_numerical_gradient(f, value)
-        _assert_grads_match(numeric, grads[name], name)
+        assert_grads_match(numeric, grads[name], name)
     return params, grads
 
 
@@ -165,7 +107,7 @@ def test_gradcheck_batchnorm_eval(activation):
     assert np.max(np.abs(grads["b1"])) > 1e-6  # running stats are constants: b matters
 
 
-@pytest.mark.parametrize("mode", ["inverted", "vanilla", "vanilla-noscale"])
+@pytest.mark.parametrize("mode", V.names(V.DROPOUT_MODES))
 @pytest.mark.parametrize("train", [True, False])
 def test_gradcheck_dropout(mode, train):
     _gradcheck(ReferenceSpec(D, C, (4, 5), activation="sigmoid", dropout=0.4, dropout_mode=mode), train=train)
@@ -303,7 +245,7 @@ def _one_hidden_dropout(mode, seed=5):
     return spec, init_reference_params(spec, rng), rng.normal(size=(B, D))
 
 
-@pytest.mark.parametrize("mode", ["inverted", "vanilla", "vanilla-noscale"])
+@pytest.mark.parametrize("mode", V.names(V.DROPOUT_MODES))
 def test_dropout_train_uses_the_mask(mode):
     spec, params, x = _one_hidden_dropout(mode)
     rng = np.random.default_rng(9)
@@ -317,7 +259,7 @@ def test_dropout_train_uses_the_mask(mode):
         reference_forward(spec, params, x, train=True)  # masks are required
 
 
-@pytest.mark.parametrize("mode", ["inverted", "vanilla", "vanilla-noscale"])
+@pytest.mark.parametrize("mode", V.names(V.DROPOUT_MODES))
 def test_dropout_eval_scaling(mode):
     """Eval output vs the exact train expectation over masks.
 
@@ -378,7 +320,7 @@ def test_batchnorm_running_stats_update_and_eval():
     rng = np.random.default_rng(6)
     params = init_reference_params(spec, rng)
     x = rng.normal(size=(B, D))
-    running = _draw_running(spec, params, rng)
+    running = draw_running(spec, params, rng)
     before = {k: v.copy() for k, v in running.items()}
     out = reference_forward(spec, params, x, train=True, running=running)
     loss_run = reference_loss_and_grads(spec, params, x, np.zeros(B, dtype=int), train=True, running=running)[2]
@@ -541,7 +483,7 @@ def _scalar_optimizer(name, params, grads_seq, lr, mu, beta1, beta2, eps, wd, cl
     return {k: np.array(p[k]).reshape(params[k].shape) for k in p}
 
 
-@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"])
+@pytest.mark.parametrize("name", V.names(V.OPTIMIZERS))
 @pytest.mark.parametrize("wd,clip", [(0.0, 0.0), (0.1, 1.0), (0.0, 100.0)])
 def test_optimizer_three_steps(name, wd, clip):
     rng = np.random.default_rng(11)

@@ -23,7 +23,7 @@ from lab.report.table import LAYER_COLUMNS
 from lab.scenario.catalog import resolve
 from lab.sim.bins import ACT_BINS, SYMLOG_BINS, WIDE_ACT_BINS
 from lab.tui.keys import BROWSER_KEYS, COMPARE_KEYS, HELP_KEYS, RUN_KEYS, ZOOM_KEYS, markdown_table, readme_block
-from lab.tui.runner import MAX_BACKLOG_SECONDS
+from lab.tui.paced import MAX_BACKLOG_SECONDS
 from lab.tui.screens.browser import BrowserScreen
 from lab.tui.screens.help import HelpScreen
 from lab.tui.screens.run import RunScreen

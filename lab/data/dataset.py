@@ -14,12 +14,13 @@ from typing import Sequence
 
 import numpy as np
 
+from lab import vocabulary as V
+
 from .preprocess import Preprocessor
 from .real import REAL_KINDS, load_real
 from .synthetic import GENERATORS
 
-DATA_KINDS = ("spiral", "circles", "moons", "xor", "gaussians", "checkerboard",
-              "positive-blobs", "random-normal", "digits", "iris", "wine", "breast-cancer")
+DATA_KINDS = V.names(V.DATA_KINDS)
 assert set(DATA_KINDS) == set(GENERATORS) | set(REAL_KINDS)
 
 
@@ -82,7 +83,7 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, n
     return perm[n_val:], perm[:n_val]
 
 
-def load_data(kind: str = "spiral", n: int = 600, classes: int = 3, noise: float = 0.2,
+def load_data(kind: str = V.default(V.DATA_KINDS), n: int = 600, classes: int = 3, noise: float = 0.2,
               dim: int = 2, preprocess: Sequence[str] = (), val_fraction: float = 0.2,
               seed: int = 0, pca_components: int | None = None, shift: float = 0.0,
               scale: float | Sequence[float] = 1.0) -> Dataset:

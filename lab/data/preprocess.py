@@ -13,7 +13,11 @@ from typing import Sequence
 
 import numpy as np
 
-PREPROCESS_STEPS = ("center", "normalize", "pca", "whiten")
+from lab import vocabulary as V
+
+PREPROCESS_STEPS = V.names(V.PREPROCESSING)
+# the steps that change the feature space (an image is no longer one afterwards)
+REDUCING = frozenset(p.name for p in V.PREPROCESSING if p.reduces)
 
 # An eigenvalue at or below this fraction of the largest one is "numerically zero".
 # Relative, so the test does not depend on the data's units (breast-cancer's real
@@ -129,7 +133,7 @@ class Preprocessor:
             p = getattr(self, f"_fit_{step}")(X, shape)
             self.params.append(p)
             X = self._apply(step, p, X)
-            if step in ("pca", "whiten"):
+            if step in REDUCING:
                 shape = None
         self.output_dim, self.output_image_shape = X.shape[1], shape
         return np.ascontiguousarray(X)
@@ -163,11 +167,11 @@ class Preprocessor:
     # -- applying ----------------------------------------------------------------
     @staticmethod
     def _apply(step: str, p: dict, X: np.ndarray) -> np.ndarray:
-        if step == "center":
-            return X - p["mean"]
-        if step == "normalize":
+        if "components" in p:  # pca and whiten
+            return (X - p["mean"]) @ p["components"]
+        if "std" in p:  # normalize
             return X / p["std"]
-        return (X - p["mean"]) @ p["components"]     # pca and whiten
+        return X - p["mean"]  # center
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Apply the train-fitted steps to new rows (e.g. the validation set)."""

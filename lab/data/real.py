@@ -11,13 +11,10 @@ from functools import lru_cache
 
 import numpy as np
 
-# name -> (sklearn loader name, image_shape)
-_SOURCES = {
-    "digits": ("load_digits", (1, 8, 8)),
-    "iris": ("load_iris", None),
-    "wine": ("load_wine", None),
-    "breast-cancer": ("load_breast_cancer", None),
-}
+from lab import vocabulary as V
+
+# name -> (sklearn loader name, image_shape), from the vocabulary's real data kinds
+_SOURCES = {k.name: (k.loader, k.image_shape) for k in V.DATA_KINDS if k.source == "real"}
 
 REAL_KINDS = tuple(_SOURCES)
 

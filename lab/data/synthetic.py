@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lab import vocabulary as V
+
 
 def _balanced_counts(n: int, k: int) -> np.ndarray:
     """Split n into k near-equal parts; the first n % k parts get one extra."""
@@ -156,14 +158,7 @@ def random_normal(n, classes, noise, dim, rng):
     return X, y, classes
 
 
-# name -> (generator, honours `classes`)
-GENERATORS = {
-    "spiral": (spiral, True),
-    "circles": (circles, False),
-    "moons": (moons, False),
-    "xor": (xor, False),
-    "gaussians": (gaussians, True),
-    "checkerboard": (checkerboard, False),
-    "positive-blobs": (positive_blobs, True),
-    "random-normal": (random_normal, True),
-}
+# name -> (generator, honours `classes`): each synthetic data kind of the vocabulary, by the
+# function of its name ("positive-blobs" -> positive_blobs)
+GENERATORS = {k.name: (globals()[k.name.replace("-", "_")], k.classes is None)
+              for k in V.DATA_KINDS if k.source == "synthetic"}

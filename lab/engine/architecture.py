@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lab import vocabulary as V
+
 from .kernels import network as K
 from .kernels.activations import ACTIVATION_CODES
 from .kernels.regularizers import DROPOUT_MODES
 
-DEFAULT_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
+DEFAULT_ALPHA = {a.name: a.alpha for a in V.ACTIVATIONS if a.alpha is not None}
 PRELU_INITIAL_SLOPE = 0.25
 
 
@@ -26,27 +28,27 @@ class Architecture:
     input_dim: int
     classes: int
     hidden: tuple[int, ...] = (100,)
-    activation: str = "relu"
+    activation: str = V.default(V.ACTIVATIONS)
     alpha: float | None = None  # leaky_relu slope / elu alpha; None = the usual default
     maxout_k: int = 2
     batchnorm: bool = False
     bn_eps: float = 1e-5
     bn_momentum: float = 0.9
     dropout: float = 0.0
-    dropout_mode: str = "inverted"
+    dropout_mode: str = V.default(V.DROPOUT_MODES)
     dropconnect: float = 0.0
     residual: bool = False
     residual_zero_init: bool = False
-    loss: str = "softmax"
+    loss: str = V.default(V.LOSSES)
 
     def __post_init__(self) -> None:
-        if self.activation not in ACTIVATION_CODES or self.activation == "identity":
+        if self.activation not in V.names(V.public_activations()):
             raise ValueError(f"unknown activation {self.activation!r}")
         if self.dropout_mode not in DROPOUT_MODES:
             raise ValueError(f"unknown dropout_mode {self.dropout_mode!r}")
         if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.dropconnect < 1.0:
             raise ValueError("dropout and dropconnect rates must be in [0, 1)")
-        if self.activation == "maxout" and self.maxout_k < 2:
+        if V.activation(self.activation).pieces and self.maxout_k < 2:
             raise ValueError("maxout needs maxout_k >= 2")
         if self.residual:
             h = self.hidden
@@ -152,7 +154,7 @@ def build_plan(arch: Architecture) -> Plan:
         """Dense (+bn) (+activation +dropout) from node inp; returns (output node, layer number)."""
         nonlocal layer
         layer += 1
-        maxout = with_activation and arch.activation == "maxout"
+        maxout = with_activation and V.activation(arch.activation).pieces
         fan_out = h * arch.maxout_k if maxout else h
         w = plan.add_param(f"W{layer}", (n_in, fan_out), "W", layer)
         b = plan.add_param(f"b{layer}", (fan_out,), "b", layer)
@@ -172,11 +174,11 @@ def build_plan(arch: Architecture) -> Plan:
         if not with_activation:
             return z, dense_op
         slope_off = -1
-        if arch.activation == "prelu":
+        if V.activation(arch.activation).learned_slope:
             slope_off = plan.add_param(f"slope{layer}", (h,), "slope", layer).offset
         a = plan.add_node(h)
         plan.add_op(_Op(K.ACTIVATION, z, a, p0=slope_off, code=ACTIVATION_CODES[arch.activation],
-                        alpha=arch.alpha_value, aux_kind="maxout" if maxout else ""))
+                        alpha=arch.alpha_value, aux_kind="argmax" if maxout else ""))
         dropout_op = -1
         out = a
         if arch.dropout > 0:
@@ -256,7 +258,7 @@ def op_tables(plan: Plan, batch: int) -> tuple[np.ndarray, np.ndarray, int, int]
         elif op.aux_kind == "dropout":
             row[K.O_AUX] = aux_size
             aux_size += batch * n_out
-        elif op.aux_kind == "maxout":
+        elif op.aux_kind == "argmax":  # maxout's winning pieces
             row[K.O_IAUX] = iaux_size
             iaux_size += batch * n_out
     return ops, fops, aux_size, iaux_size

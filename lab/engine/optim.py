@@ -6,14 +6,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lab import vocabulary as V
+
 from .kernels import optim as K
 
-OPTIMIZERS = tuple(K.OPTIMIZER_CODES)
+OPTIMIZERS = V.names(V.OPTIMIZERS)
 
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    name: str = "sgd"
+    name: str = V.default(V.OPTIMIZERS)
     momentum: float = 0.9  # momentum, nesterov
     beta1: float = 0.9  # adam, adamw
     beta2: float | None = None  # adam/adamw 0.999; rmsprop's decay 0.99 (CS231n)
@@ -35,7 +37,7 @@ class OptimizerConfig:
     def beta2_value(self) -> float:
         if self.beta2 is not None:
             return self.beta2
-        return 0.99 if self.name == "rmsprop" else 0.999
+        return V.optimizer(self.name).beta2
 
     def hyper(self) -> np.ndarray:
         h = np.zeros(K.N_HYPER, dtype=np.float64)

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lab.metrics import LAYER_METRICS
+from lab.metrics import EVAL_SERIES_METRICS, LAYER_METRICS, STEP_SERIES_METRICS
 from lab.sim.snapshot import Snapshot
 
-COLUMNS = ("step", "lr", "loss", "train_acc", "grad_norm", "val_loss", "val_acc")
+COLUMNS = ("step", *STEP_SERIES_METRICS, *EVAL_SERIES_METRICS)
 LAYER_COLUMNS = ("step", "layer", "kind", "width", *LAYER_METRICS)
 
 
@@ -48,14 +48,14 @@ def write_history_csv(history: dict[str, np.ndarray], path: str | Path) -> int:
 
     The history is a window of the last steps (a ring buffer): when its first step is not step 1
     the file starts there too, without step 0's row, and the caller says it is a window."""
-    val = {int(s): (l, a) for s, l, a in zip(history["val_step"], history["val_loss"], history["val_acc"])}
+    val = {int(s): v for s, *v in zip(history["val_step"], *(history[m] for m in EVAL_SERIES_METRICS))}
     rows = []
     whole = history["step"].size == 0 or history["step"][0] <= 1
     if 0 in val and whole:
-        rows.append([0, "", "", "", "", *val[0]])
+        rows.append([0, *([""] * len(STEP_SERIES_METRICS)), *val[0]])
     for i, step in enumerate(history["step"].astype(np.int64)):
-        v = val.get(int(step), ("", ""))
-        rows.append([int(step), history["lr"][i], history["loss"][i], history["train_acc"][i], history["grad_norm"][i], *v])
+        v = val.get(int(step), [""] * len(EVAL_SERIES_METRICS))
+        rows.append([int(step), *(history[m][i] for m in STEP_SERIES_METRICS), *v])
     _write_rows(path, COLUMNS, rows)
     return len(rows)
 

@@ -15,10 +15,11 @@ from typing import Callable
 from rich import box
 from rich.table import Table
 
+from lab import vocabulary as V
 from lab.sim.snapshot import LayerStats, Snapshot
 
-DEAD_ALERT = 0.5
-SATURATED_ALERT = 0.5
+DEAD_ALERT = V.DEAD_ALERT
+SATURATED_ALERT = V.SATURATED_ALERT
 
 
 def _num(x: float, fmt: str = "{:.3g}") -> str:
@@ -42,35 +43,30 @@ class Column:
     width: int = 0
 
 
+def _metric_column(m: V.Metric) -> Column:
+    """A per-layer metric's column, as its vocabulary entry describes it."""
+    name = m.name
+    if m.fmt == "%":
+        cell = lambda s: _pct(getattr(s, name))  # noqa: E731
+    else:
+        cell = lambda s: _num(getattr(s, name), m.fmt)  # noqa: E731
+    alert = lambda s: ""  # noqa: E731
+    if m.alert is not None:
+        threshold, style = m.alert
+        alert = lambda s: style if getattr(s, name) >= threshold else ""  # noqa: E731
+    return Column(m.header, name, cell, m.doc, alert, m.brief, m.width)
+
+
 LAYER_COLUMNS: tuple[Column, ...] = (
     Column("#", "", lambda s: str(s.index), "layer number: 1 = first hidden layer, the last is the output",
            width=2),
     Column("kind", "", lambda s: s.kind, "activation of the layer (output: the scores)"),
     Column("units", "", lambda s: str(s.width), "units in the layer", width=5),
-    Column("mean", "act_mean", lambda s: _num(s.act_mean, "{:.2g}"), "mean of the activations", width=8),
-    Column("std", "act_std", lambda s: _num(s.act_std, "{:.2g}"),
-           "std of the activations: collapsing toward 0 or growing with depth is a bad init", width=7),
-    Column("grad", "grad_std", lambda s: _num(s.grad_std, "{:.1e}"),
-           "std of dL/da, the gradient flowing back into the layer: vanishing or exploding", width=7),
-    Column("dead", "dead_fraction", lambda s: _pct(s.dead_fraction),
-           "units whose slope f'(z) < 1e-3 on every probe example: they never learn again",
-           lambda s: "bold red" if s.dead_fraction >= DEAD_ALERT else "", "f'(z)<1e-3 on every probe example", width=4),
-    Column("sat", "saturated_fraction", lambda s: _pct(s.saturated_fraction),
-           "activations in a flat region: |tanh| > 0.99, sigmoid < 0.01 or > 0.99 (gradient ~0)",
-           lambda s: "bold yellow" if s.saturated_fraction >= SATURATED_ALERT else "", "|tanh|>.99 / sigmoid<.01|>.99", width=4),
-    Column("~0", "zero_fraction", lambda s: _pct(s.zero_fraction), "activations with |a| < 1e-3 (near zero)",
-           brief="|a|<1e-3", width=4),
-    Column("upd/w", "update_ratio", lambda s: _num(s.update_ratio, "{:.1e}"),
-           "||last update of W|| / ||W||: the rule of thumb is about 1e-3", brief="||dW||/||W|| (aim ~1e-3)", width=7),
-    Column("sign", "sign_agreement", lambda s: _num(s.sign_agreement, "{:.2f}"),
-           "share of a unit's weight gradients with the same sign: 1 = the zigzag regime",
-           brief="grad sign agreement", width=4),
-    Column("sim", "unit_similarity", lambda s: _num(s.unit_similarity, "{:.2f}"),
-           "mean cosine similarity of units' incoming weights: 1 = symmetry never broken", brief="unit similarity", width=5),
+    *(_metric_column(m) for m in V.table_metrics()),
 )
 COLUMNS = tuple(c.header for c in LAYER_COLUMNS)
 # the order columns are dropped in when the table does not fit, least telling first
-DROP_ORDER = ("units", "sim", "~0", "sign", "mean", "upd/w", "grad", "sat", "std", "dead")
+DROP_ORDER = ("units", *(m.header for m in sorted(V.table_metrics(), key=lambda m: m.drop)))
 CAPTION = "   ".join(f"{c.header}: {c.brief}" for c in LAYER_COLUMNS if c.brief)
 
 

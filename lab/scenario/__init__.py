@@ -1,6 +1,6 @@
 """Scenario files: the schema (declared once) and the loader."""
 
 from .load import ScenarioError, load_scenario
-from .schema import Changes, Scenario
+from .schema import Scenario
 
-__all__ = ["Scenario", "Changes", "ScenarioError", "load_scenario"]
+__all__ = ["Scenario", "ScenarioError", "load_scenario"]

@@ -48,6 +48,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
+from lab import vocabulary as V
 from lab.errors import ScenarioError
 
 from .consistency import DIM_KINDS, REAL_FEATURES, REAL_ROWS, split_rows
@@ -75,13 +76,13 @@ MAX_CHUNK = 4096  # steps per compiled call: per-step records of one call
 WORKSPACES_KEPT = 9  # Network keeps this many (batch, purpose) workspaces
 STATS_SAMPLE = 1 << 16
 SIMILARITY_UNITS = 128
-REAL_CLASSES = {"iris": 3, "wine": 3, "breast-cancer": 2, "digits": 10}
-TWO_CLASS_KINDS = ("circles", "moons", "xor", "checkerboard")
+REAL_CLASSES = {k.name: k.classes for k in V.DATA_KINDS if k.source == "real"}
+TWO_CLASS_KINDS = tuple(k.name for k in V.DATA_KINDS if k.source == "synthetic" and k.classes == 2)
 SKLEARN_BYTES = 80 * 2**20  # importing scikit-learn's loaders (real data sets): 63 MiB resident, measured
 BOOKKEEPING = 24 * 2**20  # a run's Python objects, snapshots, histograms: 12-29 MiB measured on tiny runs
 REBUILD_KEYS = {"activation", "alpha", "dropout", "dropout_mode", "dropconnect", "batchnorm", "preprocess"}
 MEMORY_KEYS = REBUILD_KEYS | {"batch_size", "optimizer"}  # the changes that can make a run bigger
-MOMENTS = {"sgd": 0, "momentum": 1, "nesterov": 1, "rmsprop": 1, "adam": 2, "adamw": 2}  # buffers each writes
+MOMENTS = {o.name: o.moments for o in V.OPTIMIZERS}  # buffers each writes
 
 
 # -- the network's layout, without the engine ------------------------------------------------------------
@@ -112,7 +113,7 @@ class Layout:
 
 
 @lru_cache(maxsize=1024)
-def layout(input_dim: int, classes: int, hidden: tuple[int, ...], activation: str = "relu", maxout_k: int = 2,
+def layout(input_dim: int, classes: int, hidden: tuple[int, ...], activation: str = V.default(V.ACTIVATIONS), maxout_k: int = 2,
            batchnorm: bool = False, dropout: float = 0.0, dropconnect: float = 0.0,
            residual: bool = False) -> Layout:
     params = state = nodes = aux_fixed = aux_row = iaux_row = max_w = 0
@@ -122,7 +123,7 @@ def layout(input_dim: int, classes: int, hidden: tuple[int, ...], activation: st
     def layer(n_in: int, h: int, with_activation: bool) -> None:
         nonlocal params, state, nodes, aux_fixed, aux_row, iaux_row, max_w, max_width, max_fan_in
         max_fan_in = max(max_fan_in, n_in)
-        maxout = with_activation and activation == "maxout"
+        maxout = with_activation and V.activation(activation).pieces
         fan_out = h * maxout_k if maxout else h
         params += n_in * fan_out + fan_out
         max_w = max(max_w, n_in * fan_out)
@@ -138,7 +139,7 @@ def layout(input_dim: int, classes: int, hidden: tuple[int, ...], activation: st
             aux_fixed += fan_out
         if not with_activation:
             return
-        if activation == "prelu":
+        if V.activation(activation).learned_slope:
             params += h
         nodes += h
         if maxout:
@@ -225,12 +226,11 @@ def _data(sc: Scenario) -> _Data:
     n_train, n_val = split_rows(rows, d.val_fraction)
     features, params = raw, 0
     for step in d.preprocess:
-        if step == "pca":
-            k = min(d.pca_components or features, features)
+        p = V.by_name(V.PREPROCESSING, step)
+        if p.reduces:  # a projection (features x k) and the mean; whiten keeps every component
+            k = min(d.pca_components or features, features) if p.components else features
             params += features * k + features
             features = k
-        elif step == "whiten":
-            params += features * features + features
         else:
             params += features
     return _Data(rows, n_train, n_val, raw, features, params, real)
@@ -260,11 +260,12 @@ def _load_terms(sc: Scenario, data: _Data) -> list[Term]:
     generate = 2 * 8 * n * D + 8 * n
     features, step_peak, step_what = D, 0, ""
     for step in sc.data.preprocess:  # center and normalize add nothing to the split's peak (measured)
-        if step in ("pca", "whiten"):
+        p = V.by_name(V.PREPROCESSING, step)
+        if p.reduces:
             cost = _svd_bytes(nt, features) + 8 * nt * features
             if cost > step_peak:
                 step_peak, step_what = cost, f"{step}: an SVD of {nt:,} x {features:,}"
-        if step == "pca":
+        if p.components:
             features = min(sc.data.pca_components or features, features)
     split = 8 * n * D + 2 * 8 * nt * D + 8 * n
     terms = []
@@ -308,7 +309,7 @@ def _network_terms(sc: Scenario, lay: Layout, itemsize: int, optimizer: bool = T
 
 
 def _init_term(sc: Scenario, lay: Layout) -> Term:
-    per = 40 if sc.model.init == "orthogonal" else 8  # numpy elides the temporary of normal(...) * std
+    per = V.init(sc.model.init).draw_bytes  # numpy elides the temporary of normal(...) * std
     return Term(f"initialisation: float64 temporaries of the largest weight matrix ({lay.max_weight:,})",
                 per * lay.max_weight, "model.hidden")
 
@@ -358,7 +359,7 @@ def _fixed_terms(sc: Scenario) -> list[Term]:
 def expectation_bytes(sc: Scenario, run: str) -> int:
     """What `nnlab check` keeps for the claims about `run` (lab/sim/expectations.py: every value
     of each per-step series a claim reads, and each claimed metric at every checkpoint)."""
-    from lab.metrics import LAYER_METRICS, parse_metric
+    from lab.metrics import LAYER_METRICS, STEP_SERIES_METRICS, parse_metric
 
     series, pairs, extra = set(), set(), set()
     for ex in sc.expect:
@@ -367,7 +368,7 @@ def expectation_bytes(sc: Scenario, run: str) -> int:
         ref = parse_metric(ex.metric)
         if ref.name in LAYER_METRICS:
             pairs.add((ref.name, ex.layer))
-        elif ref.name not in ("val_loss", "val_acc", "diverged"):
+        elif ref.name in STEP_SERIES_METRICS:
             series.add(ref.name)
         extra |= {s for s in (ex.at, ex.by) if isinstance(s, int)}
     if not any(run in (e.variant, e.ratio_over, e.difference_over) for e in sc.expect):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+from lab import vocabulary as V
 from lab.errors import clip
 from lab.metrics import parse_metric
 
@@ -27,14 +28,18 @@ from lab.metrics import parse_metric
 # last update, a 1-byte regularisation mask): 200 M weights peak at ~4.2 GB.  The memory
 # estimate (budget.py) is the real limit; this cap is the last word for a machine with more.
 MAX_PARAMETERS = 200_000_000
-IMAGE_KINDS = ("digits",)
+IMAGE_KINDS = tuple(k.name for k in V.DATA_KINDS if k.image_shape)
 # The schema's defaults, for keys a raw file leaves out (tests/test_schema_file.py keeps them equal).
-DEFAULTS = {"steps": 1000, "hidden": [100], "dim": 2, "classes": 3, "kind": "spiral", "maxout_k": 2}
+DEFAULTS = {"steps": 1000, "hidden": [100], "dim": 2, "classes": 3, "kind": V.default(V.DATA_KINDS), "maxout_k": 2}
 # Features of each data kind before preprocessing (tests/test_scenario_budget.py checks them
 # against lab.data); kinds in DIM_KINDS have `dim` features, the other synthetic ones 2.
-REAL_FEATURES = {"iris": 4, "wine": 13, "breast-cancer": 30, "digits": 64}
-REAL_ROWS = {"iris": 150, "wine": 178, "breast-cancer": 569, "digits": 1797}
-DIM_KINDS = ("random-normal", "gaussians", "positive-blobs")
+REAL_FEATURES = {k.name: k.features for k in V.DATA_KINDS if k.source == "real"}
+REAL_ROWS = {k.name: k.rows for k in V.DATA_KINDS if k.source == "real"}
+DIM_KINDS = tuple(k.name for k in V.DATA_KINDS if k.dim)
+MIN_DIM = {k.name: k.min_dim for k in V.DATA_KINDS if k.min_dim > 1}
+ARMS = tuple(k.name for k in V.DATA_KINDS if k.arms)
+REDUCING = frozenset(p.name for p in V.PREPROCESSING if p.reduces)  # pca, whiten: they need rows, drop images
+PIECES = frozenset(a.name for a in V.ACTIVATIONS if a.pieces)  # maxout
 SECTIONS = ("data", "model", "train")
 EVENT_KEYS_CHECKED = {"preprocess", "activation"}  # the event keys run_problems reads
 
@@ -129,7 +134,7 @@ def run_problems(state: dict[str, dict]) -> list[str]:
     if isinstance(augment, dict) and any(v for v in augment.values() if not isinstance(v, (dict, list))):
         if kind is not None and kind not in IMAGE_KINDS:
             problems.append(f"data.augment: augmentation needs image data ({', '.join(IMAGE_KINDS)}), not {kind!r}")
-        elif {"pca", "whiten"} & set(preprocess):
+        elif REDUCING & set(preprocess):
             problems.append("data.augment: pca/whiten turn images into other features; augmentation needs images")
 
     features = features_of(kind, data.get("dim"))
@@ -143,18 +148,18 @@ def run_problems(state: dict[str, dict]) -> list[str]:
                         "(and whiten would keep no feature at all)")
 
     classes_given = _int(data.get("classes"))
-    if kind == "spiral" and n is not None and classes_given is not None and n <= classes_given:
+    if kind in ARMS and n is not None and classes_given is not None and n <= classes_given:
         problems.append(f"data.n: a spiral of {n} points in {classes_given} arms puts every point at the centre "
                         "(each arm starts there): use n > classes")
 
-    if kind in ("gaussians", "positive-blobs") and _int(data.get("dim")) == 1:
-        problems.append(f"data.dim: {kind} data needs dim >= 2 (its classes sit on a circle), found 1")
+    if kind in MIN_DIM and (dim := _int(data.get("dim"))) is not None and 1 <= dim < MIN_DIM[kind]:
+        problems.append(f"data.dim: {kind} data needs dim >= {MIN_DIM[kind]} (its classes sit on a circle), found {dim}")
 
-    if n is not None and val_fraction is not None and 0.0 <= val_fraction < 1.0 and {"pca", "whiten"} & set(preprocess):
+    if n is not None and val_fraction is not None and 0.0 <= val_fraction < 1.0 and REDUCING & set(preprocess):
         rows = min(n, REAL_ROWS.get(kind, n))
         n_train, _ = split_rows(rows, val_fraction)
         if n_train < 2:
-            step = "pca" if "pca" in preprocess else "whiten"
+            step = next(s for s in preprocess if s in REDUCING)
             problems.append(f"data.preprocess: {step} needs at least 2 training rows; data.n = {n} with "
                             f"val_fraction = {val_fraction:g} leaves {n_train}")
 
@@ -166,7 +171,7 @@ def run_problems(state: dict[str, dict]) -> list[str]:
     classes = _int(data.get("classes")) or DEFAULTS["classes"]
     width_in = features if kind in DIM_KINDS and features else 64
     widths = [width_in, *hidden, classes]
-    k = (_int(model.get("maxout_k")) or 2) if model.get("activation") == "maxout" else 1
+    k = (_int(model.get("maxout_k")) or 2) if _name(model.get("activation")) in PIECES else 1
     n_params = sum(a * b * k for a, b in zip(widths[:-1], widths[1:]))
     if n_params > MAX_PARAMETERS:
         problems.append(f"model.hidden: the model would have about {n_params:,} weights; the limit is "

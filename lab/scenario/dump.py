@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from lab.errors import clip
+
 from .schema import Scenario
 
 SECTIONS = ("scenario", "data", "model", "train")
@@ -19,26 +21,39 @@ ARRAYS = ("events", "variants", "expect")
 ALWAYS = {"expect": ("op",)}  # written even at their default: a claim reads wrong without its comparison
 
 
-def _value(v: Any) -> str:
+def toml_value(v: Any, room: int | None = None) -> str:
+    """A value's TOML spelling.  With `room` (for messages: one line, cut short), arrays and tables
+    stop once about `room` characters are written, a huge integer is described, a multi-line string
+    stays on one line and an unknown type is shown with repr; without it, the exact spelling."""
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, (int,)):
-        return str(v)
-    if isinstance(v, float):
-        return repr(v) if v == v and v not in (float("inf"), float("-inf")) else ("nan" if v != v else ("inf" if v > 0 else "-inf"))
     if isinstance(v, str):
-        if "\n" in v:
+        if "\n" in v and room is None:
             return '"""\n' + v.replace("\\", "\\\\").replace('"""', '\\"\\"\\"') + '"""'
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_value(x) for x in v) + "]"
-    if isinstance(v, dict):
+    if isinstance(v, (list, tuple, dict)):
         if not v:
-            return "{}"
-        return "{ " + ", ".join(f"{k} = {_value(x)}" for k, x in v.items()) + " }"
+            return "{}" if isinstance(v, dict) else "[]"
+        items = v.items() if isinstance(v, dict) else enumerate(v)
+        parts, used = [], 0
+        for k, x in items:
+            if room is not None and used > room:
+                parts.append(f"... ({len(v):,} items)")
+                break
+            inner = toml_value(x) if room is None else clip(toml_value(x, room - used), max(room - used, 12))
+            key = k if room is None else clip(str(k), 40)
+            parts.append(f"{key} = {inner}" if isinstance(v, dict) else inner)
+            used += len(parts[-1]) + 2
+        return "{ " + ", ".join(parts) + " }" if isinstance(v, dict) else "[" + ", ".join(parts) + "]"
     if isinstance(v, (datetime.date, datetime.time)):
         return v.isoformat()
-    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+    if isinstance(v, int):
+        return f"an integer of {len(str(abs(v)))} digits" if room is not None and abs(v) >= 10**40 else str(v)
+    if isinstance(v, float):
+        return repr(v)  # round-trips exactly; nan, inf and -inf are TOML's spellings too
+    if room is None:
+        raise TypeError(f"cannot write {type(v).__name__} to TOML")
+    return repr(v)
 
 
 def dump_scenario(sc: Scenario, header: str = "") -> str:
@@ -49,7 +64,7 @@ def dump_scenario(sc: Scenario, header: str = "") -> str:
         if not table:
             continue
         lines.append(f"[{section}]")
-        lines += [f"{key} = {_value(value)}" for key, value in table.items()]
+        lines += [f"{key} = {toml_value(value)}" for key, value in table.items()]
         lines.append("")
     for name in ARRAYS:
         for entry in getattr(sc, name):
@@ -63,4 +78,4 @@ def array_entry(name: str, entry: BaseModel) -> list[str]:
     given = entry.model_dump(exclude_defaults=True)
     always = ALWAYS.get(name, ())
     data = {k: given.get(k, v) for k, v in entry.model_dump().items() if k in given or k in always}
-    return "\n".join([f"[[{name}]]", *(f"{key} = {_value(value)}" for key, value in data.items())]).splitlines()
+    return "\n".join([f"[[{name}]]", *(f"{key} = {toml_value(value)}" for key, value in data.items())]).splitlines()

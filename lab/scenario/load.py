@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from lab.errors import ScenarioError, clip
 
 from .consistency import cross_field_problems
+from .dump import toml_value
 from .schema import Scenario
 
 TOML_TYPE = {dict: "a table", list: "an array", str: "a string", int: "an integer", float: "a float",
@@ -45,32 +46,8 @@ def toml_type(value: Any) -> str:
 def toml_repr(value: Any, limit: int = VALUE_CHARS) -> str:
     """A value as it would be written in the file, cut to about `limit` characters."""
     if isinstance(value, (list, dict)):
-        return _toml_repr(value, limit - 20)  # stops itself, and says how many items there are
-    return clip(_toml_repr(value, limit + 1), limit)
-
-
-def _toml_repr(value: Any, room: int) -> str:
-    """The TOML spelling; arrays and tables stop once `room` characters are written."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, (list, dict)):
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        parts, used = [], 0
-        for k, v in items:
-            if used > room:
-                parts.append(f"... ({len(value):,} items)")
-                break
-            inner = clip(_toml_repr(v, room - used), max(room - used, 12))
-            parts.append(inner if isinstance(value, list) else f"{clip(str(k), 40)} = {inner}")
-            used += len(parts[-1]) + 2
-        return ("[" + ", ".join(parts) + "]") if isinstance(value, list) else ("{ " + ", ".join(parts) + " }")
-    if isinstance(value, (datetime.date, datetime.time)):
-        return value.isoformat()
-    if isinstance(value, int) and abs(value) >= 10**40:
-        return f"an integer of {len(str(abs(value)))} digits"
-    return repr(value)
+        return toml_value(value, limit - 20)  # stops itself, and says how many items there are
+    return clip(toml_value(value, limit + 1), limit)
 
 
 def _field_model(model: Any, name: str) -> tuple[bool, type[BaseModel] | None]:

@@ -10,19 +10,20 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from lab import vocabulary as V
 from lab.metrics import parse_metric
 
-from .consistency import IMAGE_KINDS, MAX_PARAMETERS, cross_field_problems  # noqa: F401
+from .consistency import cross_field_problems
 
-DataKind = Literal["spiral", "circles", "moons", "xor", "gaussians", "checkerboard", "positive-blobs",
-                   "random-normal", "digits", "iris", "wine", "breast-cancer"]
-PreprocessStep = Literal["center", "normalize", "pca", "whiten"]
-Activation = Literal["sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "selu", "gelu", "maxout"]
-InitScheme = Literal["zeros", "constant", "normal", "uniform", "xavier", "glorot", "kaiming", "lecun", "orthogonal"]
-DropoutMode = Literal["inverted", "vanilla", "vanilla-noscale"]
-Loss = Literal["softmax", "mse", "hinge"]
-Optimizer = Literal["sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"]
-ScheduleKind = Literal["constant", "step", "cosine", "linear", "inverse_sqrt"]
+# The vocabulary's names, from lab/vocabulary.py (pydantic takes a Literal built at run time).
+DataKind = Literal[V.names(V.DATA_KINDS)]  # type: ignore[valid-type]
+PreprocessStep = Literal[V.names(V.PREPROCESSING)]  # type: ignore[valid-type]
+Activation = Literal[V.names(V.public_activations())]  # type: ignore[valid-type]
+InitScheme = Literal[V.names(V.INITS)]  # type: ignore[valid-type]
+DropoutMode = Literal[V.names(V.DROPOUT_MODES)]  # type: ignore[valid-type]
+Loss = Literal[V.names(V.LOSSES)]  # type: ignore[valid-type]
+Optimizer = Literal[V.names(V.OPTIMIZERS)]  # type: ignore[valid-type]
+ScheduleKind = Literal[V.names(V.SCHEDULES)]  # type: ignore[valid-type]
 Dtype = Literal["float32", "float64"]
 
 MAX_WIDTH = 16384
@@ -121,7 +122,7 @@ class AugmentSpec(Strict):
 
 
 class DataSpec(Strict):
-    kind: DataKind = Field("spiral", description="Which data set to generate or load (never downloaded).")
+    kind: DataKind = Field(V.default(V.DATA_KINDS), description="Which data set to generate or load (never downloaded).")
     n: int = Field(600, ge=2, le=1_000_000, description="Number of examples, 2 .. 1,000,000 (real data sets: a "
                                                           "subsample if smaller).")
     classes: int = Field(3, ge=2, le=1000, description="Number of classes (2 .. 1000), for synthetic kinds that "
@@ -146,27 +147,27 @@ class ModelSpec(Strict):
     hidden: list[Width] = Field(
         default_factory=lambda: [100], min_length=1, max_length=MAX_LAYERS,
         description="Hidden layer widths: 1 to 64 layers of 1 .. 16384 units.")
-    activation: Activation = Field("relu", description="Activation of every hidden layer.")
+    activation: Activation = Field(V.default(V.ACTIVATIONS), description="Activation of every hidden layer.")
     alpha: float | None = Field(None, ge=-10.0, le=10.0, description="leaky_relu slope (0.01) or elu alpha (1.0); "
                                                                      "|alpha| <= 10.")
     maxout_k: int = Field(2, ge=2, le=8, description="Pieces per maxout unit.")
-    init: InitScheme = Field("kaiming", description="Weight initialisation scheme.")
+    init: InitScheme = Field(V.default(V.INITS), description="Weight initialisation scheme.")
     init_scale: float | None = Field(None, ge=0.0, le=100.0, description="normal: std; uniform: half-width; "
                                                                          "constant: value; others: gain (<= 100).")
     bias_init: float = Field(0.0, ge=-100.0, le=100.0, description="Initial value of every bias (0.01 against dead "
                                                                    "ReLUs); |bias_init| <= 100.")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Drop probability after each hidden activation.")
-    dropout_mode: DropoutMode = Field("inverted", description="inverted, vanilla, or vanilla-noscale (the bug).")
+    dropout_mode: DropoutMode = Field(V.default(V.DROPOUT_MODES), description="inverted, vanilla, or vanilla-noscale (the bug).")
     dropconnect: float = Field(0.0, ge=0.0, lt=1.0, description="Drop probability of each hidden weight.")
     batchnorm: bool = Field(False, description="Batchnorm before each hidden activation.")
     residual: bool = Field(False, description="Residual blocks: hidden[0] projects, then pairs of layers + skip.")
     residual_zero_init: bool = Field(False, description="Zero-initialise the second layer of every block.")
-    loss: Loss = Field("softmax", description="softmax cross-entropy, mse on one-hot targets, or multiclass hinge.")
+    loss: Loss = Field(V.default(V.LOSSES), description="softmax cross-entropy, mse on one-hot targets, or multiclass hinge.")
     dtype: Dtype = Field("float32", description="Floating-point precision of the engine.")
 
 
 class ScheduleSpec(Strict):
-    kind: ScheduleKind = Field("constant", description="Learning-rate schedule.")
+    kind: ScheduleKind = Field(V.default(V.SCHEDULES), description="Learning-rate schedule.")
     warmup: int = Field(0, ge=0, le=MAX_STEPS, description="Linear warmup steps in front of the schedule.")
     milestones: list[Annotated[float, Field(gt=0, le=MAX_STEPS)]] = Field(
         default_factory=list, max_length=64,
@@ -185,7 +186,7 @@ class ScheduleSpec(Strict):
 
 
 class TrainSpec(Strict):
-    optimizer: Optimizer = Field("sgd", description="Update rule.")
+    optimizer: Optimizer = Field(V.default(V.OPTIMIZERS), description="Update rule.")
     lr: float = Field(0.1, gt=0.0, le=1e9, description="Base (peak) learning rate (<= 1e9: a diverging run "
                                                            "is a lesson too).")
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="momentum / nesterov coefficient.")

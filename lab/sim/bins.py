@@ -24,6 +24,8 @@ from functools import cached_property, lru_cache
 
 import numpy as np
 
+from lab import vocabulary as V
+
 SYMLOG_FLOOR = 1e-9
 
 
@@ -144,10 +146,7 @@ def _lookup(b: Bins, dtype: np.dtype) -> BinLookup | None:
     return None
 
 
-ACT_BINS = {
-    "sigmoid": Bins(0.0, 1.0, 40),
-    "tanh": Bins(-1.0, 1.0, 40),
-}
+ACT_BINS = {a.name: Bins(*a.act_range, 40) for a in V.ACTIVATIONS if a.act_range}  # bounded activations
 WIDE_ACT_BINS = Bins(-5.0, 5.0, 40)
 SYMLOG_BINS = Bins(-11.0, 11.0, 88, symlog=True)
 

@@ -33,6 +33,7 @@ from lab.engine.optim import OptimizerConfig
 from lab.engine.schedules import Schedule, learning_rates
 from lab.engine.trainer import Cancelled, Trainer
 from lab.errors import LabError
+from lab.scenario.load import problems_of
 from lab.scenario.schema import Changes, Scenario
 
 from .history import TIMELINE_CAPACITY, History, LayerTimeline, starting_cadence
@@ -185,10 +186,6 @@ class Simulation:
         self._probe_y = self.data.y_train[:n]
 
     # -- stepping -------------------------------------------------------------------------
-    @property
-    def step_number(self) -> int:
-        return self.step_count
-
     def lr_at(self, steps: np.ndarray) -> np.ndarray:
         t = self.current.train
         return scheduled_lrs(t.schedule.model_dump(), t.lr, t.steps, steps)
@@ -270,8 +267,7 @@ class Simulation:
         try:
             given = Changes(**changes).given()
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise LabError(f"invalid change: {problems}") from None
+            raise LabError(f"invalid change: {'; '.join(problems_of(exc))}") from None
         with self.lock:
             self._check_memory(given)
             self._overrides.update({k: v for k, v in given.items() if k != "reinit"})

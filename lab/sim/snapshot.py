@@ -9,11 +9,6 @@ from typing import Any
 
 import numpy as np
 
-# Per-layer scalar metrics, by name (expectations and reports refer to them).
-LAYER_METRICS = ("act_mean", "act_std", "grad_mean", "grad_std", "wgrad_std", "weight_std", "update_ratio",
-                 "dead_fraction", "saturated_fraction", "zero_fraction", "sign_agreement", "unit_similarity")
-SCALAR_METRICS = ("step", "lr", "loss", "train_acc", "grad_norm", "val_loss", "val_acc")
-
 
 @dataclass(frozen=True)
 class Event:

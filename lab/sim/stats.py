@@ -48,6 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lab import vocabulary as V
 from lab.engine.kernels import histogram as HK
 from lab.engine.kernels.activations import ACTIVATION_CODES, activation_backward
 from lab.engine.network import Network
@@ -70,20 +71,24 @@ def probe_size(network: Network, n_train: int, batch: int) -> int:
     return int(min(PROBE_MAX, n_train, max(batch, PROBE_MACS_BUDGET // max(macs, 1))))
 
 
+SATURATED = {a.name: a.saturated for a in V.ACTIVATIONS if a.saturated}  # (low, high): outside is flat
+CAN_DIE = frozenset(a.name for a in V.ACTIVATIONS if a.can_die)
+SLOPED = frozenset(a.name for a in V.ACTIVATIONS if a.learned_slope)
+
+
 def saturated_fraction(kind: str, a: np.ndarray) -> float:
     """The numpy definition (layer_stats counts the same inside `summarize`)."""
-    if kind == "tanh":
-        return float(np.mean(np.abs(a) > 0.99))
-    if kind == "sigmoid":
-        return float(np.mean((a < 0.01) | (a > 0.99)))
+    if kind in SATURATED:
+        low, high = SATURATED[kind]
+        return float(np.mean((a < low) | (a > high)))
     return 0.0
 
 
 def dead_fraction(network: Network, layer, z: np.ndarray, a: np.ndarray) -> float:
     """Fraction of units whose local slope f'(z) is below DEAD_SLOPE on every probe example."""
-    if layer.kind in ("output", "residual", "maxout") or z.shape[0] == 0:
+    if layer.kind not in CAN_DIE or z.shape[0] == 0:  # also the output layer and a residual block's sum
         return 0.0
-    slope = network.param(f"slope{layer.index}") if layer.kind == "prelu" else np.zeros(0, network.dtype)
+    slope = network.param(f"slope{layer.index}") if layer.kind in SLOPED else np.zeros(0, network.dtype)
     dz = np.empty_like(z)
     activation_backward(ACTIVATION_CODES[layer.kind], np.ones_like(z), z, a, network.arch.alpha_value,
                         np.ascontiguousarray(slope), dz, np.zeros_like(slope))
@@ -145,11 +150,9 @@ def _in_dtype(value: float, dtype) -> float:
 
 def _saturation_bounds(kind: str | None, dtype) -> tuple[float, float]:
     """(low, high): v is saturated when v < low or v > high (see saturated_fraction)."""
-    if kind == "tanh":
-        edge = _in_dtype(0.99, dtype)
-        return -edge, edge
-    if kind == "sigmoid":
-        return _in_dtype(0.01, dtype), _in_dtype(0.99, dtype)
+    if kind in SATURATED:
+        low, high = SATURATED[kind]
+        return _in_dtype(low, dtype), _in_dtype(high, dtype)
     return -math.inf, math.inf
 
 

@@ -9,24 +9,21 @@ from __future__ import annotations
 import math
 from typing import Any
 
-INITS = ("kaiming", "xavier", "glorot", "lecun", "orthogonal", "normal", "uniform", "zeros")
-ACTIVATIONS = ("relu", "leaky_relu", "prelu", "elu", "selu", "gelu", "maxout", "tanh", "sigmoid")
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
-DROPOUT_MODES = ("inverted", "vanilla", "vanilla-noscale")
+from lab import vocabulary as V
+
+# the keys' cycles, from the vocabulary's `key` places
+INITS = V.names(V.key_cycle(V.INITS))
+ACTIVATIONS = V.names(V.key_cycle(V.ACTIVATIONS))
+OPTIMIZERS = V.names(V.key_cycle(V.OPTIMIZERS))
+DROPOUT_MODES = V.names(V.key_cycle(V.DROPOUT_MODES))
 WEIGHT_DECAYS = (0.0, 1e-4, 1e-3, 1e-2, 1e-1)
-PREPROCESSING = ((), ("center",), ("center", "normalize"), ("pca",), ("whiten",))
+PREPROCESSING = tuple(tuple(V.PREPROCESSING[i].name for i in steps) for steps in V.PREPROCESS_CYCLE)
 SQRT10 = math.sqrt(10.0)
 
 
 def schedules(span: int) -> tuple[dict[str, Any], ...]:
     """The schedules `s` cycles through, sized to the `span` of steps they will cover."""
-    return (
-        {"kind": "constant"},
-        {"kind": "step", "milestones": [0.5, 0.75], "factor": 0.1},
-        {"kind": "cosine", "warmup": max(1, span // 20)},
-        {"kind": "linear"},
-        {"kind": "inverse_sqrt", "timescale": max(1, span // 10)},
-    )
+    return tuple({"kind": s.name, **s.cycle(span)} for s in V.key_cycle(V.SCHEDULES))
 
 
 def horizon(step: int, steps: int) -> int:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from textual.binding import Binding
 
+from lab.tui.controls import DROPOUT_MODES, OPTIMIZERS
+
 
 @dataclass(frozen=True)
 class Key:
@@ -61,9 +63,9 @@ RUN_KEYS: tuple[Key, ...] = (
     Key("d", "change('dropout_up')", "dropout +", "dropout +0.1", group=CHANGE),
     Key("D", "change('dropout_down')", "dropout −", "dropout −0.1", group=CHANGE),
     Key("m", "change('dropout_mode')", "dropout mode",
-        "dropout mode: inverted, vanilla, vanilla-noscale (forgets the test-time scaling)", group=CHANGE),
+        f"dropout mode: {', '.join(DROPOUT_MODES)} (forgets the test-time scaling)", group=CHANGE),
     Key("b", "change('batchnorm')", "batchnorm", "batchnorm on/off", group=CHANGE),
-    Key("o", "change('optimizer')", "optimizer", "next optimizer: sgd, momentum, nesterov, rmsprop, adam, adamw",
+    Key("o", "change('optimizer')", "optimizer", f"next optimizer: {', '.join(OPTIMIZERS)}",
         group=CHANGE),
     Key("s", "change('schedule')", "schedule", "next lr schedule, starting now and spanning the rest of the run",
         group=CHANGE),

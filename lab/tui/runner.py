@@ -17,11 +17,11 @@ from typing import Any, Callable
 from pydantic import ValidationError
 
 from lab.errors import LabError
+from lab.scenario.load import problems_of
 from lab.scenario.schema import Changes
 from lab.sim import Simulation, Snapshot
 from lab.sim.context import BOUNDARY_SECONDS, DecisionGrid, LrCurve, Wanted, decision_grid, lr_curve
-from lab.tui.paced import (CHUNK_SECONDS, IDLE_WAIT, MAX_BACKLOG_SECONDS, PUBLISH_SECONDS,  # noqa: F401
-                           PUBLISH_SHARE, WAIT_SLICE, PacedWorker)
+from lab.tui.paced import PacedWorker
 
 
 class SimRunner(PacedWorker):
@@ -48,7 +48,7 @@ class SimRunner(PacedWorker):
         try:
             Changes(**changes)
         except ValidationError as exc:
-            return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            return "; ".join(problems_of(exc))
         self._submit(("set", changes))
         return ""
 

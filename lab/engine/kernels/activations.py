@@ -15,23 +15,14 @@ import math
 
 import numpy as np
 
+from lab import vocabulary
+
 from . import vmath
 from ._jit import elementwise, jit
 
 SIGMOID, TANH, RELU, LEAKY_RELU, PRELU, ELU, SELU, GELU, MAXOUT, IDENTITY = range(10)
 
-ACTIVATION_CODES = {
-    "sigmoid": SIGMOID,
-    "tanh": TANH,
-    "relu": RELU,
-    "leaky_relu": LEAKY_RELU,
-    "prelu": PRELU,
-    "elu": ELU,
-    "selu": SELU,
-    "gelu": GELU,
-    "maxout": MAXOUT,
-    "identity": IDENTITY,
-}
+ACTIVATION_CODES = vocabulary.codes(vocabulary.ACTIVATIONS)  # name -> code; tests check they agree
 
 SELU_LAMBDA = 1.0507009873554805
 SELU_ALPHA = 1.6732632423543772

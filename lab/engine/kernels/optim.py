@@ -10,17 +10,12 @@ import math
 
 import numpy as np
 
+from lab import vocabulary
+
 from ._jit import elementwise, inline, jit, reduction
 
 SGD, MOMENTUM, NESTEROV, RMSPROP, ADAM, ADAMW = range(6)
-OPTIMIZER_CODES = {
-    "sgd": SGD,
-    "momentum": MOMENTUM,
-    "nesterov": NESTEROV,
-    "rmsprop": RMSPROP,
-    "adam": ADAM,
-    "adamw": ADAMW,
-}
+OPTIMIZER_CODES = vocabulary.codes(vocabulary.OPTIMIZERS)  # name -> code; tests check they agree
 
 # Layout of the `hyper` array passed to the kernels.
 H_MOMENTUM, H_BETA1, H_BETA2, H_EPS, H_WEIGHT_DECAY, H_L1, H_L2, H_CLIP = range(8)

@@ -6,10 +6,12 @@ import math
 
 import numpy as np
 
+from lab import vocabulary
+
 from ._jit import jit
 
 INVERTED, VANILLA, VANILLA_NOSCALE = 0, 1, 2
-DROPOUT_MODES = {"inverted": INVERTED, "vanilla": VANILLA, "vanilla-noscale": VANILLA_NOSCALE}
+DROPOUT_MODES = vocabulary.codes(vocabulary.DROPOUT_MODES)  # name -> code; tests check they agree
 
 
 @jit

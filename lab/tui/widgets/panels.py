@@ -11,6 +11,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from lab import pace as paces
+from lab import vocabulary as V
 from lab.report.table import fitting_columns, layer_rows
 from lab.sim.snapshot import Snapshot
 from lab.tui.controls import schedule_name
@@ -59,10 +60,10 @@ class StatusBar(Static):
 def settings_segments(s: dict) -> list[tuple[str, str]]:
     """(key, setting) pairs of the settings line: every cause a key changes, with its key."""
     drop = f"dropout {_g(s['dropout'])}" + (f" {s['dropout_mode']}" if s["dropout"] else "")
-    init = s["init"] + (f" σ={s['init_std']:.2g}" if s.get("init_std") is not None and s["init"] not in (
-        "zeros", "constant") else "") + (f" ({s['init_scale']:g})" if s.get("init_scale") is not None and s["init"]
-                                          in ("constant",) else "")
-    optimizer = s["optimizer"] + (f" {s['momentum']:g}" if s["optimizer"] in ("momentum", "nesterov") else "")
+    scheme = V.init(s["init"])
+    init = s["init"] + (f" σ={s['init_std']:.2g}" if s.get("init_std") is not None and scheme.random else "") + (
+        f" ({s['init_scale']:g})" if s.get("init_scale") is not None and scheme.absolute and not scheme.random else "")
+    optimizer = s["optimizer"] + (f" {s['momentum']:g}" if V.optimizer(s["optimizer"]).momentum else "")
     segments = [("l/L", f"lr {s['lr']:.3g}"), ("s", schedule_name(s["schedule"])), ("a", s["activation"]),
                 ("i", init), ("d/D m", drop), ("b", "batchnorm" if s["batchnorm"] else "no batchnorm"),
                 ("o", optimizer), ("p", "pre " + ("+".join(s["preprocess"]) or "none")),
@@ -183,7 +184,7 @@ class StatsPanel(Static):
 def diagnosis(snap: Snapshot) -> str:
     """The lecture's reading of a diverged run, in one short line (the event log has it too)."""
     s = snap.settings
-    big_init = s["init"] in ("normal", "uniform", "constant") and (s["init_scale"] or 0) > 0.5
+    big_init = V.init(s["init"]).absolute and (s["init_scale"] or 0) > 0.5
     if big_init:
         return f"Diverged at step {snap.diverged_at} (NaN/Inf): init too large? i re-initialises, r replays."
     return f"Diverged at step {snap.diverged_at} (NaN/Inf): lr {snap.lr:.2g} too high? L lowers it, r replays."
