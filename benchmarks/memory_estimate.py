@@ -59,6 +59,7 @@ import json, sys
 from lab import Simulation
 from lab.scenario.budget import estimate
 from lab.scenario.load import parse_scenario
+from lab.sim.run import run
 
 def status(key):
     return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith(key + ":"))
@@ -67,11 +68,11 @@ raw = json.loads(sys.argv[1])
 kind = raw.get("data", {}).get("kind", "spiral")
 warm = Simulation(parse_scenario({"data": {"kind": kind, "n": 60}, "model": {"hidden": [4]},
                                   "train": {"steps": 2, "batch_size": 8}}))
-warm.step(2); warm.snapshot(); del warm
+run(warm, 2); warm.snapshot(); del warm
 base = status("VmRSS")
 open("/proc/self/clear_refs", "w").write("5")
 sc = parse_scenario(raw)
-sim = Simulation(sc); sim.snapshot(); sim.step(sc.train.steps); sim.snapshot()
+sim = Simulation(sc); sim.snapshot(); run(sim, sc.train.steps); sim.snapshot()
 run = estimate(sc)[0]
 print(json.dumps({"used": status("VmHWM") - base, "base": base, "estimate": run.peak, "phase": run.peak_phase.name}))
 """

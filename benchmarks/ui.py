@@ -20,7 +20,7 @@ import numpy as np
 
 from lab.engine.threads import DETERMINISTIC_THREADS, limit_blas_threads
 from lab.scenario.schema import Scenario
-from lab.sim import Simulation
+from lab.sim.run import run
 
 # Eleven hidden layers + the output: 12 layers, 24 histograms in the grid (activations and gradients).
 TWELVE = {"scenario": {"name": "12-layer tanh"}, "data": {"kind": "spiral", "n": 600},
@@ -131,12 +131,11 @@ def first_run(repeats: int) -> dict[str, list[float]]:
 
 
 def headless_rate(sc: Scenario, seconds: float) -> float:
-    sim = Simulation(sc)
-    sim.step(50)
-    done, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        done += sim.step(200)
-    return done / (time.perf_counter() - start)
+    """Steps per second of the headless runner over about `seconds` (after 50 steps of warm-up)."""
+    sim = run(sc, 50).sim
+    start = time.perf_counter()
+    done = run(sim, sc.train.steps, on_progress=lambda sim: time.perf_counter() - start >= seconds)
+    return (done.step - done.start) / done.seconds
 
 
 async def ui_measurements(sc: Scenario, seconds: float) -> dict[str, float]:

@@ -152,14 +152,14 @@ def _browse(paths: list[Path]) -> None:
         raise typer.Exit(app_.return_code)
 
 
-def run_headless(scenario, steps: Optional[int] = None, *, csv: Optional[Path] = None, plot: bool = False,
-                 chunk: int = 100) -> None:
+def run_headless(scenario, steps: Optional[int] = None, *, csv: Optional[Path] = None, plot: bool = False) -> None:
     """Train with a progress bar, then print the summary and the per-layer table."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from lab.engine.threads import limit_blas_threads
     from lab.report.table import layer_table, summary_table
     from lab.sim import Simulation
+    from lab.sim.run import run
 
     limit_blas_threads()
     total = steps if steps is not None else scenario.train.steps
@@ -174,17 +174,14 @@ def run_headless(scenario, steps: Optional[int] = None, *, csv: Optional[Path] =
                 status.update(KERNELS.progress().text() or "loading compiled kernels…")
         # the per-layer timeline costs up to half a headless run's time: record it only for --csv
         sim = Simulation(scenario) if csv is not None else Simulation(scenario, timeline_capacity=0)
-        sim.step(1)
+        run(sim, 1)  # compiles what the warm-up did not
     interrupt.note(lambda: f"at step {sim.step_count:,} of {total:,}{unwritten}")
-    start = time.perf_counter()
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), console=console, transient=True)
     with progress:
         task = progress.add_task(escape(clip(scenario.name, 60)), total=total, completed=1, loss="-")
-        while sim.step_count < total and not sim.diverged:
-            sim.step(min(chunk, total - sim.step_count, sim.trainer.steps_per_call()))  # slow nets: a bar that moves
-            progress.update(task, completed=sim.step_count, loss=f"{sim.history.series['loss'].last():.4f}")
-    elapsed = time.perf_counter() - start
+        elapsed = run(sim, total, on_progress=lambda sim: progress.update(
+            task, completed=sim.step_count, loss=f"{sim.history.series['loss'].last():.4f}")).seconds
     snap = sim.snapshot()
     if plot:
         from lab.report.plots import layer_charts, loss_chart, plain

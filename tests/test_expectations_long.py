@@ -41,8 +41,6 @@ def test_claims_past_the_ring_read_the_whole_run(monkeypatch):
     sc = _scenario()
     whole = [(r.actual, r.passed) for r in check(sc)]
     monkeypatch.setitem(Simulation.__init__.__kwdefaults__, "history_capacity", 100)
-    monkeypatch.setattr(expectations, "SYNC_LAG", 60)  # copy out of the shrunk ring before it turns over
-    monkeypatch.setattr(expectations, "PIECE", 25)
     sim = Simulation(sc)
     sim.run_to(600)
     assert sim.history.arrays()["step"][0] == 501  # the ring really lost the start

@@ -6,8 +6,6 @@ gradient check nudging a weight, say) changes what the kernels see.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from .architecture import PRELU_INITIAL_SLOPE, Architecture, Plan, build_plan, op_tables
@@ -16,33 +14,7 @@ from .kernels import network as K
 from .kernels.losses import LOSS_CODES
 
 
-@dataclass
-class Workspace:
-    """Buffers for one batch size: node values and gradients, op caches, the op tables."""
-
-    batch: int
-    ops: np.ndarray
-    fops: np.ndarray
-    node_off: np.ndarray
-    node_w: np.ndarray
-    acts: np.ndarray
-    dacts: np.ndarray
-    aux: np.ndarray
-    iaux: np.ndarray
-    ybuf: np.ndarray  # the batch's labels
-    y2buf: np.ndarray  # mixup partners' labels
-    lambuf: np.ndarray  # mixup weights (1 = no mixing)
-
-    def node(self, i: int, rows: int | None = None) -> np.ndarray:
-        """Node i as a (rows, width) view (rows defaults to the batch size)."""
-        b = self.batch if rows is None else rows
-        start = int(self.node_off[i])
-        return self.acts[start:start + b * int(self.node_w[i])].reshape(b, int(self.node_w[i]))
-
-    def grad_node(self, i: int, rows: int | None = None) -> np.ndarray:
-        b = self.batch if rows is None else rows
-        start = int(self.node_off[i])
-        return self.dacts[start:start + b * int(self.node_w[i])].reshape(b, int(self.node_w[i]))
+Workspace = K.Workspace  # the buffers one batch size runs in (a NamedTuple the kernels take)
 
 
 class Network:
@@ -163,6 +135,11 @@ class Network:
             self._workspaces[key] = ws
         return ws
 
+    @property
+    def weights(self) -> K.Weights:
+        """The buffers the kernels read and write: parameters, gradients, running statistics, penalty mask."""
+        return K.Weights(self.params, self.grads, self.state, self.reg)
+
     # -- passes -----------------------------------------------------------------------
     def _load_batch(self, x: np.ndarray, purpose: str = "call") -> Workspace:
         x = np.ascontiguousarray(x, dtype=self.dtype)
@@ -179,8 +156,7 @@ class Network:
         the workspace, which `last_workspace` returns.
         """
         ws = self._load_batch(x, purpose)
-        K.forward(ws.ops, ws.fops, ws.node_off, ws.node_w, ws.batch, ws.acts, self.params, self.state,
-                  ws.aux, ws.iaux, self._side_rng, train, False)
+        K.forward(ws, ws.batch, self.weights, self._side_rng, train, False)
         self._last_ws = ws
         if train:
             self.last_train_mode_ws = ws
@@ -192,9 +168,8 @@ class Network:
         adds those, with the penalties' gradients)."""
         ws = self._load_batch(x)
         y = np.ascontiguousarray(y, dtype=np.int64)
-        loss, _ = K.loss_and_grads(ws.ops, ws.fops, ws.node_off, ws.node_w, ws.batch, ws.acts, ws.dacts,
-                                   self.params, self.grads, self.state, ws.aux, ws.iaux, self._side_rng, y,
-                                   LOSS_CODES[self.arch.loss], self.reg, self.l1, self.l2, train)
+        loss, _ = K.loss_and_grads(ws, self.weights, self._side_rng, y, LOSS_CODES[self.arch.loss], self.l1, self.l2,
+                                   train)
         self._last_ws = ws
         if train:
             self.last_train_mode_ws = ws
@@ -210,6 +185,18 @@ class Network:
                 g += self.l2 * value + self.l1 * np.sign(value)
             grads.append(g)
         return float(loss), grads
+
+    def evaluate_rows(self, ws: Workspace, X: np.ndarray, y: np.ndarray, total: float) -> tuple[float, int]:
+        """Eval-mode data loss over X in chunks of ws.batch rows, added to `total`, and the
+        correct count (kernels/network.evaluate: slices of a multiple of ws.batch rows, each
+        given the last one's total, sum to the same bits as one call)."""
+        return K.evaluate(ws, self.weights, self._side_rng, X, y, LOSS_CODES[self.arch.loss], total)
+
+    def trained_in(self, ws: Workspace) -> None:
+        """A training step ran in `ws`: its nodes, gradients and masks are the batch's (layer
+        statistics and last_masks() read them)."""
+        self.batch_ws = ws
+        self.last_train_mode_ws = ws
 
     @property
     def last_workspace(self) -> Workspace | None:

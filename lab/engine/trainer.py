@@ -125,17 +125,15 @@ class Trainer:
         acc = np.empty(n)
         gnorm = np.empty(n)
         trace = np.full((n, self.trace_idx.size), np.nan)  # a step the kernel stopped at leaves NaN, never garbage
-        opt = self.optimizer
-        done = K.train_steps(n, np.ascontiguousarray(lrs, np.float64), self.X, self.y, self.perm, self.cursor,
-                             ws.batch, ws.ops, ws.fops, ws.node_off, ws.node_w, ws.acts, ws.dacts, net.params,
-                             net.grads, net.state, ws.aux, ws.iaux, ws.ybuf, net.reg, opt.code, opt.hyper(),
-                             self.opt_state.m1, self.opt_state.m2, self.opt_state.t, self.rng,
-                             LOSS_CODES[net.arch.loss], loss, acc, gnorm, self.last_update, self.augment,
-                             self.image_shape, ws.y2buf, ws.lambuf, np.empty(self.X.shape[1], net.dtype),
-                             self.trace_idx, trace)
+        data = K.Data(self.X, self.y, self.perm, self.cursor)
+        augment = K.Augment(self.augment, self.image_shape, np.empty(self.X.shape[1], net.dtype))
+        opt = K.Optimizer(self.optimizer.code, self.optimizer.hyper(), self.opt_state.m1, self.opt_state.m2,
+                          self.opt_state.t)
+        out = K.Outputs(loss, acc, gnorm, self.last_update, self.trace_idx, trace)
+        done = K.train_steps(n, np.ascontiguousarray(lrs, np.float64), data, augment, ws, net.weights, opt, self.rng,
+                             LOSS_CODES[net.arch.loss], out)
         self._timed(done * self.step_macs(), start)
-        net.batch_ws = ws
-        net.last_train_mode_ws = ws
+        net.trained_in(ws)
         # The kernel stops at the first non-finite loss/gradient (before the update) or
         # parameter (after it); the stopping step is counted, so look at it, not at `done`.
         last_bad = done > 0 and not (np.isfinite(loss[done - 1]) and np.isfinite(gnorm[done - 1]))
@@ -164,9 +162,7 @@ class Trainer:
         for start in range(0, X.shape[0], rows):
             if start and cancelled is not None and cancelled():
                 raise Cancelled
-            total, c = K.evaluate(ws.ops, ws.fops, ws.node_off, ws.node_w, ws.batch, ws.acts, ws.dacts,
-                                  net.params, net.state, ws.aux, ws.iaux, net._side_rng, Xc[start:start + rows],
-                                  yc[start:start + rows], LOSS_CODES[net.arch.loss], total)
+            total, c = net.evaluate_rows(ws, Xc[start:start + rows], yc[start:start + rows], total)
             correct += c
         return total / X.shape[0] + weight_penalty(net), correct / X.shape[0]
 

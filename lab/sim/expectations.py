@@ -28,6 +28,7 @@ import numpy as np
 from lab.metrics import LAYER_METRICS, STEP_SERIES_METRICS, MetricRef, parse_metric
 from lab.scenario.schema import Expectation, Scenario
 
+from .run import Cancelled, run  # noqa: F401 - Cancelled: what check() raises
 from .simulation import Simulation
 
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
@@ -259,15 +260,6 @@ def needed_until(ex: Expectation, total: int) -> int:
     return total
 
 
-class Cancelled(Exception):
-    """check() was asked to stop (the lab is closing)."""
-
-
-CANCEL_CHUNK = 25  # steps between looks at `cancelled` (stepping in chunks gives the same bits)
-PIECE = 10_000  # steps per call when nothing can cancel
-SYNC_LAG = 40_000  # copy the per-step series out of the history ring before it overwrites them
-
-
 @dataclass
 class Needs:
     """What the claims about one run read."""
@@ -288,40 +280,24 @@ def checkpoint_steps(total: int, every: int, extra: set[int]) -> Iterator[int]:
             last = step
 
 
-def record(name: str, scenario: Scenario, needs: Needs | bool, extra_steps: set[int] | None = None,
-           until: int | None = None, cancelled: Callable[[], bool] | None = None) -> Recording:
-    """Run a variant to `until` (default: its train.steps), checkpointing as the module says and
-    keeping what `needs` names (True: every per-step series and every layer metric)."""
-    # no per-layer timeline: the checks read their own checkpoints, and recording ~200 steps of
-    # every layer would cost several times the training of a small scenario
-    sim = Simulation(scenario, timeline_capacity=0)
+def record(name: str, scenario: Scenario, needs: Needs, until: int | None = None,
+           cancelled: Callable[[], bool] | None = None) -> Recording:
+    """Run a variant to `until` (default: its train.steps) on the headless runner, checkpointing
+    as the module says and keeping what `needs` names.  When cancelled() turns true, Cancelled
+    is raised."""
     total = scenario.train.steps if until is None else min(until, scenario.train.steps)
     every = scenario.train.eval_every
-    if not isinstance(needs, Needs):  # the former signature: (needs_layers, extra_steps, until)
-        layers = {(m, layer.index) for m in LAYER_METRICS for layer in sim.network.layers} if needs else set()
-        needs = Needs(set(STEP_SERIES_METRICS), layers, set(extra_steps or ()), total)
     extra = {s for s in needs.steps if s <= total}
     room = total // every + len(extra) + 3  # checkpoints, and the state a run diverged in
     reached = np.empty(room, dtype=np.int64)
     val = {k: np.empty(room) for k in ("val_loss", "val_acc")}
     layer_values = {pair: np.empty(room) for pair in sorted(needs.layers)}
-    series = {k: np.empty(total) for k in sorted(needs.series)}
-    done = 0  # per-step values copied out of the history so far
     count = 0
-    index = {}
+    index: dict[int, int] = {}
 
-    def sync() -> None:
-        nonlocal done
-        fresh = sim.step_count - done
-        if fresh > 0:
-            for key, out in series.items():
-                out[done:sim.step_count] = sim.history.series[key].values()[-fresh:]
-            done = sim.step_count
-
-    def checkpoint() -> None:
+    def checkpoint(sim: Simulation) -> None:
         nonlocal count
         reached[count] = sim.step_count
-        sim.evaluate_now()  # validation metrics at every checkpoint, not only every eval_every
         for key in val:
             val[key][count] = sim.history.series[key].last()
         if layer_values:
@@ -332,26 +308,14 @@ def record(name: str, scenario: Scenario, needs: Needs | bool, extra_steps: set[
                 out[count] = layers[index[number]].metric(metric) if number in index else float("nan")
         count += 1
 
-    piece = PIECE if cancelled is None else CANCEL_CHUNK
-    for cp in checkpoint_steps(total, every, extra):
-        while sim.step_count < cp and not sim.diverged:
-            if cancelled is not None and cancelled():
-                raise Cancelled(name)
-            sim.step(min(piece, cp - sim.step_count))
-            if sim.step_count - done >= SYNC_LAG:
-                sync()
-        if sim.step_count < cp:
-            break
-        checkpoint()
-    if sim.diverged and (count == 0 or reached[count - 1] != sim.step_count):
-        checkpoint()  # the state it diverged in
-    sync()
-    steps = np.arange(1, done + 1, dtype=float) if series else np.zeros(0)
-    history = {"step": steps, **{k: v[:done] for k, v in series.items()},
+    # no per-layer timeline: the checks read their own checkpoints, and recording ~200 steps of
+    # every layer would cost several times the training of a small scenario
+    done = run(scenario, total, checkpoints=checkpoint_steps(total, every, extra), on_checkpoint=checkpoint,
+               cancelled=cancelled, keep=needs.series, timeline=False)
+    history = {"step": done.steps(), **done.series,
                "val_step": reached[:count].astype(float), **{k: v[:count] for k, v in val.items()}}
-    return Recording(name, history, reached[:count],
-                     {pair: v[:count] for pair, v in layer_values.items()}, sim.diverged, sim.diverged_at,
-                     sim.step_count)
+    return Recording(name, history, reached[:count], {pair: v[:count] for pair, v in layer_values.items()},
+                     done.diverged, done.diverged_at, done.step)
 
 
 def needs_of(scenario: Scenario) -> dict[str, Needs]:
@@ -380,7 +344,7 @@ def check(scenario: Scenario, *, progress: Callable[[int, int, str], None] | Non
     every expectation.
 
     progress(i, n, name) is called before the i-th of n runs; when cancelled() turns true
-    the current run stops within a few steps and Cancelled is raised."""
+    the current run stops within a kernel call (a fraction of a second) and Cancelled is raised."""
     scenarios = variant_scenarios(scenario)
     wanted = needs_of(scenario)
     runs = {}

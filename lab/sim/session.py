@@ -31,7 +31,8 @@ from lab.files import write_text_atomic
 from lab.scenario.dump import array_entry, dump_scenario
 from lab.scenario.schema import Expectation, Scenario
 
-from .expectations import Cancelled, CheckResult, check, describe
+from .expectations import CheckResult, check, describe
+from .run import Cancelled
 from .simulation import Simulation
 
 Progress = Callable[[int, int, str], None]  # (i, n, run name): before the i-th of n runs

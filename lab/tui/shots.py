@@ -7,6 +7,7 @@ from pathlib import Path
 
 from lab.scenario.schema import Scenario
 from lab.sim import Simulation
+from lab.sim.run import run
 
 VIEWS = {"explain": 0, "events": 1, "boundary": 2, "path": 3, "lr": 4}
 
@@ -16,23 +17,20 @@ async def _shoot(sc: Scenario, steps: int, out: Path, size: tuple[int, int], vie
     from lab.tui.app import make_app
     from lab.tui.screens.run import RunScreen
 
-    if screen == "browser":
-        app = make_app(warm_up=False)
-    else:
-        sim = Simulation(sc)
-        sim.step(steps)
-        app = make_app(warm_up=False)
+    if screen != "browser":
+        sim = run(sc, steps).sim
+    app = make_app(warm_up=False)
     async with app.run_test(size=size) as pilot:
         if screen != "browser":
-            run = RunScreen(sc, source=source, autostart=False, simulation=sim)
-            await app.push_screen(run)
+            run_screen = RunScreen(sc, source=source, autostart=False, simulation=sim)
+            await app.push_screen(run_screen)
             await pilot.pause()
             for _ in range(VIEWS.get(view, 0)):
-                run.action_cycle_view()
-            run.tick(force=True)
+                run_screen.action_cycle_view()
+            run_screen.tick(force=True)
             await pilot.pause()
             if screen == "zoom":
-                run.action_zoom()
+                run_screen.action_zoom()
             elif screen == "help":
                 app.action_show_help()
             elif screen == "compare":  # the variants stepped to the same step, paused: a repeatable picture

@@ -12,11 +12,17 @@ reference counting; such a view never leaves the compiled call):
     state          batchnorm running statistics (not trained by gradient)
     aux / iaux     per-op caches: dropout masks, dropconnect masks and weights,
                    batchnorm xhat and 1/std, maxout argmax
+
+The arrays travel in a few NamedTuples (numba passes them as plain structs, so a call reads
+as its named parts at no cost): a `Workspace` (one batch size's op table and buffers), the
+network's `Weights`, and for training the `Data`, its `Augment`ation, the `Optimizer` and
+the `Outputs` a call writes.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -42,6 +48,81 @@ F_KEEP, F_ALPHA, F_EPS, F_MOMENTUM = range(4)
 N_FLOAT_COLS = 4
 
 
+class Workspace(NamedTuple):
+    """The buffers one batch size runs in (Network.workspace builds them, once per size)."""
+
+    batch: int
+    ops: np.ndarray  # (n_ops, N_INT_COLS) int64: the op table
+    fops: np.ndarray  # (n_ops, N_FLOAT_COLS) float64
+    node_off: np.ndarray  # node i starts at node_off[i] in acts / dacts
+    node_w: np.ndarray  # and is (batch, node_w[i])
+    acts: np.ndarray  # node values
+    dacts: np.ndarray  # their gradients
+    aux: np.ndarray  # per-op float caches (masks, xhat, 1/std)
+    iaux: np.ndarray  # per-op int caches (maxout argmax)
+    ybuf: np.ndarray  # the batch's labels
+    y2buf: np.ndarray  # mixup partners' labels
+    lambuf: np.ndarray  # mixup weights (1 = no mixing)
+
+    def node(self, i: int, rows: int | None = None) -> np.ndarray:
+        """Node i as a (rows, width) view (rows defaults to the batch size); Python only."""
+        b = self.batch if rows is None else rows
+        start = int(self.node_off[i])
+        return self.acts[start:start + b * int(self.node_w[i])].reshape(b, int(self.node_w[i]))
+
+    def grad_node(self, i: int, rows: int | None = None) -> np.ndarray:
+        b = self.batch if rows is None else rows
+        start = int(self.node_off[i])
+        return self.dacts[start:start + b * int(self.node_w[i])].reshape(b, int(self.node_w[i]))
+
+
+class Weights(NamedTuple):
+    """The network's own buffers."""
+
+    params: np.ndarray  # every parameter, flat
+    grads: np.ndarray  # their gradients, aligned
+    state: np.ndarray  # batchnorm running statistics
+    reg: np.ndarray  # uint8: 1 where a weight decays / is penalised (the W matrices)
+
+
+class Data(NamedTuple):
+    """The training set and where the epoch is."""
+
+    X: np.ndarray  # (N, D)
+    Y: np.ndarray  # (N,) int64
+    perm: np.ndarray  # this epoch's order
+    cursor: np.ndarray  # (1,): the next row of perm (N: shuffle first)
+
+
+class Augment(NamedTuple):
+    """Batch augmentation (kernels/augment.py; all-zero params = off)."""
+
+    params: np.ndarray
+    image_shape: np.ndarray  # (C, H, W) of a row
+    tmp: np.ndarray  # one row's scratch
+
+
+class Optimizer(NamedTuple):
+    """The update rule, its hyperparameters and state (kernels/optim.py)."""
+
+    code: int
+    hyper: np.ndarray
+    m1: np.ndarray
+    m2: np.ndarray
+    t: np.ndarray  # (1,): updates so far
+
+
+class Outputs(NamedTuple):
+    """What a training call writes: per-step scalars, the last update, the traced parameters."""
+
+    loss: np.ndarray
+    acc: np.ndarray
+    gnorm: np.ndarray
+    last_update: np.ndarray  # the last step's parameter change
+    trace_idx: np.ndarray  # flat parameter indices recorded after every step
+    trace: np.ndarray  # (steps, trace_idx.size)
+
+
 @jit
 def node_view(buf, node_off, node_w, i, B):
     """Node i of a node buffer as a (B, width) C-contiguous borrowed view (kernels only)."""
@@ -49,8 +130,11 @@ def node_view(buf, node_off, node_w, i, B):
 
 
 @jit
-def forward(ops, fops, node_off, node_w, B, acts, params, state, aux, iaux, rng, train, update_running):
-    """Run every op in order; the last node holds the scores (B, C)."""
+def forward(ws, B, net, rng, train, update_running):
+    """Run every op of Workspace `ws` in order on its first B rows; the last node holds the
+    scores (B, C)."""
+    ops, fops, node_off, node_w, acts, aux, iaux = ws.ops, ws.fops, ws.node_off, ws.node_w, ws.acts, ws.aux, ws.iaux
+    params, state = net.params, net.state
     for k in range(ops.shape[0]):
         kind = ops[k, O_KIND]
         x = node_view(acts, node_off, node_w, ops[k, O_IN], B)
@@ -100,8 +184,11 @@ def forward(ops, fops, node_off, node_w, B, acts, params, state, aux, iaux, rng,
 
 
 @jit
-def backward(ops, fops, node_off, node_w, B, acts, dacts, params, grads, aux, iaux, train):
-    """Reverse pass: dacts[last node] must hold dL/dscores; fills grads (data loss only)."""
+def backward(ws, B, net, train):
+    """Reverse pass: ws.dacts[last node] must hold dL/dscores; fills net.grads (data loss only)."""
+    ops, fops, node_off, node_w, acts, dacts, aux, iaux = (ws.ops, ws.fops, ws.node_off, ws.node_w, ws.acts,
+                                                          ws.dacts, ws.aux, ws.iaux)
+    params, grads = net.params, net.grads
     for k in range(ops.shape[0] - 1, -1, -1):
         kind = ops[k, O_KIND]
         x = node_view(acts, node_off, node_w, ops[k, O_IN], B)
@@ -158,42 +245,43 @@ def backward(ops, fops, node_off, node_w, B, acts, dacts, params, grads, aux, ia
 
 
 @jit
-def loss_and_grads(ops, fops, node_off, node_w, B, acts, dacts, params, grads, state, aux, iaux,
-                   rng, y, loss_code, reg, l1, l2, train):
-    """One forward and backward pass with no update (running statistics untouched).
+def loss_and_grads(ws, net, rng, y, loss_code, l1, l2, train):
+    """One forward and backward pass over ws.batch rows (already in node 0) with no update
+    (running statistics untouched).
 
-    Returns (total loss, correct count); grads holds the data-loss gradient (the
+    Returns (total loss, correct count); net.grads holds the data-loss gradient (the
     penalty's gradient is added by the caller, which owns the parameter names).
     """
-    forward(ops, fops, node_off, node_w, B, acts, params, state, aux, iaux, rng, train, flag(False))
-    last = node_off.size - 1
-    scores = node_view(acts, node_off, node_w, last, B)
-    dscores = node_view(dacts, node_off, node_w, last, B)
+    B = ws.batch
+    forward(ws, B, net, rng, train, flag(False))
+    last = ws.node_off.size - 1
+    scores = node_view(ws.acts, ws.node_off, ws.node_w, last, B)
+    dscores = node_view(ws.dacts, ws.node_off, ws.node_w, last, B)
     loss, correct = plain_loss(loss_code, scores, y, dscores)
-    backward(ops, fops, node_off, node_w, B, acts, dacts, params, grads, aux, iaux, train)
-    pen, _ = penalty_and_sq_norm(params, grads, reg, l1, l2)
+    backward(ws, B, net, train)
+    pen, _ = penalty_and_sq_norm(net.params, net.grads, net.reg, l1, l2)
     return loss + pen, correct
 
 
 @jit
-def evaluate(ops, fops, node_off, node_w, B, acts, dacts, params, state, aux, iaux, rng,
-             X, Y, loss_code, total):
+def evaluate(ws, net, rng, X, Y, loss_code, total):
     """Eval-mode loss (data part, summed, added to `total`) and correct count over X, in
-    chunks of B rows.  A set evaluated in slices of a multiple of B rows, each call given
-    the last one's total, sums in the same order as one call: the same bits."""
+    chunks of ws.batch rows.  A set evaluated in slices of a multiple of ws.batch rows, each
+    call given the last one's total, sums in the same order as one call: the same bits."""
     N, D = X.shape
-    last = node_off.size - 1
+    B = ws.batch
+    last = ws.node_off.size - 1
     correct = 0
     start = 0
     while start < N:
         b = min(B, N - start)
-        x0 = node_view(acts, node_off, node_w, 0, b)
+        x0 = node_view(ws.acts, ws.node_off, ws.node_w, 0, b)
         for i in range(b):  # a loop, not x0[:, :] = X[...]: see optim.optimizer_update
             for d in range(D):
                 x0[i, d] = X[start + i, d]
-        forward(ops, fops, node_off, node_w, b, acts, params, state, aux, iaux, rng, flag(False), flag(False))
-        scores = node_view(acts, node_off, node_w, last, b)
-        dscores = node_view(dacts, node_off, node_w, last, b)
+        forward(ws, b, net, rng, flag(False), flag(False))
+        scores = node_view(ws.acts, ws.node_off, ws.node_w, last, b)
+        dscores = node_view(ws.dacts, ws.node_off, ws.node_w, last, b)
         loss, c = plain_loss(loss_code, scores, Y[start:start + b], dscores)
         total += loss * b
         correct += c
@@ -202,22 +290,27 @@ def evaluate(ops, fops, node_off, node_w, B, acts, dacts, params, state, aux, ia
 
 
 @jit
-def train_steps(n_steps, lrs, X, Y, perm, cursor, B, ops, fops, node_off, node_w, acts, dacts,
-                params, grads, state, aux, iaux, ybuf, reg, opt_code, hyper, m1, m2, t_count,
-                rng, loss_code, out_loss, out_acc, out_gnorm, last_update, aug, image_shape, y2buf, lambuf,
-                img_tmp, trace_idx, trace_out):
-    """Train n_steps minibatch steps; return how many ran (fewer only if the run diverged).
+def train_steps(n_steps, lrs, data, augment, ws, net, opt, rng, loss_code, out):
+    """Train n_steps minibatch steps of ws.batch rows, step s at learning rate lrs[s]; return
+    how many ran (fewer only if the run diverged).
 
     Batches walk a shuffled permutation of the training set (reshuffled each epoch);
-    `cursor` (1,) and `t_count` (1,) carry state between calls, so chunking never
+    `data.cursor` (1,) and `opt.t` (1,) carry state between calls, so chunking never
     changes the result.  A non-finite loss or gradient stops before the update; a
     non-finite parameter stops after it.  Either way the diverging step is counted and
-    its metrics recorded, and the caller marks the run diverged.
-    With any `aug` entry non-zero, each batch is augmented (rows are (C, H, W) images
-    of `image_shape`); mixup fills y2buf/lambuf for the loss.  After every update the
-    parameters at `trace_idx` are written to trace_out[s] (the weight-trajectory view:
-    sampling them from the UI would miss the zigzag between frames).
+    its metrics recorded in `out`, and the caller marks the run diverged.
+    With any `augment.params` entry non-zero, each batch is augmented (rows are (C, H, W)
+    images of `augment.image_shape`); mixup fills ws.y2buf/lambuf for the loss.  After
+    every update the parameters at `out.trace_idx` are written to out.trace[s] (the
+    weight-trajectory view: sampling them from the UI would miss the zigzag between frames).
     """
+    X, Y, perm, cursor = data.X, data.Y, data.perm, data.cursor
+    B, node_off, node_w, acts, dacts = ws.batch, ws.node_off, ws.node_w, ws.acts, ws.dacts
+    ybuf, y2buf, lambuf = ws.ybuf, ws.y2buf, ws.lambuf
+    params, grads, reg = net.params, net.grads, net.reg
+    hyper, m1, m2, t_count = opt.hyper, opt.m1, opt.m2, opt.t
+    aug, image_shape, img_tmp = augment.params, augment.image_shape, augment.tmp
+    out_loss, out_acc, out_gnorm, last_update, trace_idx, trace_out = out
     N, D = X.shape
     last = node_off.size - 1
     x0 = node_view(acts, node_off, node_w, 0, B)
@@ -251,9 +344,9 @@ def train_steps(n_steps, lrs, X, Y, perm, cursor, B, ops, fops, node_off, node_w
             for i in range(B):
                 y2buf[i] = ybuf[i]
         # 2) forward, loss, backward
-        forward(ops, fops, node_off, node_w, B, acts, params, state, aux, iaux, rng, flag(True), flag(True))
+        forward(ws, B, net, rng, flag(True), flag(True))
         loss, correct = loss_forward_backward(loss_code, scores, ybuf, y2buf, lambuf, dscores)
-        backward(ops, fops, node_off, node_w, B, acts, dacts, params, grads, aux, iaux, flag(True))
+        backward(ws, B, net, flag(True))
         # 3) penalties and the global gradient norm
         pen, sq = penalty_and_sq_norm(params, grads, reg, l1, l2)
         loss += pen
@@ -266,7 +359,7 @@ def train_steps(n_steps, lrs, X, Y, perm, cursor, B, ops, fops, node_off, node_w
         # 4) clip and update
         scale = clip / gnorm if clip > 0.0 and gnorm > clip else 1.0
         t_count[0] += 1
-        ok = optimizer_update(opt_code, params, grads, reg, hyper, scale, lrs[s], t_count[0],
+        ok = optimizer_update(opt.code, params, grads, reg, hyper, scale, lrs[s], t_count[0],
                               m1, m2, last_update, s == n_steps - 1)
         for k in range(trace_idx.size):
             trace_out[s, k] = params[trace_idx[k]]
