@@ -202,6 +202,12 @@ def test_authorized_client_gets_a_lab_changes_it_and_resizes(tmp_path, student, 
                 # below 80x24 the lab covers itself with a notice
                 term.resize(70, 20)
                 await term.wait_for("terminal too small: 70x20")
+                # and grown back, the run screen is whole again, footer on the last row
+                term.resize(90, 26)
+                await until(lambda: "q quit" in term.screen.display[25] and "too small" not in term.text(),
+                            "the run screen back at 90x26", detail=term.text)
+                term.resize(70, 20)
+                await term.wait_for("terminal too small: 70x20")
                 term.press(b"q")  # the notice's q quits the lab: the session ends with it
                 assert await term.ended() == 0
                 assert "nnlab: session ended" in term.output()  # the lab's farewell, after its own screen

@@ -8,13 +8,14 @@ from typing import Callable, Iterable
 from textual import events
 from textual.app import App, SystemCommand
 from textual.screen import Screen
+from textual.timer import Timer
 
 from lab.engine.threads import limit_blas_threads
 from lab.engine.warmup import KERNELS, WarmUp, covers
 from lab.scenario.schema import Scenario
 from lab.tui.screens.too_small import MIN_HEIGHT, MIN_WIDTH, TooSmallScreen
 
-
+SIZE_SETTLE_SECONDS = 0.15  # a resize this long after the last one decides the notice
 
 
 class NNLabApp(App):
@@ -34,6 +35,8 @@ class NNLabApp(App):
         self.allow_writes = allow_writes
         # the one compilation of the kernels, shared by every screen (tests pass their own, or False)
         self.kernels: WarmUp | None = KERNELS if warm_up is True else (warm_up or None)
+        self._size_settle: Timer | None = None  # check_size once resizes stop coming
+        self._size_switching = False  # the notice is being pushed or popped
 
     async def on_mount(self) -> None:
         # the same BLAS thread count as headless runs (bit-identical metrics), which also
@@ -112,20 +115,54 @@ class NNLabApp(App):
         # the event carries the new size; self.size may still be the old one here.  Resizes
         # before the first screen is up are left to on_mount (the notice must go on top).
         if getattr(self, "_first_screen_up", False):
-            self.check_size(event.size.width, event.size.height)
+            notice = self._notice()
+            if notice is not None:
+                notice.show_size(event.size.width, event.size.height)
+            # Push or pop the notice once the size has settled, and one change at a time:
+            # pushing and popping screens as fast as a dragged window resizes left Textual's
+            # Footer recomposing into a removal that never finished, and the app stopped
+            # drawing for good (tests/test_tui_resize.py resizes a real pty that fast).
+            if self._size_settle is not None:
+                self._size_settle.stop()
+            self._size_settle = self.set_timer(SIZE_SETTLE_SECONDS, self.check_size)
+        # Textual repaints only when the size differs from the last one it saw; a terminal
+        # shrunk and grown back between two looks has cut the picture but arrives at the same
+        # size, and would keep the cut picture.
+        self.call_after_refresh(self.repaint_everything)
 
-    def check_size(self, width: int | None = None, height: int | None = None) -> None:
+    def repaint_everything(self) -> None:
+        """Send the whole screen again, every cell, not only what changed."""
+        if self.screen_stack:
+            self.screen.refresh()
+
+    def _notice(self) -> TooSmallScreen | None:
+        return next((s for s in self.screen_stack if isinstance(s, TooSmallScreen)), None)
+
+    def check_size(self) -> None:
         """Cover the screen with a notice below 80x24, and take it away when there is room."""
-        width = self.size.width if width is None else width
-        height = self.size.height if height is None else height
+        if self._size_switching:
+            return  # looked at again when the push or pop under way is done
+        width, height = self.size
         small = width < MIN_WIDTH or height < MIN_HEIGHT
-        notice = next((s for s in self.screen_stack if isinstance(s, TooSmallScreen)), None)
+        notice = self._notice()
         if small and notice is None:
-            self.push_screen(TooSmallScreen())
-        elif small and notice is not None:
-            notice.show_size(width, height)
-        elif not small and self.screen is notice:  # it is modal: nothing can be pushed over it
-            self.pop_screen()
+            switching = self.push_screen(TooSmallScreen())
+        elif not small and notice is not None and self.screen is notice:  # modal: nothing is over it
+            switching = self.pop_screen()
+        else:
+            if notice is not None:
+                notice.show_size(width, height)
+            return
+        self._size_switching = True
+
+        async def then_look_again() -> None:
+            try:
+                await switching
+            finally:
+                self._size_switching = False
+            self.check_size()  # the size may have changed while the screen went up or down
+
+        self.run_worker(then_look_again(), group="size-notice")
 
 
 def make_app(paths: list[Path] | None = None, scenario: Scenario | None = None, **kwargs) -> NNLabApp:

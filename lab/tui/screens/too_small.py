@@ -25,6 +25,7 @@ class TooSmallScreen(ModalScreen):
     def show_size(self, width: int | None = None, height: int | None = None) -> None:
         w = self.app.size.width if width is None else width
         h = self.app.size.height if height is None else height
-        self.query_one(Static).update(
-            f"terminal too small: {w}x{h}\nnnlab needs at least {MIN_WIDTH}x{MIN_HEIGHT}.\n"
-            "Enlarge the window (training goes on), or press q to quit.")
+        for text in self.query("#too-small-text").results(Static):  # none until composed: on_mount shows it
+            text.update(
+                f"terminal too small: {w}x{h}\nnnlab needs at least {MIN_WIDTH}x{MIN_HEIGHT}.\n"
+                "Enlarge the window (training goes on), or press q to quit.")
