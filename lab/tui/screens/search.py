@@ -1,0 +1,289 @@
+"""The search screen: a scenario's hyperparameter search ([search]) running live.
+
+The search runs in a thread worker (lab.tui.search_feed: run_search in worker processes,
+`cancelled` = the worker's is_cancelled); after every trial it publishes a SearchView,
+which this screen polls a few times a second.  Shown: a progress line, the border warning
+in place as soon as the best trial so far lies on the border of a range, the trials ranked
+by the metric (a DataTable: Enter opens one in the run screen, with its settings and seed),
+and a scatter of the metric against each parameter (`p` cycles them).  Leaving the screen
+(escape, q) cancels the search: the engine stops its worker processes.
+
+Layout by terminal size: side by side from WIDE columns; otherwise the scatter goes under
+the table when there are CHART_ROWS rows, and in a shorter terminal `g` shows it in the
+table's place.
+"""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Container
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+from textual.worker import Worker, get_current_worker
+
+from lab.scenario.schema import Scenario
+from lab.search.trial import Trial
+from lab.tui.keys import SEARCH_KEYS, bindings
+from lab.tui.search_feed import SearchFeed, SearchFunction, SearchView, compact, outcome, trial_label
+from lab.tui.widgets.panels import STATE_STYLES, MessageLine
+from lab.tui.widgets.scatter import SearchScatter
+
+POLL_SECONDS = 0.1
+WIDE = 140  # columns from which the scatter sits beside the table
+CHART_ROWS = 30  # rows from which the scatter fits under the table
+STATES = {"starting": "starting", "searching": "running", "done": "done", "stopped": "paused", "failed": "diverged"}
+
+
+def _metric(x: float) -> str:
+    return f"{x:.4f}" if x == x and abs(x) != float("inf") else "-"
+
+
+class SearchScreen(Screen):
+    KEYS = SEARCH_KEYS
+    BINDINGS = bindings(SEARCH_KEYS)
+    DEFAULT_CSS = """
+    SearchScreen #search-status { height: 1; background: $boost; }
+    SearchScreen #border-warning { height: auto; padding: 0 1; background: $warning 25%; color: $text;
+                                   text-style: bold; display: none; }
+    SearchScreen #border-warning.-shown { display: block; }
+    SearchScreen #search-body { height: 1fr; layout: vertical; }
+    SearchScreen #search-body.-wide { layout: horizontal; }
+    SearchScreen #trials { height: 1fr; width: 1fr; }
+    SearchScreen SearchScatter { height: 1fr; width: 1fr; min-height: 6; }
+    """
+
+    def __init__(self, scenario: Scenario, spec=None, *, source: str = "", search: SearchFunction | None = None,
+                 jobs: int | None = None) -> None:
+        super().__init__()
+        self.scenario = scenario
+        self.source = source
+        self.feed = SearchFeed(scenario, spec, search=search, jobs=jobs)
+        self.worker: Worker | None = None
+        self.view: SearchView = self.feed.view
+        self._version = -1
+        self._columns: tuple = ()
+        self._follow_best = True  # the cursor stays on the best trial until the user moves it
+        self.chart_instead = False  # short terminals: the scatter in the table's place (g)
+        self._warned: tuple[str, ...] = ()
+
+    # -- layout -------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Static(" starting…", id="search-status")
+        yield Static(id="border-warning")
+        with Container(id="search-body"):
+            table: DataTable = DataTable(id="trials", cursor_type="row", zebra_stripes=False)
+            yield table
+            yield SearchScatter(id="scatter")
+        yield MessageLine(id="message")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.title = f"search: {self.scenario.name}"
+        self.query_one(SearchScatter).hint = "p: next parameter"
+        self._arrange()
+        self.query_one(DataTable).focus()
+        self.worker = self.start_search()
+        self.set_interval(POLL_SECONDS, self.tick)
+        self.say("trials appear as they finish, best first; Enter opens one in the run screen; escape stops")
+
+    def on_unmount(self) -> None:
+        self.cancel()
+
+    @work(thread=True, exclusive=True, group="search", name="search")
+    def start_search(self) -> None:
+        worker = get_current_worker()
+        self.feed.run(lambda: worker.is_cancelled)
+
+    def cancel(self) -> None:
+        if self.worker is not None and self.worker.is_running:
+            self.worker.cancel()
+
+    def on_resize(self) -> None:
+        self._arrange()
+        self.call_after_refresh(lambda: self.tick(force=True))
+
+    def _arrange(self) -> None:
+        width, height = self.app.size
+        wide = width >= WIDE
+        body = self.query_one("#search-body")
+        body.set_class(wide, "-wide")
+        table, chart = self.query_one(DataTable), self.query_one(SearchScatter)
+        room = wide or height >= CHART_ROWS
+        if room:
+            self.chart_instead = False
+        table.display = room or not self.chart_instead
+        chart.display = room or self.chart_instead
+        if room and not wide:  # under the table: about 40% of the body
+            chart.styles.height = max(8, (height - 4) * 2 // 5)
+        else:
+            chart.styles.height = "1fr"
+
+    # -- drawing ------------------------------------------------------------------------------
+    def tick(self, force: bool = False) -> None:
+        feed = self.feed
+        if feed.version != self._version or force:
+            self._version = feed.version
+            self.view = view = feed.view
+            self._show_status(view)
+            self._show_warning(view)
+            self._fill_table(view)
+            self.query_one(SearchScatter).show(view, force)
+            if view.state == "failed":
+                self.say(f"the search could not run: {view.error}", "error")
+        else:
+            self._show_status(self.view)  # the elapsed time
+        self.query_one(SearchScatter).flush()
+
+    def _show_status(self, view: SearchView) -> None:
+        state = view.state
+        style = STATE_STYLES.get(STATES.get(state, ""), "bold")
+        label = {"searching": "SEARCHING", "stopped": "STOPPED"}.get(state, state.upper())
+        line = Text.assemble((f" {label} ", style), " ", no_wrap=True, overflow="ellipsis")
+        if state == "failed":
+            line.append(view.error or "the search could not run", "red")
+            self.query_one("#search-status", Static).update(line)
+            return
+        total = f" of {view.total}" if view.total else ""
+        line.append(f"{view.done}{total} trials", "bold")
+        line.append(f"  stage {view.stage + 1} of {view.stages}" if view.stages > 1 else "", "cyan")
+        best = view.best
+        arrow = "↑" if view.maximize else "↓"
+        extras = [
+            (f"best {view.metric} {_metric(best.metric)} (trial {best.index})" if best else f"by {view.metric} {arrow}",
+             "green" if best else ""),
+            (f"{view.diverged} diverged" if view.diverged else "", "red"),
+            (f"{view.failed} failed" if view.failed else "", "yellow"),
+            (f"{time.monotonic() - view.started:.0f} s" if state in ("starting", "searching") else "", "dim"),
+        ]
+        width = self.query_one("#search-status").size.width or 80
+        for text, style in extras:
+            if text and line.cell_len + 2 + len(text) <= width:
+                line.append("  ")
+                line.append(text, style)
+        self.query_one("#search-status", Static).update(line)
+
+    def _show_warning(self, view: SearchView) -> None:
+        warning = self.query_one("#border-warning", Static)
+        shown = bool(view.warnings)
+        warning.set_class(shown, "-shown")
+        if shown:
+            best = view.best
+            head = f"⚠ best so far (trial {best.index}) on the border: " if best is not None else "⚠ "
+            warning.update(Text(head + "; ".join(view.warnings)))
+        if view.warnings != self._warned:
+            self._warned = view.warnings
+            if shown:
+                self.say("the best value lies on the border of its range: the best may lie outside it", "change")
+
+    def columns(self, view: SearchView) -> tuple[str, ...]:
+        second = "val_loss" if view.metric != "val_loss" else "val_acc"
+        names = ["#", "trial"] + (["stage"] if view.stages > 1 else []) + [view.metric, second]
+        return tuple(names + [axis.name for axis in view.axes] + ["status"])
+
+    def _fill_table(self, view: SearchView) -> None:
+        table = self.query_one(DataTable)
+        columns = self.columns(view)
+        keep = self.cursor_trial() if not self._follow_best else None
+        if columns != self._columns:
+            table.clear(columns=True)
+            for name in columns:
+                table.add_column(name, key=name)
+            self._columns = columns
+        else:
+            table.clear()
+        second = columns[4 if view.stages > 1 else 3]
+        rank = 0
+        width = max(80, self.app.size.width)
+        used = sum(len(c) + 2 for c in columns[:-1]) + 10 * len(view.axes)
+        room = max(14, (width // (2 if width >= WIDE else 1)) - used - 4)
+        for t in view.ranked:
+            rank += t.ok
+            style = "" if t.ok else ("red" if t.status == "diverged" else "yellow")
+            if t.ok and rank == 1:
+                style = "bold green"
+            cells = [str(rank) if t.ok else "", str(t.index)] + ([str(t.stage)] if view.stages > 1 else [])
+            cells += [_metric(t.metric), _metric(getattr(t, second))]
+            cells += [compact(t.params.get(axis.name, "")) for axis in view.axes]
+            status = outcome(t)
+            cells.append(status if len(status) <= room else status[:room - 1] + "…")
+            table.add_row(*(Text(c, style=style, justify="left" if i == len(cells) - 1 else "right")
+                            for i, c in enumerate(cells)), key=str(t.index))
+        if keep is not None and str(keep.index) in table.rows:
+            table.move_cursor(row=table.get_row_index(str(keep.index)), animate=False)
+        elif table.row_count:
+            table.move_cursor(row=0, animate=False)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        # moved by the user (keys), not by a refill: stop following the best trial
+        if event.cursor_row != 0:
+            self._follow_best = False
+        elif self.view.ranked and event.row_key is not None and event.row_key.value == str(self.view.ranked[0].index):
+            self._follow_best = True
+
+    def cursor_trial(self) -> Trial | None:
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return None
+        try:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        except Exception:  # noqa: BLE001 - the cursor off the table (emptied)
+            return None
+        return self.view.trial(int(key.value)) if key is not None and key.value is not None else None
+
+    def say(self, message: str, kind: str = "info") -> None:
+        self.query_one(MessageLine).say(message, kind)
+
+    # -- actions ------------------------------------------------------------------------------
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open_trial()
+
+    def action_open_trial(self) -> None:
+        from lab.tui.screens.run import RunScreen
+
+        trial = self.cursor_trial()
+        if trial is None:
+            self.say("no trial has finished yet", "error")
+            return
+        try:
+            scenario = trial.scenario(self.scenario)
+        except Exception as exc:  # noqa: BLE001 - a trial whose settings the scenario refuses: say why
+            self.say(f"cannot open trial {trial.index}: {' '.join(str(exc).split())}", "error")
+            return
+        label = trial_label(trial, self.view.total)
+        self.app.push_screen(RunScreen(scenario, source=self.source, autostart=getattr(self.app, "autostart", True),
+                                       origin=label))
+
+    def action_next_param(self) -> None:
+        if not self.view.axes:
+            self.say("no parameters yet: the search is starting")
+            return
+        name = self.query_one(SearchScatter).cycle()
+        self.say(f"scatter: {self.view.metric} against {name}")
+
+    def action_toggle_chart(self) -> None:
+        width, height = self.app.size
+        if width >= WIDE or height >= CHART_ROWS:
+            self.say("the scatter and the table are both on screen (the terminal is large enough)")
+            return
+        self.chart_instead = not self.chart_instead
+        self._arrange()
+        self.call_after_refresh(lambda: self.query_one(SearchScatter).flush(force=True))
+        if not self.chart_instead:
+            self.query_one(DataTable).focus()
+
+    def action_stop(self) -> None:
+        if self.worker is not None and self.worker.is_running:
+            self.cancel()
+            self.say("stopping the search: the trials that finished stay", "change")
+        else:
+            self.say("the search is not running")
+
+    def action_back(self) -> None:
+        self.cancel()
+        if len(self.app.screen_stack) > 1:
+            self.app.pop_screen()

