@@ -205,8 +205,7 @@ def test_the_border_warning_shows_in_place_when_the_best_so_far_is_on_a_border()
             text = warning_text(screen)
             assert "lr" in text and "top edge" in text and "trial 1" in text
             assert "l2" not in text.split("trial 1")[1].split(":")[0]
-            shown = screen_text(app)
-            assert "top edge" in shown  # on screen, above the table, at 80x24
+            await until(pilot, lambda: "top edge" in screen_text(app), "the warning on screen")  # at 80x24
             assert screen.query_one("#border-warning").region.bottom <= screen.query_one("#trials").region.y
 
     run(body)
@@ -377,3 +376,158 @@ def test_g_shows_the_scatter_in_place_of_the_table_at_80x24():
             assert table.display and not scatter.display
 
     run(body)
+
+
+# -- how the screen is reached --------------------------------------------------------------------------
+
+TINY_TOML = """
+[scenario]
+name = "tiny spiral search"
+[data]
+kind = "spiral"
+n = 200
+[model]
+hidden = [16]
+[train]
+steps = 40
+[search]
+trials = 6
+steps = 20
+[search.params]
+lr = "log:1e-3:1"
+l2 = "log:1e-5:1e-1"
+"""
+
+
+def test_S_in_the_browser_searches_a_scenario_with_a_search_table(monkeypatch, tmp_path):
+    import lab.search.engine
+
+    fake = FakeSearch(INSIDE[:2])
+    monkeypatch.setattr(lab.search.engine, "run_search", fake)
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "a-no-search.toml").write_text(TINY_TOML.split("[search]")[0], encoding="utf-8")
+    (folder / "b-search.toml").write_text(TINY_TOML, encoding="utf-8")
+
+    async def body():
+        app = make_app([folder], warm_up=False, autostart=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, BrowserScreen), "the browser")
+            tree = app.screen.query_one("Tree")
+            assert "S search" in screen_text(app).splitlines()[-1]  # in the footer
+
+            def leaf(name):
+                return next(n for topic in tree.root.children for n in topic.children if n.data.name == name)
+
+            tree.move_cursor(leaf("a-no-search"))
+            await pilot.pause()
+            await pilot.press("S")
+            await pilot.pause()
+            assert isinstance(app.screen, BrowserScreen)
+            tree.move_cursor(leaf("b-search"))
+            await pilot.pause()
+            await pilot.press("S")
+            await until(pilot, lambda: isinstance(app.screen, SearchScreen), "the search screen")
+            await until(pilot, lambda: len(rows(app.screen)) == 2, "the trials")
+            assert app.screen.scenario.search.params.lr == "log:1e-3:1" and app.screen.source == "b-search"
+
+    run(body)
+
+
+def test_S_on_the_run_screen_searches_the_current_scenario(monkeypatch):
+    import lab.search.engine
+
+    fake = FakeSearch(INSIDE)
+    monkeypatch.setattr(lab.search.engine, "run_search", fake)
+
+    async def body():
+        sc = tiny_search()
+        app = make_app(scenario=sc, source="tiny.toml", warm_up=False, autostart=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.runner is not None, "the run")
+            await pilot.press("S")
+            await until(pilot, lambda: isinstance(app.screen, SearchScreen), "the search screen")
+            assert app.screen.scenario is sc
+            await until(pilot, lambda: len(rows(app.screen)) == 6, "the trials")
+            await pilot.press("escape")
+            await until(pilot, lambda: isinstance(app.screen, RunScreen), "back on the run")
+
+    run(body)
+
+
+def test_S_on_a_run_without_a_search_table_says_so():
+    async def body():
+        sc = tiny_search().model_copy(update={"search": None})
+        app = make_app(scenario=sc, source="tiny.toml", warm_up=False, autostart=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.runner is not None, "the run")
+            await pilot.press("S")
+            await pilot.pause()
+            assert isinstance(app.screen, RunScreen)
+            assert "no [search] table" in str(app.screen.query_one(MessageLine).content)
+
+    run(body)
+
+
+# -- the real engine ------------------------------------------------------------------------------------
+
+def test_a_real_search_end_to_end_then_a_trial_in_the_run_screen():
+    """run_search itself, in worker processes: 4 short trials, every one reported, ranked by
+    the engine; the best opens with its own lr."""
+    sc = tiny_search(trials=4, steps=15)
+
+    async def body():
+        app = make_app(warm_up=False, autostart=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            screen = SearchScreen(sc, source="tiny.toml", jobs=1)
+            await app.push_screen(screen)
+            await until(pilot, lambda: screen.view.state in ("done", "failed"), "the search", timeout=240)
+            assert screen.view.state == "done", screen.view.error
+            assert len(rows(screen)) == 4
+            ranked = screen.view.ranked
+            ok = [t.metric for t in ranked if t.ok]
+            assert ok == sorted(ok, reverse=True)
+            assert [r[1] for r in rows(screen)] == [str(t.index) for t in ranked]
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, RunScreen), "the run screen")
+            assert app.screen.scenario.train.lr == ranked[0].params["lr"]
+            assert app.screen.origin.startswith(f"trial {ranked[0].index} of 4 (stage 0) lr=")
+            await pilot.press("escape")
+            await until(pilot, lambda: app.screen is screen, "back on the search")
+            assert len(rows(screen)) == 4
+        assert not multiprocessing.active_children() or all(
+            p.name.startswith(("ForkServer", "SyncManager")) for p in multiprocessing.active_children())
+
+    run(body, timeout=300)
+
+
+def trial_workers() -> list:
+    """The processes the forkserver forked for trials (its children), still alive."""
+    psutil = pytest.importorskip("psutil")
+    out = []
+    for child in psutil.Process().children():
+        try:
+            if "forkserver" in " ".join(child.cmdline()):
+                out += [p for p in child.children() if p.status() != psutil.STATUS_ZOMBIE]
+        except psutil.NoSuchProcess:
+            continue
+    return out
+
+
+def test_leaving_a_real_search_stops_its_worker_processes():
+    sc = tiny_search(trials=40, steps=3000)
+
+    async def body():
+        app = make_app(warm_up=False, autostart=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = SearchScreen(sc, source="tiny.toml", jobs=1)
+            await app.push_screen(screen)
+            await until(pilot, lambda: screen.feed.result is not None, "the search's plan", timeout=120)
+            await until(pilot, lambda: trial_workers(), "a trial worker process", timeout=60)
+            await pilot.press("escape")
+            await until(pilot, lambda: screen.worker.is_finished, "the search thread to end", timeout=30)
+            assert screen.feed.view.state == "stopped"
+            assert screen.feed.view.done < 40
+            await until(pilot, lambda: not trial_workers(), "no trial worker process left", timeout=30)
+
+    run(body, timeout=200)

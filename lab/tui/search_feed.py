@@ -11,6 +11,8 @@ on_plan and cancelled as the real one does, and call them in the calling thread.
 from __future__ import annotations
 
 import math
+import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -135,6 +137,34 @@ def _replace(view: SearchView, **changes) -> SearchView:
     from dataclasses import replace
 
     return replace(view, **changes)
+
+
+def start_process_helpers() -> None:
+    """Start multiprocessing's resource tracker and forkserver now, from the UI thread.
+
+    Inside a Textual app sys.stderr is Textual's capture, whose fileno() is -1, and
+    multiprocessing passes sys.stderr.fileno() to the resource tracker it starts with the
+    first worker pool: that fails ("bad value(s) in fds_to_keep").  So both helpers are
+    started here with a real file as sys.stderr, and with fd 2 pointed at /dev/null while
+    they start: they (and the trial workers the forkserver forks) inherit it, so nothing
+    they print can write over the screen.  Once running they are reused by every search."""
+    import multiprocessing as mp
+    from multiprocessing import resource_tracker
+
+    saved, saved_fd = sys.stderr, os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        try:
+            os.dup2(devnull.fileno(), 2)
+            sys.stderr = devnull
+            resource_tracker.ensure_running()
+            if "forkserver" in mp.get_all_start_methods():
+                from multiprocessing import forkserver
+
+                forkserver.ensure_running()
+        finally:
+            sys.stderr = saved
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
 
 
 # -- text -------------------------------------------------------------------------------------------

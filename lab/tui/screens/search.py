@@ -28,7 +28,8 @@ from textual.worker import Worker, get_current_worker
 from lab.scenario.schema import Scenario
 from lab.search.trial import Trial
 from lab.tui.keys import SEARCH_KEYS, bindings
-from lab.tui.search_feed import SearchFeed, SearchFunction, SearchView, compact, outcome, trial_label
+from lab.tui.search_feed import (SearchFeed, SearchFunction, SearchView, compact, outcome, start_process_helpers,
+                                  trial_label)
 from lab.tui.widgets.panels import STATE_STYLES, MessageLine
 from lab.tui.widgets.scatter import SearchScatter
 
@@ -86,6 +87,11 @@ class SearchScreen(Screen):
         self.query_one(SearchScatter).hint = "p: next parameter"
         self._arrange()
         self.query_one(DataTable).focus()
+        if self.feed.search is None:  # the real engine: its worker processes start from here
+            try:
+                start_process_helpers()
+            except OSError as exc:  # the search says what it can when it starts them itself
+                self.say(f"could not prepare the worker processes: {exc}", "error")
         self.worker = self.start_search()
         self.set_interval(POLL_SECONDS, self.tick)
         self.say("trials appear as they finish, best first; Enter opens one in the run screen; escape stops")
