@@ -230,7 +230,7 @@ def test_enter_opens_the_trial_in_the_run_screen_and_escape_comes_back_with_the_
             assert run_screen.scenario.train.l2 == t.params["l2"]
             assert run_screen.scenario.seed == t.seed and run_screen.scenario.train.steps == t.steps
             assert run_screen.origin == "trial 4 of 6 (stage 0) lr=0.01 l2=3e-3"
-            assert run_screen.query_one(SettingsBar).origin == run_screen.origin
+            assert run_screen.query_one(SettingsBar).origin == "trial 4 of 6 (stage 0)"
             await until(pilot, lambda: run_screen.runner is not None, "the run's simulation")
             assert "trial 4 of 6" in screen_text(app)
             await pilot.press("escape")

@@ -140,15 +140,14 @@ def _replace(view: SearchView, **changes) -> SearchView:
 
 
 def start_process_helpers() -> None:
-    """Start multiprocessing's resource tracker and forkserver now, from the UI thread.
+    """Start multiprocessing's resource tracker now, from the UI thread, with a real stderr.
 
     Inside a Textual app sys.stderr is Textual's capture, whose fileno() is -1, and
     multiprocessing passes sys.stderr.fileno() to the resource tracker it starts with the
-    first worker pool: that fails ("bad value(s) in fds_to_keep").  So both helpers are
-    started here with a real file as sys.stderr, and with fd 2 pointed at /dev/null while
-    they start: they (and the trial workers the forkserver forks) inherit it, so nothing
-    they print can write over the screen.  Once running they are reused by every search."""
-    import multiprocessing as mp
+    first worker pool: that fails ("bad value(s) in fds_to_keep").  So it is started here
+    with a real file as sys.stderr, and with fd 2 pointed at /dev/null while it starts (it
+    inherits fd 2: nothing it prints can write over the screen).  Once running it serves
+    every later search; the engine starts its fork server itself (which needs no stderr)."""
     from multiprocessing import resource_tracker
 
     saved, saved_fd = sys.stderr, os.dup(2)
@@ -157,10 +156,6 @@ def start_process_helpers() -> None:
             os.dup2(devnull.fileno(), 2)
             sys.stderr = devnull
             resource_tracker.ensure_running()
-            if "forkserver" in mp.get_all_start_methods():
-                from multiprocessing import forkserver
-
-                forkserver.ensure_running()
         finally:
             sys.stderr = saved
             os.dup2(saved_fd, 2)

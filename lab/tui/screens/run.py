@@ -84,7 +84,8 @@ class RunScreen(Screen):
         self.title = self.scenario.name
         if self.origin:  # shown first on the settings line, and said once
             self.sub_title = self.origin
-            self.query_one(SettingsBar).origin = self.origin
+            # on the settings line, short: "trial 27 of 36 (stage 1)" (the settings it tried are beside it)
+            self.query_one(SettingsBar).origin = self.origin.partition(")")[0] + ")" if ")" in self.origin else self.origin
             self.say(f"{self.origin}: escape goes back to the search", "change")
         self._arrange_curves()
         self.start_worker()

@@ -15,6 +15,7 @@ table's place.
 
 from __future__ import annotations
 
+import math
 import time
 
 from rich.text import Text
@@ -40,7 +41,10 @@ STATES = {"starting": "starting", "searching": "running", "done": "done", "stopp
 
 
 def _metric(x: float) -> str:
-    return f"{x:.4f}" if x == x and abs(x) != float("inf") else "-"
+    """A metric or loss in a column of its own width: 0.9700, 1.2e+05 (a loss that blew up), -."""
+    if not math.isfinite(x):
+        return "-"
+    return f"{x:.4f}" if x == 0 or 1e-3 <= abs(x) < 1e4 else f"{x:.2g}"
 
 
 class SearchScreen(Screen):
@@ -94,7 +98,7 @@ class SearchScreen(Screen):
                 self.say(f"could not prepare the worker processes: {exc}", "error")
         self.worker = self.start_search()
         self.set_interval(POLL_SECONDS, self.tick)
-        self.say("trials appear as they finish, best first; Enter opens one in the run screen; escape stops")
+        self.say("trials appear as they finish, best first; Enter opens one; escape stops the search")
 
     def on_unmount(self) -> None:
         self.cancel()
@@ -155,7 +159,8 @@ class SearchScreen(Screen):
             return
         total = f" of {view.total}" if view.total else ""
         line.append(f"{view.done}{total} trials", "bold")
-        line.append(f"  stage {view.stage + 1} of {view.stages}" if view.stages > 1 else "", "cyan")
+        if view.stages > 1:  # numbered from 0, as in the table, the CLI and the results files
+            line.append(f"  stage {view.stage} ({'coarse' if view.stage == 0 else 'fine'}) of {view.stages}", "cyan")
         best = view.best
         arrow = "↑" if view.maximize else "↓"
         extras = [
@@ -181,9 +186,11 @@ class SearchScreen(Screen):
             head = f"⚠ best so far (trial {best.index}) on the border: " if best is not None else "⚠ "
             warning.update(Text(head + "; ".join(view.warnings)))
         if view.warnings != self._warned:
-            self._warned = view.warnings
             if shown:
                 self.say("the best value lies on the border of its range: the best may lie outside it", "change")
+            elif self._warned and view.best is not None:
+                self.say(f"no border warning now: the best so far (trial {view.best.index}) is inside every range")
+            self._warned = view.warnings
 
     def columns(self, view: SearchView) -> tuple[str, ...]:
         second = "val_loss" if view.metric != "val_loss" else "val_acc"
@@ -194,13 +201,10 @@ class SearchScreen(Screen):
         table = self.query_one(DataTable)
         columns = self.columns(view)
         keep = self.cursor_trial() if not self._follow_best else None
-        if columns != self._columns:
-            table.clear(columns=True)
-            for name in columns:
-                table.add_column(name, key=name)
-            self._columns = columns
-        else:
-            table.clear()
+        table.clear(columns=True)  # columns too: their widths follow what is in them now
+        for name in columns:
+            table.add_column(name, key=name)
+        self._columns = columns
         second = columns[4 if view.stages > 1 else 3]
         rank = 0
         width = max(80, self.app.size.width)
