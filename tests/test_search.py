@@ -265,6 +265,17 @@ def test_bad_search_input_exits_2_naming_the_file_and_the_key(tmp_path, text, ke
     assert not (tmp_path / "o" / JSON_NAME).exists(), "nothing ran"
 
 
+def test_a_search_that_would_not_fit_in_memory_is_refused_before_it_runs(tmp_path, monkeypatch):
+    # every trial keeps its loss curve (8 bytes a step): 100,000 trials of 10,000 steps is 8 GB
+    path = write(tmp_path, '[search]\ntrials = 100000\nsteps = 10000\n[search.params]\nlr = "log:1e-4:1"\n')
+    monkeypatch.setenv("NNLAB_MEMORY_BUDGET", "2G")
+    result = CliRunner().invoke(lab.cli.app, ["search", str(path), "-j", "2", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert str(path) in message and "search: needs about" in message and "budget of 2 GiB" in message, message
+    assert not (tmp_path / "o" / JSON_NAME).exists()
+
+
 def test_bad_param_flag_exits_2(tmp_path):
     path = write(tmp_path, "")
     for flag, words in (("lr", "NAME=AXIS"), ("lr=log:1:0.5", "search.params.lr"), ("dropout=linear:0:2", "dropout")):
@@ -299,7 +310,7 @@ def test_cli_search_prints_the_lessons_and_writes_the_files(tmp_path):
     assert result.exit_code == 0, result.output
     text = result.output
     assert "4 trial(s), by val_acc" in text
-    assert "warning: lr: best 0.01 is at the top edge of log:1e-05:0.01 — extend the range upward" in \
+    assert "warning: lr: best 0.01 is at the top edge of log:1e-5:1e-2 — extend the range upward" in \
         " ".join(text.split()), text
     assert "val_acc vs lr" in text and "training loss of 4 trial(s)" in text
     rows = (out / "results.csv").read_text().splitlines()

@@ -69,8 +69,23 @@ def _fmt(value: Value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return _short(f"{value:.4g}")
     return str(value)
+
+
+def _short(text: str) -> str:
+    """1e-05 -> 1e-5, 1e+06 -> 1e6: numbers as a person writes them in a range."""
+    mantissa, e, exponent = text.partition("e")
+    return f"{mantissa}e{int(exponent)}" if e else text
+
+
+def bound_text(x: float) -> str:
+    """A range's end: powers of ten as 1e-4 (but 1, 10, 100, 1000 as such), others to 6 digits."""
+    if x > 0:
+        exp = math.log10(x)
+        if abs(exp - round(exp)) < 1e-9 and not 0 <= round(exp) <= 3:
+            return f"1e{round(exp)}"
+    return _short(f"{x:.6g}")
 
 
 def _number(text: str, what: str) -> float:
@@ -109,8 +124,9 @@ class Axis:
     def __str__(self) -> str:
         if self.kind == "choice":
             return "choice:" + ",".join(_fmt(c) for c in self.choices)
-        low, high = (int(self.low), int(self.high)) if self.kind == "int" else (self.low, self.high)
-        return f"{self.kind}:{low:g}:{high:g}"
+        if self.kind == "int":
+            return f"int:{int(self.low)}:{int(self.high)}"
+        return f"{self.kind}:{bound_text(self.low)}:{bound_text(self.high)}"
 
     # -- scale ------------------------------------------------------------------------------------
     def _scaled(self, value: float) -> float:
