@@ -207,6 +207,31 @@ def test_resume_gives_the_same_results_as_an_uninterrupted_search(tmp_path):
     assert read_results(out / JSON_NAME)["complete"] is True
 
 
+def test_a_search_runs_in_a_thread_and_stops_promptly_when_cancelled(tmp_path):
+    """As the TUI runs it: in a worker thread, on_trial called in that thread, cancelled() stops it."""
+    import threading
+
+    sc = scenario({"trials": 200, "steps": 2000, "params": {"lr": "log:1e-3:1"}})
+    seen, threads, box = [], set(), {}
+
+    def on_trial(trial):
+        seen.append(trial)
+        threads.add(threading.get_ident())
+
+    def work():
+        box["result"] = run_search(sc, jobs=2, on_trial=on_trial, cancelled=lambda: len(seen) >= 3,
+                                   out=tmp_path)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join(timeout=120)
+    assert not worker.is_alive(), "the search did not stop"
+    result = box["result"]
+    assert result.cancelled and 3 <= len(result.trials) < 200
+    assert threads == {worker.ident}
+    assert len(read_results(tmp_path)["trials"]) == len(result.trials)
+
+
 def test_resume_refuses_a_file_from_another_search(tmp_path):
     from lab.errors import LabError
 

@@ -21,9 +21,11 @@ from typing import Iterable, Literal, Sequence
 
 import numpy as np
 
-AxisKind = Literal["log", "linear", "int", "choice"]
-AXIS_KINDS: tuple[str, ...] = ("log", "linear", "int", "choice")
-SAMPLINGS: tuple[str, ...] = ("random", "grid")
+from lab import vocabulary as V
+
+AXIS_KINDS = V.SEARCH_AXIS_KINDS  # log | linear | int | choice
+SAMPLINGS = V.SEARCH_SAMPLINGS  # random | grid
+AxisKind = Literal[AXIS_KINDS]  # type: ignore[valid-type]
 BORDER = 0.10  # a best value in the outer 10% of its axis is "on the border"
 MAX_SEED = 2**31 - 1
 
@@ -227,8 +229,6 @@ def parse_axis(name: str, text: str) -> Axis:
             raise ValueError(f"{text!r}: {name} is not a whole number; use log or linear")
         if low != int(low) or high != int(high):
             raise ValueError(f"{text!r}: an int axis needs whole numbers")
-    elif integer and kind == "linear":
-        pass  # rounded, as with log
     for bound in (low, high):
         _check_value(name, int(bound) if integer else bound)
     if integer and kind == "log" and int(round(high)) - int(round(low)) < 1:
