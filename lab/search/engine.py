@@ -11,7 +11,8 @@ same trials, bit for bit, however many workers run it and wherever they run (eve
 worker uses one BLAS thread).
 
 Executors: a local process pool (`jobs` workers, forkserver/spawn, never fork: the TUI
-calls this from a thread); `scheduler="local"` starts a dask LocalCluster in-process,
+calls this from a thread; so, as with any multiprocessing code, a script that calls
+run_search needs the `if __name__ == "__main__":` guard); `scheduler="local"` starts a dask LocalCluster in-process,
 `scheduler="tcp://HOST:PORT"` uses a running dask.distributed scheduler.  A worker that
 dies mid-trial has its trial run again: dask reschedules it; the local pool is replaced
 by a fresh one and the unfinished trials resubmitted (a trial whose workers die
@@ -354,8 +355,12 @@ class _LocalBackend:
         from concurrent.futures import ProcessPoolExecutor
 
         method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-        self.pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=mp.get_context(method),
-                                        initializer=_pool_initializer)
+        context = mp.get_context(method)
+        if method == "forkserver":
+            # numpy, numba and the engine imported once, in the fork server, not in every worker
+            # (and in every fresh pool after a worker died); set before the server first starts
+            context.set_forkserver_preload(["lab.search.engine", "lab.sim.run"])
+        self.pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=context, initializer=_pool_initializer)
 
     def submit(self, base, task, metric, hook):
         return self.pool.submit(run_trial, base, task, metric, hook)
