@@ -274,6 +274,8 @@ BAD = [
     ('[search]\n[search.params]\nlr = "cubic:1:2"\n', "search.params.lr", "KIND:LOW:HIGH"),
     ('[search]\nsampling = "grid"\npoints = 1000\n[search.params]\nlr = "log:1e-4:1"\nl2 = "log:1e-5:1"\n'
      'momentum = "linear:0:0.99"\n', "search.points", "1,000,000,000 trials"),
+    ('[search]\nsampling = "grid"\ntrials = 4\n[search.params]\nlr = "log:1e-4:1"\nl2 = "log:1e-5:1"\n'
+     'momentum = "linear:0:0.99"\n', "search.trials", "is 8 trials, more than trials = 4"),
     ('[search]\ntrials = 0\n[search.params]\nlr = "log:1e-4:1"\n', "search.trials", ">= 1"),
     ('[search]\nsteps = 10\nepochs = 1\n[search.params]\nlr = "log:1e-4:1"\n', "search", "steps or epochs"),
     ('[search]\ntrials = 3\n', "search.params", "no parameters"),
@@ -323,6 +325,24 @@ def test_search_section_does_not_change_run_or_check(tmp_path):
     sc = load_scenario(bundled)
     assert sc.search is not None and sc.search.stages
     assert all(r.passed for r in check(sc))
+
+
+def test_the_bundled_search_reproduces_the_notes_coarse_to_fine_lesson():
+    """procedure/search-lr-l2 says what its search finds: some coarse trials diverge, the fine
+    stage zooms in, the best lies well inside both ranges (no border warning)."""
+    from lab.scenario import load_scenario
+
+    sc = load_scenario(ROOT / "scenarios" / "procedure" / "search-lr-l2.toml")
+    result = run_search(sc, jobs=2)
+    assert len(result.stage_trials(0)) == 24 and len(result.stage_trials(1)) == 12
+    assert any(t.status == "diverged" and t.params["lr"] > 1 for t in result.stage_trials(0))
+    coarse, fine = result.stage_axes
+    decades = [(math.log10(a.high / a.low), math.log10(b.high / b.low)) for a, b in zip(coarse, fine)]
+    assert all(f < c for c, f in decades), decades  # every range narrows
+    assert decades[0][1] < decades[0][0] / 3, decades  # lr, the parameter that matters, by far the most
+    best = result.best
+    assert best.metric > 0.95 and 0.01 < best.params["lr"] < 0.5 and best.params["l2"] < 0.05
+    assert result.warnings() == []
 
 
 def test_cli_search_prints_the_lessons_and_writes_the_files(tmp_path):

@@ -253,6 +253,12 @@ def search_problems(base: Scenario, spec: SearchSpec, jobs: int = 1) -> list[Sea
                                         f"{len(axes)} axes): at most {MAX_TOTAL_TRIALS:,}; use fewer points or "
                                         "sampling = \"random\""))
             continue
+        if stage.sampling == "grid" and stage.points is None and n > stage.trials:
+            problems.append(SearchError(f"{key}.trials", f"the smallest grid, 2 values on each of {len(axes)} axes "
+                                                         f"(and every choice), is {n:,} trials, more than trials = "
+                                                         f"{stage.trials:,}: raise trials, set points, or use "
+                                                         "sampling = \"random\""))
+            continue
         total += n
         steps = stage.steps or (base.train.steps if stage.epochs is None else
                                 stage_steps(base, stage, {"batch_size": min(_lows(axes, "batch_size"),
