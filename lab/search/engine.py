@@ -352,6 +352,7 @@ class _LocalBackend:
     def __init__(self, jobs: int) -> None:
         self.jobs = jobs
         self.capacity = 2 * jobs  # trials in flight: a break re-runs at most these
+        self.in_flight: list = []
         self.pool = None
         self.restarts = 0
         self._start()
@@ -416,11 +417,12 @@ class _DaskBackend:
             raise LabError(f"--scheduler needs dask.distributed: pip install 'dask[distributed]' ({exc})") from None
         self.cluster = None
         self.capacity = 1 << 30  # the scheduler queues them
+        self.in_flight: list = []  # cancelled on close(cancel=True)
         self.token = uuid.uuid4().hex[:8]
         try:
             if scheduler == "local":
                 self.cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                                            dashboard_address=None)
+                                            dashboard_address=":0")  # a free port: never "8787 in use"
                 self.client = Client(self.cluster)
             else:
                 self.client = Client(scheduler, timeout="20s")
@@ -450,10 +452,8 @@ class _DaskBackend:
 
     def close(self, cancel: bool = False) -> None:
         try:
-            if cancel:
-                futures = [f for f in getattr(self, "_futures", [])]
-                if futures:
-                    self.client.cancel(futures)
+            if cancel and self.in_flight:
+                self.client.cancel(self.in_flight)
             self.client.close()
         finally:
             if self.cluster is not None:
@@ -569,7 +569,7 @@ def _run_tasks(backend, base: Scenario, tasks: list[TrialTask], metric: str, hoo
         while queue and len(running) < backend.capacity:
             task = queue.pop()
             running[backend.submit(base, task, metric, hook)] = task
-        backend._futures = list(running)
+        backend.in_flight = list(running)
         broken: list[TrialTask] = []
         for future in backend.wait(list(running), 0.2):
             task = running.pop(future)
