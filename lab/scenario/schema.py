@@ -352,13 +352,14 @@ def _search_params_model() -> type[BaseModel]:
 SearchParams = _search_params_model()
 MAX_TRIALS = 100_000  # trials of one stage
 MAX_STAGES = 8
-SearchMetric = Literal["val_acc", "val_loss", "train_acc", "loss"]
+SearchMetric = Literal[V.SEARCH_METRICS]  # type: ignore[valid-type]
+Sampling = Literal[V.SEARCH_SAMPLINGS]  # type: ignore[valid-type]
 
 
 class StageSpec(Strict):
     """A further stage: narrow every range around the top_k trials of the stage before, train longer."""
 
-    sampling: Literal["random", "grid"] = Field("random", description="random (the notes' advice) or grid.")
+    sampling: Sampling = Field("random", description="random (the notes' advice) or grid.")
     trials: int = Field(10, ge=1, le=MAX_TRIALS, description="Trials of this stage (grid: the most it may hold).")
     points: int | None = Field(None, ge=1, le=1_000_000, description="grid: values per continuous axis "
                                                                      "(default: as many as fit in trials).")
@@ -379,7 +380,7 @@ class StageSpec(Strict):
 class SearchSpec(Strict):
     """[search]: a hyperparameter search over this scenario (`nnlab search`); run and check ignore it."""
 
-    sampling: Literal["random", "grid"] = Field("random", description="random (the notes' advice) or grid.")
+    sampling: Sampling = Field("random", description="random (the notes' advice) or grid.")
     trials: int = Field(20, ge=1, le=MAX_TRIALS, description="Trials of the first (coarse) stage; grid: the most "
                                                            "the grid may hold (1 .. 100,000).")
     points: int | None = Field(None, ge=1, le=1_000_000, description="grid: values per continuous axis "

@@ -11,7 +11,8 @@ same trials, bit for bit, however many workers run it and wherever they run (eve
 worker uses one BLAS thread).
 
 Executors: a local process pool (`jobs` workers, forkserver/spawn, never fork: the TUI
-calls this from a thread); `scheduler="local"` starts a dask LocalCluster in-process,
+calls this from a thread; so, as with any multiprocessing code, a script that calls
+run_search needs the `if __name__ == "__main__":` guard); `scheduler="local"` starts a dask LocalCluster in-process,
 `scheduler="tcp://HOST:PORT"` uses a running dask.distributed scheduler.  A worker that
 dies mid-trial has its trial run again: dask reschedules it; the local pool is replaced
 by a fresh one and the unfinished trials resubmitted (a trial whose workers die
@@ -252,6 +253,12 @@ def search_problems(base: Scenario, spec: SearchSpec, jobs: int = 1) -> list[Sea
                                         f"{len(axes)} axes): at most {MAX_TOTAL_TRIALS:,}; use fewer points or "
                                         "sampling = \"random\""))
             continue
+        if stage.sampling == "grid" and stage.points is None and n > stage.trials:
+            problems.append(SearchError(f"{key}.trials", f"the smallest grid, 2 values on each of {len(axes)} axes "
+                                                         f"(and every choice), is {n:,} trials, more than trials = "
+                                                         f"{stage.trials:,}: raise trials, set points, or use "
+                                                         "sampling = \"random\""))
+            continue
         total += n
         steps = stage.steps or (base.train.steps if stage.epochs is None else
                                 stage_steps(base, stage, {"batch_size": min(_lows(axes, "batch_size"),
@@ -345,6 +352,7 @@ class _LocalBackend:
     def __init__(self, jobs: int) -> None:
         self.jobs = jobs
         self.capacity = 2 * jobs  # trials in flight: a break re-runs at most these
+        self.in_flight: list = []
         self.pool = None
         self.restarts = 0
         self._start()
@@ -354,8 +362,12 @@ class _LocalBackend:
         from concurrent.futures import ProcessPoolExecutor
 
         method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-        self.pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=mp.get_context(method),
-                                        initializer=_pool_initializer)
+        context = mp.get_context(method)
+        if method == "forkserver":
+            # numpy, numba and the engine imported once, in the fork server, not in every worker
+            # (and in every fresh pool after a worker died); set before the server first starts
+            context.set_forkserver_preload(["lab.search.engine", "lab.sim.run"])
+        self.pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=context, initializer=_pool_initializer)
 
     def submit(self, base, task, metric, hook):
         return self.pool.submit(run_trial, base, task, metric, hook)
@@ -405,11 +417,12 @@ class _DaskBackend:
             raise LabError(f"--scheduler needs dask.distributed: pip install 'dask[distributed]' ({exc})") from None
         self.cluster = None
         self.capacity = 1 << 30  # the scheduler queues them
+        self.in_flight: list = []  # cancelled on close(cancel=True)
         self.token = uuid.uuid4().hex[:8]
         try:
             if scheduler == "local":
                 self.cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                                            dashboard_address=None)
+                                            dashboard_address=":0")  # a free port: never "8787 in use"
                 self.client = Client(self.cluster)
             else:
                 self.client = Client(scheduler, timeout="20s")
@@ -439,10 +452,8 @@ class _DaskBackend:
 
     def close(self, cancel: bool = False) -> None:
         try:
-            if cancel:
-                futures = [f for f in getattr(self, "_futures", [])]
-                if futures:
-                    self.client.cancel(futures)
+            if cancel and self.in_flight:
+                self.client.cancel(self.in_flight)
             self.client.close()
         finally:
             if self.cluster is not None:
@@ -558,7 +569,7 @@ def _run_tasks(backend, base: Scenario, tasks: list[TrialTask], metric: str, hoo
         while queue and len(running) < backend.capacity:
             task = queue.pop()
             running[backend.submit(base, task, metric, hook)] = task
-        backend._futures = list(running)
+        backend.in_flight = list(running)
         broken: list[TrialTask] = []
         for future in backend.wait(list(running), 0.2):
             task = running.pop(future)

@@ -45,12 +45,14 @@ def results_table(result: SearchResult, limit: int | None = 20):
     for axis in result.params:
         table.add_column(axis.name, justify="right", no_wrap=True)
     table.add_column("steps", justify="right")
-    table.add_column("note")
+    notes = any(t.reason for t in shown)
+    if notes:
+        table.add_column("note")
     for rank, t in enumerate(shown, 1):
         cells = [str(rank) if t.ok else "", str(t.index), str(t.stage), fmt_metric(t.metric)]
         cells += [fmt_metric(getattr(t, n)) for n in ("val_acc", "val_loss") if n != result.metric]
         cells += [fmt_value(t.params.get(a.name, "")) for a in result.params]
-        cells += [f"{t.steps:,}", t.reason]
+        cells += [f"{t.steps:,}", *([t.reason] if notes else [])]
         style = None if t.ok else ("red" if t.status == "diverged" else "yellow")
         table.add_row(*cells, style=style)
     if limit is not None and len(ranked) > limit:

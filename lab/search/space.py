@@ -21,9 +21,11 @@ from typing import Iterable, Literal, Sequence
 
 import numpy as np
 
-AxisKind = Literal["log", "linear", "int", "choice"]
-AXIS_KINDS: tuple[str, ...] = ("log", "linear", "int", "choice")
-SAMPLINGS: tuple[str, ...] = ("random", "grid")
+from lab import vocabulary as V
+
+AXIS_KINDS = V.SEARCH_AXIS_KINDS  # log | linear | int | choice
+SAMPLINGS = V.SEARCH_SAMPLINGS  # random | grid
+AxisKind = Literal[AXIS_KINDS]  # type: ignore[valid-type]
 BORDER = 0.10  # a best value in the outer 10% of its axis is "on the border"
 MAX_SEED = 2**31 - 1
 
@@ -69,8 +71,23 @@ def _fmt(value: Value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return _short(f"{value:.4g}")
     return str(value)
+
+
+def _short(text: str) -> str:
+    """1e-05 -> 1e-5, 1e+06 -> 1e6: numbers as a person writes them in a range."""
+    mantissa, e, exponent = text.partition("e")
+    return f"{mantissa}e{int(exponent)}" if e else text
+
+
+def bound_text(x: float) -> str:
+    """A range's end: powers of ten as 1e-4 (but 1, 10, 100, 1000 as such), others to 6 digits."""
+    if x > 0:
+        exp = math.log10(x)
+        if abs(exp - round(exp)) < 1e-9 and not 0 <= round(exp) <= 3:
+            return f"1e{round(exp)}"
+    return _short(f"{x:.6g}")
 
 
 def _number(text: str, what: str) -> float:
@@ -109,8 +126,9 @@ class Axis:
     def __str__(self) -> str:
         if self.kind == "choice":
             return "choice:" + ",".join(_fmt(c) for c in self.choices)
-        low, high = (int(self.low), int(self.high)) if self.kind == "int" else (self.low, self.high)
-        return f"{self.kind}:{low:g}:{high:g}"
+        if self.kind == "int":
+            return f"int:{int(self.low)}:{int(self.high)}"
+        return f"{self.kind}:{bound_text(self.low)}:{bound_text(self.high)}"
 
     # -- scale ------------------------------------------------------------------------------------
     def _scaled(self, value: float) -> float:
@@ -211,8 +229,6 @@ def parse_axis(name: str, text: str) -> Axis:
             raise ValueError(f"{text!r}: {name} is not a whole number; use log or linear")
         if low != int(low) or high != int(high):
             raise ValueError(f"{text!r}: an int axis needs whole numbers")
-    elif integer and kind == "linear":
-        pass  # rounded, as with log
     for bound in (low, high):
         _check_value(name, int(bound) if integer else bound)
     if integer and kind == "log" and int(round(high)) - int(round(low)) < 1:
