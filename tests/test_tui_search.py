@@ -531,3 +531,64 @@ def test_leaving_a_real_search_stops_its_worker_processes():
             await until(pilot, lambda: not trial_workers(), "no trial worker process left", timeout=30)
 
     run(body, timeout=200)
+
+
+# -- keys and pictures ----------------------------------------------------------------------------------
+
+def test_the_search_keys_are_its_bindings_and_each_has_an_action():
+    from lab.tui.keys import BROWSER_KEYS, RUN_KEYS, SEARCH_KEYS
+
+    assert [(b.key, b.action) for b in SearchScreen.BINDINGS] == [(k.keys, k.action) for k in SEARCH_KEYS]
+    assert any(k.shown == "?" and k.footer for k in SEARCH_KEYS) and any(k.shown == "q" and k.footer for k in SEARCH_KEYS)
+    for k in SEARCH_KEYS:
+        if not k.action.startswith("app."):
+            assert hasattr(SearchScreen, f"action_{k.action.split('(')[0]}"), k.keys
+    assert any(k.keys == "S" and k.action == "search" for k in RUN_KEYS)
+    assert any(k.keys == "S" and k.action == "search" and k.footer for k in BROWSER_KEYS)
+    assert hasattr(RunScreen, "action_search") and hasattr(BrowserScreen, "action_search")
+
+
+def test_the_palette_and_the_help_know_the_search_keys():
+    from textual.command import CommandList
+
+    from lab.tui.screens.help import HelpScreen
+
+    fake = FakeSearch(INSIDE)
+
+    async def body():
+        app = make_app(warm_up=False, autostart=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            screen = await open_search(pilot, tiny_search(), fake)
+            await until(pilot, lambda: screen.view.state == "done", "the trials")
+            await pilot.press("ctrl+p")
+            await until(pilot, lambda: app.screen.__class__.__name__ == "CommandPalette", "the palette")
+            await pilot.press(*"next searched")
+
+            def options() -> list[str]:
+                listing = app.screen.query_one(CommandList)
+                return [str(listing.get_option_at_index(i).prompt) for i in range(listing.option_count)]
+
+            await until(pilot, lambda: any("next searched parameter" in o for o in options()), "the p command")
+            await pilot.press("enter")
+            await until(pilot, lambda: app.screen is screen and screen.query_one(SearchScatter).param == 1,
+                        "the scatter on the next parameter")
+            await pilot.press("question_mark")
+            await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
+            assert "open the highlighted trial" in screen_text(app)
+
+    run(body)
+
+
+def test_search_screen_snapshot(snap_compare):
+    """The search screen at 100x30 after a finished (fake) search with the best on a border."""
+    fake = FakeSearch(INSIDE + [trial(6, 0.95, 1e-3, 0.97)])
+    app = make_app(warm_up=False, autostart=False)
+
+    async def run_before(pilot) -> None:
+        screen = await open_search(pilot, tiny_search(7), fake)
+        await until(pilot, lambda: screen.view.state == "done" and warning_text(screen), "the trials")
+        await pilot.pause()
+        screen.tick(force=True)
+        await pilot.pause()
+
+    assert snap_compare(app, run_before=run_before, terminal_size=(100, 30))
