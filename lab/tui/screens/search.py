@@ -206,19 +206,21 @@ class SearchScreen(Screen):
             table.add_column(name, key=name)
         self._columns = columns
         second = columns[4 if view.stages > 1 else 3]
-        rank = 0
-        width = max(80, self.app.size.width)
-        used = sum(len(c) + 2 for c in columns[:-1]) + 10 * len(view.axes)
-        room = max(14, (width // (2 if width >= WIDE else 1)) - used - 4)
+        rows, styles, rank = [], [], 0
         for t in view.ranked:
             rank += t.ok
             style = "" if t.ok else ("red" if t.status == "diverged" else "yellow")
-            if t.ok and rank == 1:
-                style = "bold green"
+            styles.append("bold green" if t.ok and rank == 1 else style)
             cells = [str(rank) if t.ok else "", str(t.index)] + ([str(t.stage)] if view.stages > 1 else [])
             cells += [_metric(t.metric), _metric(getattr(t, second))]
             cells += [compact(t.params.get(axis.name, "")) for axis in view.axes]
-            status = outcome(t)
+            rows.append((t, cells, outcome(t)))
+        # the status column gets what the others leave of the table's width (a failure's reason is cut
+        # there, never the numbers): each column is as wide as its widest cell, plus 2 of padding
+        widths = [max([len(name), *(len(cells[i]) for _, cells, _ in rows)]) + 2 for i, name in enumerate(columns[:-1])]
+        width = table.size.width or (self.app.size.width // (2 if self.app.size.width >= WIDE else 1))
+        room = max(14, width - sum(widths) - 4)  # the status column's padding and the scrollbar
+        for (t, cells, status), style in zip(rows, styles):
             cells.append(status if len(status) <= room else status[:room - 1] + "…")
             table.add_row(*(Text(c, style=style, justify="left" if i == len(cells) - 1 else "right")
                             for i, c in enumerate(cells)), key=str(t.index))
@@ -281,6 +283,7 @@ class SearchScreen(Screen):
             self.say("the scatter and the table are both on screen (the terminal is large enough)")
             return
         self.chart_instead = not self.chart_instead
+        self.query_one(SearchScatter).hint = "p: next parameter   g: table" if self.chart_instead else "p: next parameter"
         self._arrange()
         self.call_after_refresh(lambda: self.query_one(SearchScatter).flush(force=True))
         if not self.chart_instead:
