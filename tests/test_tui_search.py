@@ -592,3 +592,33 @@ def test_search_screen_snapshot(snap_compare):
         await pilot.pause()
 
     assert snap_compare(app, run_before=run_before, terminal_size=(100, 30))
+
+
+def test_a_trial_that_searched_the_width_opens_with_that_width_in_every_hidden_layer():
+    from lab.tui.search_feed import trial_scenario
+
+    base = tiny_search().model_copy(update={"model": tiny_search().model.model_copy(update={"hidden": [16, 16]})})
+    t = Trial(3, 0, {"hidden": 32, "lr": 0.05}, 77, 20, "ok", 0.8, 0.8, 0.3)
+    sc = trial_scenario(t, base)
+    assert sc.model.hidden == [32, 32] and sc.train.lr == 0.05 and sc.seed == 77 and sc.train.steps == 20
+
+
+def test_a_search_that_cannot_run_says_why_and_the_screen_stays():
+    from lab.search.engine import SearchError
+
+    def impossible(scenario, spec=None, **kwargs):
+        raise SearchError("search.trials", "the grid would be 1,000,000 trials")
+
+    async def body():
+        app = make_app(warm_up=False, autostart=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await open_search(pilot, tiny_search(), impossible)
+            await until(pilot, lambda: screen.view.state == "failed", "the failure")
+            await until(pilot, lambda: "FAILED" in screen_text(app), "the failure on screen")
+            assert "search.trials: the grid would be" in screen_text(app)
+            await pilot.press("enter")  # nothing to open: said, no crash
+            assert "no trial has finished yet" in str(screen.query_one(MessageLine).content)
+            await pilot.press("escape")
+            await until(pilot, lambda: isinstance(app.screen, BrowserScreen), "back on the browser")
+
+    run(body)
