@@ -85,7 +85,7 @@ RUN_KEYS: tuple[Key, ...] = (
     Key("z", "zoom", "zoom", "zoom on a layer: full axes, log counts, the histogram over the whole run with a step "
         "cursor", footer=True, group=LOOK),
     Key("c", "compare", "compare", "compare the scenario's variants side by side, in lockstep", group=LOOK),
-    Key("S", "search", "search", "search this scenario's hyperparameters (its [search] table): trials ranked as "
+    Key("S", "search", "search", "search this scenario's hyperparameters (its search table): trials ranked as "
         "they finish, a scatter, border warnings", group=LOOK),
     Key("ctrl+s", "save", "save", "save the session as a scenario file that replays and checks", display="ctrl+s",
         group=FILES),
@@ -98,7 +98,7 @@ RUN_KEYS: tuple[Key, ...] = (
 
 BROWSER_KEYS: tuple[Key, ...] = (
     Key("enter", "run", "run", "run the highlighted scenario", footer=True, group=RUN),
-    Key("S", "search", "search", "search the highlighted scenario's hyperparameters (its [search] table)",
+    Key("S", "search", "search", "search the highlighted scenario's hyperparameters (its search table)",
         footer=True, group=RUN),
     Key("question_mark", "app.show_help", "help", "help", display="?", footer=True, group=APP),
     Key("q", "app.quit", "quit", "quit the lab", footer=True, group=APP),
