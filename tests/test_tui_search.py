@@ -451,6 +451,7 @@ def test_S_on_the_run_screen_searches_the_current_scenario(monkeypatch):
             await until(pilot, lambda: len(rows(app.screen)) == 6, "the trials")
             await pilot.press("escape")
             await until(pilot, lambda: isinstance(app.screen, RunScreen), "back on the run")
+            assert "back from the search" in str(app.screen.query_one(MessageLine).content)
 
     run(body)
 

@@ -163,18 +163,22 @@ class SearchScreen(Screen):
             line.append(f"  stage {view.stage} ({'coarse' if view.stage == 0 else 'fine'}) of {view.stages}", "cyan")
         best = view.best
         arrow = "↑" if view.maximize else "↓"
+        # what else the line says, while it fits, most telling first; each in a long and a short form
         extras = [
-            (f"best {view.metric} {_metric(best.metric)} (trial {best.index})" if best else f"by {view.metric} {arrow}",
-             "green" if best else ""),
-            (f"{view.diverged} diverged" if view.diverged else "", "red"),
-            (f"{view.failed} failed" if view.failed else "", "yellow"),
-            (f"{time.monotonic() - view.started:.0f} s" if state in ("starting", "searching") else "", "dim"),
+            ((f"best {view.metric} {_metric(best.metric)} (trial {best.index})", f"best {_metric(best.metric)}")
+             if best else (f"by {view.metric} {arrow}", ""), "green" if best else ""),
+            ((f"{view.diverged} diverged", f"{view.diverged} div") if view.diverged else ("", ""), "red"),
+            ((f"{view.failed} failed", "") if view.failed else ("", ""), "yellow"),
+            ((f"{time.monotonic() - view.started:.0f} s", "") if state in ("starting", "searching") else ("", ""),
+             "dim"),
         ]
         width = self.query_one("#search-status").size.width or 80
-        for text, style in extras:
-            if text and line.cell_len + 2 + len(text) <= width:
-                line.append("  ")
-                line.append(text, style)
+        for forms, style in extras:
+            for text in forms:
+                if text and line.cell_len + 2 + len(text) <= width:
+                    line.append("  ")
+                    line.append(text, style)
+                    break
         self.query_one("#search-status", Static).update(line)
 
     def _show_warning(self, view: SearchView) -> None:
@@ -297,6 +301,11 @@ class SearchScreen(Screen):
             self.say("the search is not running")
 
     def action_back(self) -> None:
+        from lab.tui.screens.run import RunScreen
+
         self.cancel()
         if len(self.app.screen_stack) > 1:
             self.app.pop_screen()
+            below = self.app.screen
+            if isinstance(below, RunScreen) and below.runner is not None and not below.runner.running:
+                below.say("back from the search: the run waits, paused (space runs it)")
