@@ -295,7 +295,7 @@ def screenshot(
     out: Path = typer.Option(Path("screenshot.svg"), "--out", help="SVG file to write."),
     size: str = typer.Option("100x30", "--size", help="Terminal size, COLSxROWS."),
     view: str = typer.Option("explain", "--view", help="Context panel: explain, events, boundary, path, lr."),
-    screen: str = typer.Option("run", "--screen", help="run, zoom, help, browser or compare."),
+    screen: str = typer.Option("run", "--screen", help="run, zoom, help, browser, compare or search (the scenario's [search], run first)."),
 ) -> None:
     """Render the lab at a given step into an SVG (no terminal needed)."""
     from lab.engine.threads import limit_blas_threads
