@@ -623,3 +623,20 @@ def test_a_search_that_cannot_run_says_why_and_the_screen_stays():
             await until(pilot, lambda: isinstance(app.screen, BrowserScreen), "back on the browser")
 
     run(body)
+
+
+def test_a_long_search_keeps_the_best_in_the_table_and_says_so(monkeypatch):
+    import lab.tui.screens.search as search_module
+
+    monkeypatch.setattr(search_module, "MAX_ROWS", 4)
+    fake = FakeSearch(INSIDE)
+
+    async def body():
+        app = make_app(warm_up=False, autostart=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            screen = await open_search(pilot, tiny_search(), fake)
+            await until(pilot, lambda: screen.view.state == "done" and screen.view.done == 6, "the trials")
+            await until(pilot, lambda: "best 4" in screen_text(app), "the table's limit in the status line")
+            assert [r[1] for r in rows(screen)] == ["1", "4", "0", "5"]
+
+    run(body)

@@ -37,6 +37,9 @@ from lab.tui.widgets.scatter import SearchScatter
 POLL_SECONDS = 0.1
 WIDE = 140  # columns from which the scatter sits beside the table
 CHART_ROWS = 30  # rows from which the scatter fits under the table
+MAX_ROWS = 300  # the best this many are in the table (the status line says so); the scatter has every trial
+QUICK_ROWS = 50  # a table this short is rebuilt at once when a trial comes
+REFILL_SECONDS = 0.5
 STATES = {"starting": "starting", "searching": "running", "done": "done", "stopped": "paused", "failed": "diverged"}
 
 
@@ -74,6 +77,8 @@ class SearchScreen(Screen):
         self._follow_best = True  # the cursor stays on the best trial until the user moves it
         self.chart_instead = False  # short terminals: the scatter in the table's place (g)
         self._warned: tuple[str, ...] = ()
+        self._table_of: SearchView | None = None  # the view the table shows
+        self._filled_at = 0.0
 
     # -- layout -------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -140,12 +145,16 @@ class SearchScreen(Screen):
             self.view = view = feed.view
             self._show_status(view)
             self._show_warning(view)
-            self._fill_table(view)
             self.query_one(SearchScatter).show(view, force)
             if view.state == "failed":
                 self.say(f"the search could not run: {view.error}", "error")
         else:
             self._show_status(self.view)  # the elapsed time
+        # the table is rebuilt (~0.1 ms a row) when trials came, at most every REFILL_SECONDS once it is long
+        view = self.view
+        if self._table_of is not view and (force or len(view.ranked) <= QUICK_ROWS or view.state != "searching"
+                                           or time.monotonic() - self._filled_at >= REFILL_SECONDS):
+            self._fill_table(view)
         self.query_one(SearchScatter).flush()
 
     def _show_status(self, view: SearchView) -> None:
@@ -169,6 +178,8 @@ class SearchScreen(Screen):
              if best else (f"by {view.metric} {arrow}", ""), "green" if best else ""),
             ((f"{view.diverged} diverged", f"{view.diverged} div") if view.diverged else ("", ""), "red"),
             ((f"{view.failed} failed", "") if view.failed else ("", ""), "yellow"),
+            ((f"the table: the best {MAX_ROWS}", f"best {MAX_ROWS} shown") if view.done > MAX_ROWS else ("", ""),
+             "dim"),
             ((f"{time.monotonic() - view.started:.0f} s", "") if state in ("starting", "searching") else ("", ""),
              "dim"),
         ]
@@ -202,6 +213,7 @@ class SearchScreen(Screen):
         return tuple(names + [axis.name for axis in view.axes] + ["status"])
 
     def _fill_table(self, view: SearchView) -> None:
+        self._table_of, self._filled_at = view, time.monotonic()
         table = self.query_one(DataTable)
         columns = self.columns(view)
         keep = self.cursor_trial() if not self._follow_best else None
@@ -211,7 +223,7 @@ class SearchScreen(Screen):
         self._columns = columns
         second = columns[4 if view.stages > 1 else 3]
         rows, styles, rank = [], [], 0
-        for t in view.ranked:
+        for t in view.ranked[:MAX_ROWS]:
             rank += t.ok
             style = "" if t.ok else ("red" if t.status == "diverged" else "yellow")
             styles.append("bold green" if t.ok and rank == 1 else style)
@@ -248,7 +260,7 @@ class SearchScreen(Screen):
             key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
         except Exception:  # noqa: BLE001 - the cursor off the table (emptied)
             return None
-        return self.view.trial(int(key.value)) if key is not None and key.value is not None else None
+        return self.view.trial(int(key.value)) if key is not None and str(key.value).isdigit() else None
 
     def say(self, message: str, kind: str = "info") -> None:
         self.query_one(MessageLine).say(message, kind)
