@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -18,9 +17,8 @@ from typer.testing import CliRunner
 
 import lab.cli
 from lab.scenario import Scenario
-from lab.scenario.schema import SearchSpec
 from lab.search import space
-from lab.search.engine import DIE_ONCE_ENV, plan_stage, run_search, stages_of
+from lab.search.engine import DIE_ONCE_ENV, plan_stage, run_search
 from lab.search.results import JSON_NAME, read_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +50,14 @@ def same_trials(a, b) -> None:
             u, v = getattr(x, name), getattr(y, name)
             assert (math.isnan(u) and math.isnan(v)) or u == v, (x.index, name, u, v)
         assert x.loss.tobytes() == y.loss.tobytes(), f"trial {x.index}: the loss curves differ"
+
+
+def test_the_public_names_resolve():
+    import lab.search
+
+    for name in lab.search.__all__:
+        assert getattr(lab.search, name) is not None, name
+    assert lab.search.SearchSpec is Scenario.model_fields["search"].annotation.__args__[0]
 
 
 # -- the space ----------------------------------------------------------------------------------------
