@@ -391,6 +391,7 @@ def test_ctrl_c_keeps_the_finished_trials_and_resume_finishes_the_search(tmp_pat
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, err
     assert "--resume" in err and "Traceback" not in err
+    assert read_results(out)["complete"] is False
     kept = read_results(out)["trials"]
     assert 2 <= len(kept) < 60
     done = subprocess.run([*cmd, "--resume", str(out / JSON_NAME)], env=env, capture_output=True, text=True,

@@ -317,6 +317,7 @@ class SearchResult:
     stage_axes: list[list[Axis]] = field(default_factory=list)  # the axes each stage sampled
     planned: int = 0  # trials planned so far (stages not reached are not counted)
     cancelled: bool = False  # stopped before the end (cancelled() or Ctrl-C)
+    complete: bool = False  # every stage ran to its end
     resumed: int = 0  # trials taken from the resume file
 
     @property
@@ -532,11 +533,15 @@ def run_search(scenario: Scenario, spec: SearchSpec | None = None, *, jobs: int 
                     result.cancelled = True
                     break
             result.trials.sort(key=lambda t: t.index)
+        else:
+            result.complete = True
     except BaseException:
         result.cancelled = True
         if backend is not None:
             backend.close(cancel=True)
             backend = None
+        if out_dir is not None and result.trials:
+            write_results(result, out_dir)  # says "complete": false
         raise
     finally:
         if backend is not None:

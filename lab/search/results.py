@@ -68,7 +68,7 @@ def to_json(result: "SearchResult") -> str:
            "scenario_digest": scenario_digest(result.scenario),
            "search": result.spec.model_dump(mode="json", exclude_none=True),
            "metric": result.metric, "direction": "max" if result.maximize else "min",
-           "axes": [str(a) for a in result.params], "complete": not result.cancelled,
+           "axes": [str(a) for a in result.params], "complete": result.complete,
            "trials": [trial_to_dict(t) for t in sorted(result.trials, key=lambda t: t.index)]}
     return json.dumps(doc, allow_nan=False) + "\n"
 
