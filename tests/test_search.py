@@ -122,6 +122,13 @@ def test_epochs_become_steps_at_each_trials_batch_size():
         assert t.steps == math.ceil(2 * rows / t.params["batch_size"])
 
 
+def test_a_further_stage_trains_twice_as_long_unless_told():
+    sc = scenario({"trials": 2, "steps": 30, "params": {"lr": "log:1e-3:1"},
+                   "stages": [{"trials": 2, "top_k": 1}, {"trials": 2, "top_k": 1, "steps": 45}, {"trials": 1}]})
+    axes = [space.parse_axis("lr", "log:1e-3:1")]
+    assert [plan_stage(sc, sc.search, n, axes, 0)[0].steps for n in range(4)] == [30, 60, 45, 90]
+
+
 def test_narrowing_closes_in_on_the_top_trials_in_the_axis_scale():
     axis = space.parse_axis("lr", "log:1e-4:1")
     new = space.narrow(axis, [1e-3, 1e-1, 1e-2], margin=0.25)
