@@ -267,6 +267,49 @@ def test_a_worker_that_dies_mid_trial_has_its_trial_run_again(tmp_path, monkeypa
     same_trials(result.trials, reference.trials)
 
 
+def test_a_broken_pool_requeues_unfinished_trials_and_gives_up_after_max_attempts():
+    """_run_tasks against a fake pool: a break seen by a running trial's future, and one seen by
+    submit itself; every trial is recorded once, a trial that breaks the pool every time fails."""
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    from lab.search import engine
+
+    class FakePool:
+        capacity = 2
+
+        def __init__(self):
+            self.restarts, self.submits, self.in_flight = 0, [], []
+
+        def submit(self, base, task, metric, hook):
+            self.submits.append(task.index)
+            if self.submits.count(2) == 1 and task.index == 2:
+                raise BrokenProcessPool("broke before taking it")
+            f = Future()
+            if task.index == 1 and self.submits.count(1) == 1 or task.index == 4:
+                f.set_exception(BrokenProcessPool("a worker died"))
+            else:
+                f.set_result(engine._failed(task, "fake"))  # any Trial will do
+            return f
+
+        def wait(self, futures, timeout):
+            return {f for f in futures if f.done()}
+
+        worker_died = staticmethod(engine._LocalBackend.worker_died)
+
+        def restart(self):
+            self.restarts += 1
+
+    tasks = [engine.TrialTask(i, 0, {"lr": 0.1}, i, 10) for i in range(6)]
+    pool, recorded = FakePool(), []
+    assert engine._run_tasks(pool, None, tasks, "val_acc", None, None, recorded.append)
+    assert sorted(t.index for t in recorded) == list(range(6)), "each trial recorded exactly once"
+    by_index = {t.index: t for t in recorded}
+    assert by_index[4].reason == f"its worker process died {engine.MAX_ATTEMPTS} times while running it"
+    assert by_index[1].reason == "fake" and by_index[2].reason == "fake"
+    assert pool.submits.count(4) == engine.MAX_ATTEMPTS and pool.restarts >= engine.MAX_ATTEMPTS
+
+
 # -- the command line ----------------------------------------------------------------------------------
 
 def write(tmp_path: Path, search: str, name: str = "s.toml") -> Path:

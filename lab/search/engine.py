@@ -574,9 +574,21 @@ def _run_tasks(backend, base: Scenario, tasks: list[TrialTask], metric: str, hoo
     while queue or running:
         if cancelled is not None and cancelled():
             return False
+        broke = False
         while queue and len(running) < backend.capacity:
             task = queue.pop()
-            running[backend.submit(base, task, metric, hook)] = task
+            try:
+                future = backend.submit(base, task, metric, hook)
+            except Exception as exc:  # noqa: BLE001
+                if not backend.worker_died(exc):
+                    raise
+                queue.append(task)  # the pool broke before it took this one: not an attempt
+                broke = True
+                break
+            running[future] = task
+        if broke:
+            _requeue(backend, [], running, queue, attempts, record)
+            continue
         backend.in_flight = list(running)
         broken: list[TrialTask] = []
         for future in backend.wait(list(running), 0.2):
