@@ -245,6 +245,18 @@ def test_a_search_runs_in_a_thread_and_stops_promptly_when_cancelled(tmp_path):
     assert len(read_results(tmp_path)["trials"]) == len(result.trials)
 
 
+def test_a_results_file_reads_back_as_the_search_that_wrote_it(tmp_path):
+    from lab.search.results import load_search
+
+    sc = scenario({"trials": 4, "steps": 30, "params": {"lr": "log:1e-3:1"},
+                   "stages": [{"trials": 2, "steps": 40, "top_k": 2}]})
+    ran = run_search(sc, jobs=1, out=tmp_path)
+    back = load_search(tmp_path / JSON_NAME, sc)
+    same_trials(back.trials, ran.trials)
+    assert [[str(a) for a in s] for s in back.stage_axes] == [[str(a) for a in s] for s in ran.stage_axes]
+    assert back.complete and back.best.index == ran.best.index and back.warnings() == ran.warnings()
+
+
 def test_resume_refuses_a_file_from_another_search(tmp_path):
     from lab.errors import LabError
 
