@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -18,9 +17,8 @@ from typer.testing import CliRunner
 
 import lab.cli
 from lab.scenario import Scenario
-from lab.scenario.schema import SearchSpec
 from lab.search import space
-from lab.search.engine import DIE_ONCE_ENV, plan_stage, run_search, stages_of
+from lab.search.engine import DIE_ONCE_ENV, plan_stage, run_search
 from lab.search.results import JSON_NAME, read_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +50,14 @@ def same_trials(a, b) -> None:
             u, v = getattr(x, name), getattr(y, name)
             assert (math.isnan(u) and math.isnan(v)) or u == v, (x.index, name, u, v)
         assert x.loss.tobytes() == y.loss.tobytes(), f"trial {x.index}: the loss curves differ"
+
+
+def test_the_public_names_resolve():
+    import lab.search
+
+    for name in lab.search.__all__:
+        assert getattr(lab.search, name) is not None, name
+    assert lab.search.SearchSpec is Scenario.model_fields["search"].annotation.__args__[0]
 
 
 # -- the space ----------------------------------------------------------------------------------------
@@ -114,6 +120,13 @@ def test_epochs_become_steps_at_each_trials_batch_size():
     rows = 300 - 120  # val_fraction 0.4
     for t in tasks:
         assert t.steps == math.ceil(2 * rows / t.params["batch_size"])
+
+
+def test_a_further_stage_trains_twice_as_long_unless_told():
+    sc = scenario({"trials": 2, "steps": 30, "params": {"lr": "log:1e-3:1"},
+                   "stages": [{"trials": 2, "top_k": 1}, {"trials": 2, "top_k": 1, "steps": 45}, {"trials": 1}]})
+    axes = [space.parse_axis("lr", "log:1e-3:1")]
+    assert [plan_stage(sc, sc.search, n, axes, 0)[0].steps for n in range(4)] == [30, 60, 45, 90]
 
 
 def test_narrowing_closes_in_on_the_top_trials_in_the_axis_scale():
@@ -232,6 +245,18 @@ def test_a_search_runs_in_a_thread_and_stops_promptly_when_cancelled(tmp_path):
     assert len(read_results(tmp_path)["trials"]) == len(result.trials)
 
 
+def test_a_results_file_reads_back_as_the_search_that_wrote_it(tmp_path):
+    from lab.search.results import load_search
+
+    sc = scenario({"trials": 4, "steps": 30, "params": {"lr": "log:1e-3:1"},
+                   "stages": [{"trials": 2, "steps": 40, "top_k": 2}]})
+    ran = run_search(sc, jobs=1, out=tmp_path)
+    back = load_search(tmp_path / JSON_NAME, sc)
+    same_trials(back.trials, ran.trials)
+    assert [[str(a) for a in s] for s in back.stage_axes] == [[str(a) for a in s] for s in ran.stage_axes]
+    assert back.complete and back.best.index == ran.best.index and back.warnings() == ran.warnings()
+
+
 def test_resume_refuses_a_file_from_another_search(tmp_path):
     from lab.errors import LabError
 
@@ -252,6 +277,49 @@ def test_a_worker_that_dies_mid_trial_has_its_trial_run_again(tmp_path, monkeypa
     assert not hook.exists(), "the worker running trial 3 did not die (the test hook never fired)"
     assert [t.status for t in result.trials] == [t.status for t in reference.trials]
     same_trials(result.trials, reference.trials)
+
+
+def test_a_broken_pool_requeues_unfinished_trials_and_gives_up_after_max_attempts():
+    """_run_tasks against a fake pool: a break seen by a running trial's future, and one seen by
+    submit itself; every trial is recorded once, a trial that breaks the pool every time fails."""
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    from lab.search import engine
+
+    class FakePool:
+        capacity = 2
+
+        def __init__(self):
+            self.restarts, self.submits, self.in_flight = 0, [], []
+
+        def submit(self, base, task, metric, hook):
+            self.submits.append(task.index)
+            if self.submits.count(2) == 1 and task.index == 2:
+                raise BrokenProcessPool("broke before taking it")
+            f = Future()
+            if task.index == 1 and self.submits.count(1) == 1 or task.index == 4:
+                f.set_exception(BrokenProcessPool("a worker died"))
+            else:
+                f.set_result(engine._failed(task, "fake"))  # any Trial will do
+            return f
+
+        def wait(self, futures, timeout):
+            return {f for f in futures if f.done()}
+
+        worker_died = staticmethod(engine._LocalBackend.worker_died)
+
+        def restart(self):
+            self.restarts += 1
+
+    tasks = [engine.TrialTask(i, 0, {"lr": 0.1}, i, 10) for i in range(6)]
+    pool, recorded = FakePool(), []
+    assert engine._run_tasks(pool, None, tasks, "val_acc", None, None, recorded.append)
+    assert sorted(t.index for t in recorded) == list(range(6)), "each trial recorded exactly once"
+    by_index = {t.index: t for t in recorded}
+    assert by_index[4].reason == f"its worker process died {engine.MAX_ATTEMPTS} times while running it"
+    assert by_index[1].reason == "fake" and by_index[2].reason == "fake"
+    assert pool.submits.count(4) == engine.MAX_ATTEMPTS and pool.restarts >= engine.MAX_ATTEMPTS
 
 
 # -- the command line ----------------------------------------------------------------------------------
@@ -385,6 +453,7 @@ def test_ctrl_c_keeps_the_finished_trials_and_resume_finishes_the_search(tmp_pat
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, err
     assert "--resume" in err and "Traceback" not in err
+    assert read_results(out)["complete"] is False
     kept = read_results(out)["trials"]
     assert 2 <= len(kept) < 60
     done = subprocess.run([*cmd, "--resume", str(out / JSON_NAME)], env=env, capture_output=True, text=True,

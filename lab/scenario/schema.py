@@ -364,7 +364,7 @@ class StageSpec(Strict):
     points: int | None = Field(None, ge=1, le=1_000_000, description="grid: values per continuous axis "
                                                                      "(default: as many as fit in trials).")
     steps: int | None = Field(None, ge=1, le=MAX_STEPS, description="Training steps of each trial (default: "
-                                                                    "the scenario's train.steps).")
+                                                                    "twice the stage before's).")
     epochs: float | None = Field(None, gt=0, le=1e6, description="Or: passes over the training set per trial.")
     top_k: int = Field(3, ge=1, le=MAX_TRIALS, description="Narrow around this many best trials of the stage before.")
     margin: float = Field(0.25, ge=0.0, le=10.0, description="Widen the top trials' span by this fraction of it "

@@ -14,13 +14,15 @@ _WHERE = {
     "Status": "trial", "Trial": "trial", "Value": "trial",
     "Axis": "space", "parse_axis": "space", "border_warnings": "space", "narrow": "space", "sample": "space",
     "trial_seed": "space",
-    "SearchSpec": "engine", "SearchResult": "engine", "run_search": "engine", "SearchCancelled": "engine",
+    "SearchSpec": "engine", "SearchResult": "engine", "SearchError": "engine", "run_search": "engine",
+    "load_search": "results",
 }
 
 __all__ = sorted(_WHERE)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .engine import SearchCancelled, SearchResult, SearchSpec, run_search  # noqa: F401
+    from .engine import SearchError, SearchResult, SearchSpec, run_search  # noqa: F401
+    from .results import load_search  # noqa: F401
     from .space import Axis, border_warnings, narrow, parse_axis, sample, trial_seed  # noqa: F401
     from .trial import Status, Trial, Value  # noqa: F401
 

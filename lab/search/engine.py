@@ -28,22 +28,22 @@ import math
 import os
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 
 from lab.errors import LabError
-from lab.scenario.schema import SearchSpec, StageSpec
+from lab.scenario.schema import MAX_STEPS, SearchSpec, StageSpec
 from lab.scenario.schema import Scenario
 
 from . import space
-from .space import Axis, Value
+from .space import Axis, Value, border_warnings  # noqa: F401 - border_warnings: part of this module's API
 from .trial import Trial
 
-__all__ = ["MAX_ATTEMPTS", "SearchError", "SearchResult", "SearchSpec", "TrialTask", "plan_stage", "run_search",
-           "run_trial", "search_problems", "stages_of"]
+__all__ = ["MAX_ATTEMPTS", "SearchError", "SearchResult", "SearchSpec", "TrialTask", "border_warnings", "plan_stage",
+           "run_search", "run_trial", "search_problems", "stages_of"]
 
 MAX_ATTEMPTS = 3  # a trial whose worker dies this many times is reported failed
 MAX_TOTAL_TRIALS = 100_000  # over all stages
@@ -178,16 +178,20 @@ def train_rows(sc: Scenario) -> int:
     return split_rows(rows, sc.data.val_fraction)[0]
 
 
-def stage_steps(base: Scenario, stage: StageSpec, params: dict[str, Value]) -> int:
-    """Steps a trial of `stage` trains: its steps, or its epochs over the training set at the
-    trial's batch size, or the scenario's train.steps."""
+def stage_steps(base: Scenario, spec: SearchSpec, number: int, params: dict[str, Value]) -> int:
+    """Steps a trial of stage `number` trains: its steps, or its epochs over the training set at
+    the trial's batch size; by default the scenario's train.steps for the first stage and twice
+    the stage before's for a further one (finer stages train longer)."""
+    stage = stages_of(spec)[number]
     if stage.steps is not None:
         return stage.steps
     if stage.epochs is not None:
         batch = int(params.get("batch_size", base.train.batch_size))
         rows = train_rows(base)
         return max(1, math.ceil(stage.epochs * rows / max(1, min(batch, rows))))
-    return base.train.steps
+    if number == 0:
+        return base.train.steps
+    return min(MAX_STEPS, 2 * stage_steps(base, spec, number - 1, params))
 
 
 def axes_of(spec: SearchSpec) -> list[Axis]:
@@ -206,7 +210,7 @@ def plan_stage(base: Scenario, spec: SearchSpec, number: int, axes: list[Axis], 
     stage = stages_of(spec)[number]
     rows = space.sample(axes, stage.sampling, stage.trials, space.stage_rng(base.seed, number), stage.points)
     return [TrialTask(first_index + i, number, row, space.trial_seed(base.seed, first_index + i),
-                      stage_steps(base, stage, row)) for i, row in enumerate(rows)]
+                      stage_steps(base, spec, number, row)) for i, row in enumerate(rows)]
 
 
 def narrowed(axes: list[Axis], previous: list[Trial], stage: StageSpec, maximize: bool) -> list[Axis]:
@@ -260,9 +264,8 @@ def search_problems(base: Scenario, spec: SearchSpec, jobs: int = 1) -> list[Sea
                                                          "sampling = \"random\""))
             continue
         total += n
-        steps = stage.steps or (base.train.steps if stage.epochs is None else
-                                stage_steps(base, stage, {"batch_size": min(_lows(axes, "batch_size"),
-                                                                            default=base.train.batch_size)}))
+        steps = stage_steps(base, spec, number, {"batch_size": min(_lows(axes, "batch_size"),
+                                                                  default=base.train.batch_size)})
         steps_total += n * steps
     if problems:
         return problems
@@ -317,6 +320,7 @@ class SearchResult:
     stage_axes: list[list[Axis]] = field(default_factory=list)  # the axes each stage sampled
     planned: int = 0  # trials planned so far (stages not reached are not counted)
     cancelled: bool = False  # stopped before the end (cancelled() or Ctrl-C)
+    complete: bool = False  # every stage ran to its end
     resumed: int = 0  # trials taken from the resume file
 
     @property
@@ -532,11 +536,15 @@ def run_search(scenario: Scenario, spec: SearchSpec | None = None, *, jobs: int 
                     result.cancelled = True
                     break
             result.trials.sort(key=lambda t: t.index)
+        else:
+            result.complete = True
     except BaseException:
         result.cancelled = True
         if backend is not None:
             backend.close(cancel=True)
             backend = None
+        if out_dir is not None and result.trials:
+            write_results(result, out_dir)  # says "complete": false
         raise
     finally:
         if backend is not None:
@@ -566,9 +574,21 @@ def _run_tasks(backend, base: Scenario, tasks: list[TrialTask], metric: str, hoo
     while queue or running:
         if cancelled is not None and cancelled():
             return False
+        broke = False
         while queue and len(running) < backend.capacity:
             task = queue.pop()
-            running[backend.submit(base, task, metric, hook)] = task
+            try:
+                future = backend.submit(base, task, metric, hook)
+            except Exception as exc:  # noqa: BLE001
+                if not backend.worker_died(exc):
+                    raise
+                queue.append(task)  # the pool broke before it took this one: not an attempt
+                broke = True
+                break
+            running[future] = task
+        if broke:
+            _requeue(backend, [], running, queue, attempts, record)
+            continue
         backend.in_flight = list(running)
         broken: list[TrialTask] = []
         for future in backend.wait(list(running), 0.2):

@@ -11,7 +11,6 @@ import math
 import numpy as np
 
 from .engine import SearchResult
-from .space import Axis
 from .trial import Trial
 
 

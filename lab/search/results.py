@@ -68,7 +68,7 @@ def to_json(result: "SearchResult") -> str:
            "scenario_digest": scenario_digest(result.scenario),
            "search": result.spec.model_dump(mode="json", exclude_none=True),
            "metric": result.metric, "direction": "max" if result.maximize else "min",
-           "axes": [str(a) for a in result.params], "complete": not result.cancelled,
+           "axes": [str(a) for a in result.params], "complete": result.complete,
            "trials": [trial_to_dict(t) for t in sorted(result.trials, key=lambda t: t.index)]}
     return json.dumps(doc, allow_nan=False) + "\n"
 
@@ -121,3 +121,25 @@ def load_results(path: Path | str, scenario: Scenario, spec: SearchSpec) -> list
         return [trial_from_dict(d) for d in doc.get("trials", [])]
     except (KeyError, TypeError, ValueError) as exc:
         raise LabError(f"{path}: a trial in the file is damaged ({exc})") from None
+
+
+def load_search(path: Path | str, scenario: Scenario) -> "SearchResult":
+    """A SearchResult from a results.json (to show a finished or interrupted search again): its
+    trials, the [search] it ran, each stage's axes as the search narrowed them."""
+    from .engine import SearchResult, axes_of, narrowed, stages_of
+
+    doc = read_results(path)
+    spec = SearchSpec.model_validate(doc.get("search", {}))
+    trials = load_results(path, scenario, spec)
+    result = SearchResult(scenario, spec, axes_of(spec), sorted(trials, key=lambda t: t.index))
+    axes = result.params
+    for number, stage in enumerate(stages_of(spec)):
+        if number > 0:
+            if not result.stage_trials(number):
+                break
+            axes = narrowed(axes, result.stage_trials(number - 1), stage, spec.maximize)
+        result.stage_axes.append(axes)
+    result.planned = len(trials)
+    result.complete = bool(doc.get("complete"))
+    result.cancelled = not result.complete
+    return result
