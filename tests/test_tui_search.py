@@ -576,6 +576,7 @@ def test_the_palette_and_the_help_know_the_search_keys():
             await pilot.press("question_mark")
             await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
             assert "open the highlighted trial" in screen_text(app)
+            assert "the border warning" in app.screen.query_one("Markdown").source
 
     run(body)
 

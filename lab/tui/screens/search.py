@@ -53,6 +53,22 @@ def _metric(x: float) -> str:
 class SearchScreen(Screen):
     KEYS = SEARCH_KEYS
     BINDINGS = bindings(SEARCH_KEYS)
+    HELP_TEXT = """\
+**the search screen**
+
+- **the table**, best first: `#` the rank (trials with a metric), `trial` its number (as in
+  `nnlab search` and its results files), `stage` 0 coarse, 1 and on finer, then the metric
+  and the validation loss at the trial's end, the settings it tried, and how it ended
+  (*diverged at 37*: its loss became NaN or Inf at step 37; lr too high or init too large).
+- **the border warning** (highlighted, above the table): the best trial so far has a
+  value in the outer 10% of its range; the best may lie outside it, so extend the range
+  that way and search again (the notes: "careful with best values on border").
+- **the scatter**: the metric of every trial against one setting (`p` for the next), on a
+  log axis for a log range; `@` the best trial, `x` trials that diverged (drawn at the
+  worst edge), `|` the borders, at 10% and 90% of the range.
+- **Enter** trains the highlighted trial on the run screen, from its own seed: watch why it
+  won, or why it diverged.
+"""
     DEFAULT_CSS = """
     SearchScreen #search-status { height: 1; background: $boost; }
     SearchScreen #border-warning { height: auto; padding: 0 1; background: $warning 25%; color: $text;
