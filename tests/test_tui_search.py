@@ -237,6 +237,11 @@ def test_enter_opens_the_trial_in_the_run_screen_and_escape_comes_back_with_the_
             await until(pilot, lambda: app.screen is screen, "back on the search screen")
             assert rows(screen) == before
             assert screen.cursor_trial().index == 4
+            await pilot.press("enter")  # S on a trial's run goes back to its search too (not a new search)
+            await until(pilot, lambda: isinstance(app.screen, RunScreen), "the run screen again")
+            await pilot.press("S")
+            await until(pilot, lambda: app.screen is screen, "back on the same search")
+            assert len(fake.calls) == 1 and rows(screen) == before
 
     run(body)
 

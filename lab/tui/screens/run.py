@@ -311,6 +311,10 @@ class RunScreen(Screen):
         """The search of this scenario's [search] table, on its own screen (the run waits behind it)."""
         from lab.tui.screens.search import SearchScreen
 
+        stack = self.app.screen_stack
+        if self.origin and len(stack) > 1 and isinstance(stack[-2], SearchScreen):
+            self.app.pop_screen()  # a trial of a search: back to that search, not a new one
+            return
         if getattr(self.scenario, "search", None) is None:
             self.say("this scenario has no [search] table: add one (see procedure/search-lr-l2), or use "
                      "nnlab search SCENARIO --param lr=log:1e-4:1", "error")
