@@ -640,3 +640,25 @@ def test_a_long_search_keeps_the_best_in_the_table_and_says_so(monkeypatch):
             assert [r[1] for r in rows(screen)] == ["1", "4", "0", "5"]
 
     run(body)
+
+
+def test_q_during_a_real_search_leaves_no_trial_process():
+    sc = tiny_search(trials=40, steps=3000)
+    seen = {}
+
+    async def body():
+        app = make_app(warm_up=False, autostart=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = SearchScreen(sc, source="tiny.toml", jobs=1)
+            await app.push_screen(screen)
+            await until(pilot, lambda: trial_workers(), "a trial worker process", timeout=120)
+            seen["feed"] = screen.feed
+            await pilot.press("q")
+        return app
+
+    app = run(body, timeout=200)
+    assert app.return_code == 0
+    deadline = time.monotonic() + 30  # a bounded poll: the search thread stops its pool after the app
+    while (seen["feed"].view.state != "stopped" or trial_workers()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert seen["feed"].view.state == "stopped" and not trial_workers()
