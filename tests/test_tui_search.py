@@ -662,3 +662,20 @@ def test_q_during_a_real_search_leaves_no_trial_process():
     while (seen["feed"].view.state != "stopped" or trial_workers()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert seen["feed"].view.state == "stopped" and not trial_workers()
+
+
+def test_in_a_shared_room_a_search_runs_one_worker_process():
+    fake = FakeSearch(INSIDE[:1])
+
+    async def body():
+        app = make_app(warm_up=False, autostart=False, allow_writes=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await open_search(pilot, tiny_search(), fake)
+            await until(pilot, lambda: screen.view.state == "done", "the search")
+        mine = make_app(warm_up=False, autostart=False)
+        async with mine.run_test(size=(80, 24)) as pilot:
+            screen = await open_search(pilot, tiny_search(), fake)
+            await until(pilot, lambda: screen.view.state == "done", "the search")
+
+    run(body)
+    assert [c["jobs"] for c in fake.calls] == [1, None]  # None: the engine's default, every core

@@ -112,6 +112,8 @@ class SearchScreen(Screen):
         self.query_one(SearchScatter).hint = "p: next parameter"
         self._arrange()
         self.query_one(DataTable).focus()
+        if self.feed.jobs is None and not getattr(self.app, "allow_writes", True):
+            self.feed.jobs = 1  # a shared room (nnlab serve): one worker process each, the cores are everyone's
         if self.feed.search is None:  # the real engine: its worker processes start from here
             try:
                 start_process_helpers()
