@@ -679,3 +679,34 @@ def test_in_a_shared_room_a_search_runs_one_worker_process():
 
     run(body)
     assert [c["jobs"] for c in fake.calls] == [1, None]  # None: the engine's default, every core
+
+
+def test_choice_and_integer_parameters_draw_and_open():
+    raw = tiny_search().model_dump(exclude_none=True)
+    raw["search"]["params"] = {"activation": "choice:relu,tanh", "batch_size": "int:16:128"}
+    sc = Scenario.model_validate(raw)
+
+    def t(i, act, batch, metric):
+        return Trial(i, 0, {"activation": act, "batch_size": batch}, 10 + i, 20, "ok", metric, metric, 1 - metric)
+
+    fake = FakeSearch([t(0, "relu", 16, 0.6), t(1, "tanh", 64, 0.8), t(2, "relu", 128, 0.7),
+                       Trial(3, 0, {"activation": "tanh", "batch_size": 20}, 13, 20, "diverged", math.nan, math.nan,
+                             math.nan, diverged_at=5)])
+
+    async def body():
+        app = make_app(warm_up=False, autostart=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            screen = await open_search(pilot, sc, fake)
+            await until(pilot, lambda: screen.view.state == "done" and len(rows(screen)) == 4, "the trials")
+            best = dict(zip(screen.columns(screen.view), rows(screen)[0]))
+            assert best["activation"] == "tanh" and best["batch_size"] == "64"
+            scatter = screen.query_one(SearchScatter)
+            for _ in range(2):
+                await pilot.press("p")
+                await pilot.pause()
+                assert scatter.param in (0, 1)
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, RunScreen), "the run screen")
+            assert app.screen.scenario.model.activation == "tanh" and app.screen.scenario.train.batch_size == 64
+
+    run(body)
