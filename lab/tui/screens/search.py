@@ -192,6 +192,8 @@ class SearchScreen(Screen):
         arrow = "↑" if view.maximize else "↓"
         # what else the line says, while it fits, most telling first; each in a long and a short form
         extras = [
+            (("starting the worker processes…", "starting…") if state in ("starting", "searching") and not view.done
+             else ("", ""), "dim"),
             ((f"best {view.metric} {_metric(best.metric)} (trial {best.index})", f"best {_metric(best.metric)}")
              if best else (f"by {view.metric} {arrow}", ""), "green" if best else ""),
             ((f"{view.diverged} diverged", f"{view.diverged} div") if view.diverged else ("", ""), "red"),
