@@ -295,7 +295,7 @@ def screenshot(
     out: Path = typer.Option(Path("screenshot.svg"), "--out", help="SVG file to write."),
     size: str = typer.Option("100x30", "--size", help="Terminal size, COLSxROWS."),
     view: str = typer.Option("explain", "--view", help="Context panel: explain, events, boundary, path, lr."),
-    screen: str = typer.Option("run", "--screen", help="run, zoom, help, browser or compare."),
+    screen: str = typer.Option("run", "--screen", help="run, zoom, help, browser, compare or search (the scenario's [search], run first)."),
 ) -> None:
     """Render the lab at a given step into an SVG (no terminal needed)."""
     from lab.engine.threads import limit_blas_threads
@@ -408,6 +408,156 @@ def check(
     if invalid:
         raise typer.Exit(ExitCode.USAGE)
     raise typer.Exit(ExitCode.OK if all(o.passed for o in outcomes) else ExitCode.CHECK_FAILED)
+
+
+def _search_spec(sc, path: Optional[Path], source: str, overrides: dict, params: list[str]):
+    """The scenario's [search] with the command line's flags over it (flags win), validated as the
+    file's [search] is: a problem names the file (and that a flag gave the value) and the key."""
+    from pydantic import ValidationError
+
+    from lab.scenario.load import describe
+    from lab.scenario.schema import SearchSpec
+
+    raw = sc.search.model_dump(exclude_none=True) if sc.search is not None else {}
+    raw.setdefault("params", {})
+    raw["params"] = {k: v for k, v in raw["params"].items() if v is not None}
+    for given in params:
+        name, eq, axis = given.partition("=")
+        if not eq or not name.strip():
+            _fail(LabError(f"--param {given!r}: expected NAME=AXIS, e.g. --param lr=log:1e-4:1"))
+        raw["params"][name.strip()] = axis.strip()
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    if overrides.get("steps") is not None:
+        raw.pop("epochs", None)
+    if overrides.get("epochs") is not None:
+        raw.pop("steps", None)
+    try:
+        return SearchSpec.model_validate(raw)
+    except ValidationError as exc:
+        flags = " (with the command line's flags)" if params or any(v is not None for v in overrides.values()) else ""
+        problems = [describe({**e, "loc": ("search", *e["loc"])}) for e in exc.errors()]
+        _fail(ScenarioError(f"{source}{flags}", problems))
+
+
+@app.command()
+def search(
+    scenario: str = typer.Argument(..., help="Scenario file or bundled name (e.g. procedure/search-lr-l2); its "
+                                             "[search] table, if any, is the starting point."),
+    param: Optional[list[str]] = typer.Option(None, "--param", "-p", help="A searched setting, NAME=AXIS: "
+                                              "lr=log:1e-4:1, l2=linear:0:0.1, batch_size=int:16:256, "
+                                              "activation=choice:relu,tanh (repeat; replaces that one key of "
+                                              "[search.params])."),
+    sampling: Optional[str] = typer.Option(None, "--sampling", help="random or grid."),
+    trials: Optional[int] = typer.Option(None, "--trials", help="Trials of the first stage (grid: the most)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps of each first-stage trial."),
+    epochs: Optional[float] = typer.Option(None, "--epochs", help="Or: passes over the training set per trial."),
+    metric: Optional[str] = typer.Option(None, "--metric", help="val_acc (default), val_loss, train_acc or loss."),
+    direction: Optional[str] = typer.Option(None, "--direction", help="max or min (default: max for accuracies)."),
+    single: bool = typer.Option(False, "--single-stage", help="Run the first stage only (ignore [[search.stages]])."),
+    jobs: Optional[int] = typer.Option(None, "-j", "--jobs", min=1, help="Worker processes (default: the cores); "
+                                       "with --scheduler local, the LocalCluster's workers."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Run the trials on dask.distributed: "
+                                            "tcp://HOST:PORT (a running scheduler) or local (a LocalCluster)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for results.json and results.csv, rewritten "
+                                       "after every trial (default: nnlab-search/NAME-TIME, or the --resume "
+                                       "file's folder)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue from a results.json (or its folder): "
+                                          "its trials are kept, the rest run."),
+    plot: bool = typer.Option(True, "--plot/--no-plot", help="Print the scatter and loss-curve charts."),
+) -> None:
+    """Search hyperparameters: stages of trials (coarse to fine) in worker processes or on dask."""
+    from datetime import datetime
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from lab.search.engine import SearchError, run_search, search_problems
+    from lab.search.report import lessons, loss_chart, results_table, scatter_charts, stage_lines
+    from lab.search.results import CSV_NAME, JSON_NAME
+
+    path = _scenario_file(scenario)
+    source = str(path)
+    try:
+        sc = _load(scenario)
+    except LabError as exc:
+        _fail(exc)
+    spec = _search_spec(sc, path, source, {"sampling": sampling, "trials": trials, "steps": steps, "epochs": epochs,
+                                           "metric": metric, "direction": direction}, param or [])
+    if single:
+        spec = spec.model_copy(update={"stages": []})
+    n_jobs = jobs or None
+    if scheduler is not None and scheduler != "local" and not scheduler.startswith(("tcp://", "tls://", "inproc://")):
+        _fail(LabError(f"--scheduler {scheduler!r}: expected tcp://HOST:PORT or local"))
+    from lab.engine.threads import cpu_count
+
+    problems = search_problems(sc, spec, (n_jobs or cpu_count()) if scheduler is None else 1)
+    if problems:
+        _fail(ScenarioError(source, [str(p) for p in problems]))
+    if resume is not None:
+        resume = resume / JSON_NAME if resume.is_dir() else resume
+        if not resume.is_file():
+            _fail(LabError(f"--resume {resume}: no such results file"))
+    if out is None:
+        out = resume.parent if resume is not None else Path("nnlab-search") / (
+            f"{path.stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    if out.exists() and not out.is_dir():
+        _fail(LabError(f"--out {out}: not a folder"))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _fail(_os_error(exc, out, "cannot create the folder"))
+    results = out / JSON_NAME
+    state = {"done": 0, "planned": 0, "best": "-"}
+    interrupt.note(lambda: f"after {state['done']} trial(s): they are kept in {results}; continue with "
+                           f"nnlab search {scenario} --resume {results} (and the same flags)")
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("best {task.fields[best]}"), TimeElapsedColumn(), console=console,
+                        transient=True)
+    where = f"on dask ({scheduler})" if scheduler else f"in {n_jobs or cpu_count()} worker process(es)"
+    console.print(f"[bold]{escape(sc.name)}[/]: searching {', '.join(spec.param_texts())} by {spec.metric} "
+                  f"{where}; results in {escape(str(out))}/", highlight=False)
+    with progress:
+        task = progress.add_task("trials", total=None, best="-")
+
+        def planned(result) -> None:
+            state["planned"] = result.planned
+            progress.update(task, total=result.planned, completed=len(result.trials))
+
+        def finished(trial) -> None:
+            state["done"] += 1
+            if trial.ok and (state["best"] == "-" or (trial.metric > float(state["best"])) == spec.maximize
+                             and trial.metric != float(state["best"])):
+                state["best"] = f"{trial.metric:.4f}"
+            progress.update(task, advance=1, best=state["best"])
+
+        try:
+            result = run_search(sc, spec, jobs=n_jobs, scheduler=scheduler, on_trial=finished, resume=resume,
+                                out=out, on_plan=planned)
+        except SearchError as exc:
+            _fail(ScenarioError(source, [str(exc)]))
+        except LabError as exc:
+            _fail(exc)
+    if result.resumed:
+        console.print(f"{result.resumed} trial(s) taken from {escape(str(resume))}", highlight=False)
+    if plot and result.trials:
+        width = min(console.width, 100)
+        from lab.report.plots import plain
+
+        for chart in [*scatter_charts(result, width=width), loss_chart(result, width=width)]:
+            print(chart if console.is_terminal else plain(chart))
+    console.print(results_table(result))
+    for line in stage_lines(result):
+        console.print(escape(line), highlight=False)
+    for line in lessons(result):
+        console.print(f"[red]{escape(line)}[/]", highlight=False)
+    best = result.best
+    if best is not None:
+        console.print(f"[bold]best[/]: trial {best.index}, {spec.metric} {best.metric:.4f}, "
+                      + ", ".join(f"{k} = {v!r}" for k, v in best.params.items()), highlight=False)
+    else:
+        console.print("[bold red]no trial finished with a metric[/]: see the notes above", highlight=False)
+    for line in result.warnings():
+        console.print(f"[bold yellow]warning:[/] {escape(line)}", highlight=False)
+    console.print(f"wrote {escape(str(out / JSON_NAME))} and {escape(str(out / CSV_NAME))}", highlight=False)
 
 
 @app.command("list")
@@ -549,7 +699,7 @@ def serve_web(
         _fail(exc)
 
 
-COMMANDS = {"browse", "run", "screenshot", "check", "list", "show", "schema", "bench", "serve"}
+COMMANDS = {"browse", "run", "screenshot", "check", "search", "list", "show", "schema", "bench", "serve"}
 
 
 class ReaderGone:

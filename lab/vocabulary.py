@@ -217,6 +217,12 @@ DATA_KINDS: list[DataKind] = [
     DataKind("breast-cancer", "real", 2, features=30, rows=569, loader="load_breast_cancer"),
 ]
 
+# hyperparameter search (lab/search/space.py, the [search] table): how an axis is scaled,
+# how a stage samples, what ranks the trials (metrics read at a trial's end)
+SEARCH_AXIS_KINDS: tuple[str, ...] = ("log", "linear", "int", "choice")
+SEARCH_SAMPLINGS: tuple[str, ...] = ("random", "grid")
+SEARCH_METRICS: tuple[str, ...] = ("val_acc", "val_loss", "train_acc", "loss")
+
 DEAD_ALERT = 0.5
 SATURATED_ALERT = 0.5
 

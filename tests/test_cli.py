@@ -68,7 +68,7 @@ def test_python_dash_m_lab_runs_as_a_real_process(tmp_path):
 # -- examples in the help texts and the docs name scenarios that exist ----------------------------------------
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS_TAKING_A_SCENARIO = ("run", "show", "check", "screenshot", "browse")
+COMMANDS_TAKING_A_SCENARIO = ("run", "show", "check", "screenshot", "browse", "search")
 
 
 def help_texts() -> dict[str, str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 HEADLESS = ["lab", "lab.engine.network", "lab.engine.trainer", "lab.sim", "lab.scenario", "lab.data",
-            "lab.report.table", "lab.sim.session", "lab.files"]
+            "lab.report.table", "lab.sim.session", "lab.files", "lab.search.engine", "lab.search.report"]
 
 
 @pytest.mark.parametrize("module", HEADLESS)

@@ -70,7 +70,20 @@ def dump_scenario(sc: Scenario, header: str = "") -> str:
         for entry in getattr(sc, name):
             lines += array_entry(name, entry)
             lines.append("")
+    if sc.search is not None:
+        lines += search_tables(sc.search)
     return "\n".join(lines)
+
+
+def search_tables(search) -> list[str]:
+    """[search], [search.params] and each [[search.stages]], as a person would write them."""
+    given = search.model_dump(exclude_defaults=True)
+    lines = ["[search]", *(f"{k} = {toml_value(v)}" for k, v in given.items() if k not in ("params", "stages")), ""]
+    lines += ["[search.params]", *(f"{k} = {toml_value(v)}" for k, v in search.param_texts().items()), ""]
+    for stage in search.stages:
+        lines += ["[[search.stages]]", *(f"{k} = {toml_value(v)}" for k, v in stage.model_dump(exclude_defaults=True)
+                                         .items()), ""]
+    return lines
 
 
 def array_entry(name: str, entry: BaseModel) -> list[str]:

@@ -325,6 +325,93 @@ class Expectation(Strict):
         return self
 
 
+def _axis_field(name: str):
+    from lab.search.space import parse_axis
+
+    def check(value: str | None) -> str | None:
+        if value is not None:
+            parse_axis(name, value)  # ValueError says what is expected
+        return value
+
+    return Annotated[str | None, AfterValidator(check)]
+
+
+def _search_params_model() -> type[BaseModel]:
+    """[search.params]: one optional key per setting a variant's `set` accepts that a search can vary."""
+    from pydantic import create_model
+
+    from lab.search.space import searchable
+
+    fields = {name: (_axis_field(name), Field(None, max_length=20_000, description=f"The {name} axis: "
+                                              "log:LOW:HIGH, linear:LOW:HIGH, int:LOW:HIGH or choice:A,B,..."))
+              for name in searchable()}
+    return create_model("SearchParams", __base__=Strict, __doc__="The searched settings and their ranges.",
+                        **fields)
+
+
+SearchParams = _search_params_model()
+MAX_TRIALS = 100_000  # trials of one stage
+MAX_STAGES = 8
+SearchMetric = Literal[V.SEARCH_METRICS]  # type: ignore[valid-type]
+Sampling = Literal[V.SEARCH_SAMPLINGS]  # type: ignore[valid-type]
+
+
+class StageSpec(Strict):
+    """A further stage: narrow every range around the top_k trials of the stage before, train longer."""
+
+    sampling: Sampling = Field("random", description="random (the notes' advice) or grid.")
+    trials: int = Field(10, ge=1, le=MAX_TRIALS, description="Trials of this stage (grid: the most it may hold).")
+    points: int | None = Field(None, ge=1, le=1_000_000, description="grid: values per continuous axis "
+                                                                     "(default: as many as fit in trials).")
+    steps: int | None = Field(None, ge=1, le=MAX_STEPS, description="Training steps of each trial (default: "
+                                                                    "twice the stage before's).")
+    epochs: float | None = Field(None, gt=0, le=1e6, description="Or: passes over the training set per trial.")
+    top_k: int = Field(3, ge=1, le=MAX_TRIALS, description="Narrow around this many best trials of the stage before.")
+    margin: float = Field(0.25, ge=0.0, le=10.0, description="Widen the top trials' span by this fraction of it "
+                                                             "on each side (at least 5% of the old range).")
+
+    @model_validator(mode="after")
+    def _steps_or_epochs(self):
+        if self.steps is not None and self.epochs is not None:
+            raise ValueError("give steps or epochs, not both")
+        return self
+
+
+class SearchSpec(Strict):
+    """[search]: a hyperparameter search over this scenario (`nnlab search`); run and check ignore it."""
+
+    sampling: Sampling = Field("random", description="random (the notes' advice) or grid.")
+    trials: int = Field(20, ge=1, le=MAX_TRIALS, description="Trials of the first (coarse) stage; grid: the most "
+                                                           "the grid may hold (1 .. 100,000).")
+    points: int | None = Field(None, ge=1, le=1_000_000, description="grid: values per continuous axis "
+                                                                     "(default: as many as fit in trials).")
+    steps: int | None = Field(None, ge=1, le=MAX_STEPS, description="Training steps of each trial (default: "
+                                                                    "the scenario's train.steps).")
+    epochs: float | None = Field(None, gt=0, le=1e6, description="Or: passes over the training set per trial.")
+    metric: SearchMetric = Field("val_acc", description="What ranks the trials, read at each trial's end "
+                                                        "(loss and train_acc: the mean of the last 10% of steps).")
+    direction: Literal["max", "min"] | None = Field(None, description="max or min (default: max for accuracies, "
+                                                                      "min for losses); ties go to the lower val_loss.")
+    params: SearchParams = Field(default_factory=SearchParams,  # type: ignore[valid-type]
+                                 description="The searched settings: name = \"log:1e-4:1\", ...")
+    stages: list[StageSpec] = Field(default_factory=list, max_length=MAX_STAGES - 1,
+                                    description="Further stages, each narrowing around the best of the one before.")
+
+    @model_validator(mode="after")
+    def _steps_or_epochs(self):
+        if self.steps is not None and self.epochs is not None:
+            raise ValueError("give steps or epochs, not both")
+        return self
+
+    @property
+    def maximize(self) -> bool:
+        return (self.direction or ("max" if self.metric.endswith("acc") else "min")) == "max"
+
+    def param_texts(self) -> dict[str, str]:
+        """The searched settings, name -> axis text, in the schema's order."""
+        return self.params.model_dump(exclude_none=True)
+
+
 class Scenario(Strict):
     scenario: ScenarioMeta = Field(default_factory=ScenarioMeta)
     data: DataSpec = Field(default_factory=DataSpec)
@@ -333,6 +420,8 @@ class Scenario(Strict):
     events: list[Event] = Field(default_factory=list, max_length=MAX_EVENTS)
     variants: list[Variant] = Field(default_factory=list, max_length=MAX_VARIANTS)
     expect: list[Expectation] = Field(default_factory=list, max_length=MAX_EXPECT)
+    search: SearchSpec | None = Field(None, description="A hyperparameter search over this scenario "
+                                                        "(`nnlab search`); run and check ignore it.")
 
     @model_validator(mode="after")
     def _consistent(self) -> "Scenario":

@@ -24,6 +24,7 @@ class Key:
     display: str = ""  # how the key is written ("+"); default: the first key name
     footer: bool = False  # shown in the footer (the rest: help screen and palette)
     group: str = ""  # heading on the help screen and in the README
+    priority: bool = False  # before the focused widget's own binding of the key (e.g. a table's enter)
 
     @property
     def shown(self) -> str:
@@ -33,7 +34,8 @@ class Key:
         return {"space": "space", "question_mark": "?", "escape": "escape"}.get(first, first)
 
     def binding(self) -> Binding:
-        return Binding(self.keys, self.action, self.label, show=self.footer, key_display=self.display or None)
+        return Binding(self.keys, self.action, self.label, show=self.footer, key_display=self.display or None,
+                       priority=self.priority)
 
 
 def bindings(keys: tuple[Key, ...]) -> list[Binding]:
@@ -83,6 +85,8 @@ RUN_KEYS: tuple[Key, ...] = (
     Key("z", "zoom", "zoom", "zoom on a layer: full axes, log counts, the histogram over the whole run with a step "
         "cursor", footer=True, group=LOOK),
     Key("c", "compare", "compare", "compare the scenario's variants side by side, in lockstep", group=LOOK),
+    Key("S", "search", "search", "search this scenario's hyperparameters (its search table): trials ranked as "
+        "they finish, a scatter, border warnings", group=LOOK),
     Key("ctrl+s", "save", "save", "save the session as a scenario file that replays and checks", display="ctrl+s",
         group=FILES),
     Key("e", "export", "export", "export the history (scalars and per-layer statistics) as CSV", group=FILES),
@@ -94,6 +98,8 @@ RUN_KEYS: tuple[Key, ...] = (
 
 BROWSER_KEYS: tuple[Key, ...] = (
     Key("enter", "run", "run", "run the highlighted scenario", footer=True, group=RUN),
+    Key("S", "search", "search", "search the highlighted scenario's hyperparameters (its search table)",
+        footer=True, group=RUN),
     Key("question_mark", "app.show_help", "help", "help", display="?", footer=True, group=APP),
     Key("q", "app.quit", "quit", "quit the lab", footer=True, group=APP),
 )
@@ -140,6 +146,19 @@ COMPARE_KEYS: tuple[Key, ...] = (
     Key("question_mark", "app.show_help", "help", "help", display="?", footer=True, group=APP),
     Key("escape,c", "app.pop_screen", "back", "back to the run", display="escape", group=APP),
     Key("q", "app.quit", "quit", "quit the lab", footer=True, group=APP),
+)
+
+SEARCH_KEYS: tuple[Key, ...] = (
+    Key("enter", "open_trial", "open", "open the highlighted trial in the run screen: its settings, seed and steps "
+        "(escape comes back here)", footer=True, group=LOOK, priority=True),
+    Key("p", "next_param", "parameter", "scatter: the metric against the next searched parameter", footer=True,
+        group=LOOK),
+    Key("g", "toggle_chart", "chart", "the scatter in place of the table, and back (short terminals)", footer=True,
+        group=LOOK),
+    Key("x", "stop", "stop", "stop the search, keeping the trials that finished", group=RUN),
+    Key("question_mark", "app.show_help", "help", "help", display="?", footer=True, group=APP),
+    Key("escape", "back", "back", "stop the search and go back", display="escape", footer=True, group=APP),
+    Key("q", "app.quit", "quit", "quit the lab (stops the search)", footer=True, group=APP),
 )
 
 HELP_KEYS: tuple[Key, ...] = (

@@ -17,6 +17,8 @@ async def _shoot(sc: Scenario, steps: int, out: Path, size: tuple[int, int], vie
     from lab.tui.app import make_app
     from lab.tui.screens.run import RunScreen
 
+    if screen == "search":
+        return await _shoot_search(sc, out, size, source)
     if screen != "browser":
         sim = run(sc, steps).sim
     app = make_app(warm_up=False)
@@ -51,6 +53,34 @@ async def _shoot(sc: Scenario, steps: int, out: Path, size: tuple[int, int], vie
     return out
 
 
+async def _shoot_search(sc: Scenario, out: Path, size: tuple[int, int], source: str) -> Path:
+    """The search screen over the scenario's whole [search], run first (outside the app; the
+    trials are seeded, so the picture repeats) and replayed into the screen at once."""
+    from lab.search.engine import run_search
+    from lab.tui.app import make_app
+    from lab.tui.screens.search import SearchScreen
+
+    result = run_search(sc)
+
+    def replay(scenario, spec=None, *, on_plan=None, **_):
+        if on_plan is not None:
+            on_plan(result)
+        return result
+
+    app = make_app(warm_up=False)
+    async with app.run_test(size=size) as pilot:
+        screen = SearchScreen(sc, source=source, search=replay)
+        await app.push_screen(screen)
+        while screen.view.state != "done":
+            await pilot.pause(0.05)
+        await pilot.pause()
+        screen.tick(force=True)
+        await pilot.pause(0.5)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        app.save_screenshot(filename=out.name, path=str(out.parent))
+    return out
+
+
 def take_screenshot(sc: Scenario, *, steps: int, out: Path, size: tuple[int, int] = (100, 30),
                     view: str = "explain", screen: str = "run", source: str = "") -> Path:
     return asyncio.run(_shoot(sc, steps, Path(out), size, view, screen, source))
@@ -68,6 +98,7 @@ README_SHOTS = (
     ("help.svg", "activations/dead-relu-high-lr", 300, (100, 30), "explain", "help"),
     ("deep-relu-kaiming.svg", "init/xavier-vs-kaiming-relu", 0, (100, 30), "explain", "run"),
     ("compare.svg", "activations/dead-relu-high-lr", 300, (100, 30), "explain", "compare"),
+    ("search.svg", "procedure/search-lr-l2", 0, (100, 30), "explain", "search"),
 )
 
 

@@ -46,7 +46,7 @@ class BrowserScreen(Screen):
         self.entries = entries_for(paths or [])
 
     def compose(self) -> ComposeResult:
-        yield Static(" [b]nnlab[/b]  pick a scenario (↑↓, Enter runs it, ? help)", id="banner")
+        yield Static(" [b]nnlab[/b]  pick a scenario (↑↓, Enter runs it, S searches it, ? help)", id="banner")
         # the kernels compiling on a first run (Enter meanwhile opens the run, which waits for them)
         yield WarmUpLine(getattr(self.app, "kernels", None), id="warm-up")
         with Horizontal(id="browser"):
@@ -102,6 +102,26 @@ class BrowserScreen(Screen):
         node = self.query_one(Tree).cursor_node
         if node is not None and isinstance(node.data, Entry):
             self.open(node.data)
+
+    def action_search(self) -> None:
+        """The highlighted scenario's hyperparameter search (its [search] table), live."""
+        from lab.tui.screens.search import SearchScreen
+
+        node = self.query_one(Tree).cursor_node
+        if node is None or not isinstance(node.data, Entry):
+            self.notify("highlight a scenario first", severity="warning")
+            return
+        entry = node.data
+        try:
+            sc = load_scenario(entry.path)
+        except Exception as exc:  # noqa: BLE001 - as in describe
+            self.notify(str(exc), title="invalid scenario", severity="error", markup=False)
+            return
+        if sc.search is None:
+            self.notify(f"{entry.name} has no [search] table (procedure/search-lr-l2 has one)", title="nothing to search",
+                        severity="warning", markup=False)
+            return
+        self.app.push_screen(SearchScreen(sc, source=entry.name))
 
     def open(self, entry: Entry) -> None:
         from lab.tui.screens.run import RunScreen

@@ -52,11 +52,14 @@ class HelpScreen(ModalScreen):
         self.keys: tuple[Key, ...] = getattr(screen, "KEYS", ())
         self.scenario = getattr(screen, "scenario", None)
         self.has_table = hasattr(screen, "wanted")  # the run screen shows the per-layer table
+        self.about = getattr(screen, "HELP_TEXT", "")  # what a screen's own panels mean (Markdown)
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Static("[b]keys[/b]  (↑↓ scroll, escape closes)")
             yield Static(keys_table(self.keys))
+            if self.about:
+                yield Markdown(self.about)
             if self.has_table:
                 yield Static("\n[b]the per-layer table[/b]")
                 yield Static(columns_table())

@@ -46,10 +46,11 @@ class RunScreen(Screen):
     BINDINGS = bindings(RUN_KEYS)
 
     def __init__(self, scenario: Scenario, *, source: str = "", autostart: bool = True,
-                 simulation: Simulation | None = None) -> None:
+                 simulation: Simulation | None = None, origin: str = "") -> None:
         super().__init__()
         self.scenario = scenario
         self.source = source
+        self.origin = origin  # where this run came from, e.g. "trial 7 of 36 (stage 1) lr=3.2e-3 l2=1e-4"
         self.autostart = autostart
         self.pace = initial_pace(scenario.scenario.pace, scenario.train.steps)
         self.runner: SimRunner | None = None
@@ -81,6 +82,11 @@ class RunScreen(Screen):
 
     def on_mount(self) -> None:
         self.title = self.scenario.name
+        if self.origin:  # shown first on the settings line, and said once
+            self.sub_title = self.origin
+            # on the settings line, short: "trial 27 of 36 (stage 1)" (the settings it tried are beside it)
+            self.query_one(SettingsBar).origin = self.origin.partition(")")[0] + ")" if ")" in self.origin else self.origin
+            self.say(f"{self.origin}: escape goes back to the search", "change")
         self._arrange_curves()
         self.start_worker()
         self.set_interval(FRAME_SECONDS, self.tick)
@@ -300,6 +306,22 @@ class RunScreen(Screen):
         if r := self._ready():
             r.pause()  # the run waits behind the comparison
             self.app.push_screen(CompareScreen.from_changes(self.scenario, r.original, r.changes))
+
+    def action_search(self) -> None:
+        """The search of this scenario's [search] table, on its own screen (the run waits behind it)."""
+        from lab.tui.screens.search import SearchScreen
+
+        stack = self.app.screen_stack
+        if self.origin and len(stack) > 1 and isinstance(stack[-2], SearchScreen):
+            self.app.pop_screen()  # a trial of a search: back to that search, not a new one
+            return
+        if getattr(self.scenario, "search", None) is None:
+            self.say("this scenario has no [search] table: add one (see procedure/search-lr-l2), or use "
+                     "nnlab search SCENARIO --param lr=log:1e-4:1", "error")
+            return
+        if self.runner is not None:
+            self.runner.pause()
+        self.app.push_screen(SearchScreen(self.scenario, source=self.source))
 
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 2:

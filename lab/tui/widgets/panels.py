@@ -85,6 +85,7 @@ class SettingsBar(Widget):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.settings: dict | None = None
+        self.origin = ""  # where the run came from (a search's trial), shown first
 
     def show(self, settings: dict) -> None:
         if settings != self.settings:
@@ -96,6 +97,10 @@ class SettingsBar(Widget):
             return [Text("")]
         lines: list[Text] = [Text(no_wrap=True, overflow="crop")]
         used = 0
+        if self.origin:
+            origin = self.origin if len(self.origin) <= width else self.origin[:width - 1] + "…"
+            lines[-1].append(origin, "bold magenta")
+            used = len(origin)
         for key, value in settings_segments(self.settings):
             size = (len(key) + 1 if key else 0) + len(value)
             if used and used + 2 + size > width:
