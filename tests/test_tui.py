@@ -1102,15 +1102,14 @@ def test_q_quits_cleanly_while_the_worker_is_training(tmp_path):
             await until(pilot, lambda: screen.runner.sim.step_count > 0, "training")
             assert screen.runner.running
             seen["workers"] = list(app.workers)
-            seen["runner"] = screen.runner
             await pilot.press("q")
         return app
 
     app = run(body, timeout=20)  # the context completes: the app exited with its worker running
     assert app.return_code == 0
     assert seen["workers"] and all(w.is_finished for w in seen["workers"])
-    runner = seen["runner"]
-    assert runner.pending == 0  # the worker's loop returned (is_finished above): nothing trains on after exit
+    # is_finished: the worker's loop returned, so nothing trains on after exit (a view asked for
+    # by a frame drawn during teardown may still be queued, unread: `pending` proves nothing here)
 
 
 # -- the browser --------------------------------------------------------------------------------------------
