@@ -88,6 +88,7 @@ class SearchScreen(Screen):
         self.feed = SearchFeed(scenario, spec, search=search, jobs=jobs)
         self.worker: Worker | None = None
         self.view: SearchView = self.feed.view
+        self._failure_said = False
         self._version = -1
         self._columns: tuple = ()
         self._follow_best = True  # the cursor stays on the best trial until the user moves it
@@ -164,7 +165,8 @@ class SearchScreen(Screen):
             self._show_status(view)
             self._show_warning(view)
             self.query_one(SearchScatter).show(view, force)
-            if view.state == "failed":
+            if view.state == "failed" and not self._failure_said:  # once: a later version must not hide a newer message
+                self._failure_said = True
                 self.say(f"the search could not run: {view.error}", "error")
         else:
             self._show_status(self.view)  # the elapsed time

@@ -39,6 +39,17 @@ def step_ticks(last: float, n: int = 5) -> list[int]:
     return sorted({int(round(v)) for v in np.linspace(0, last, n)})
 
 
+def fitted_title(parts: list[str], width: int) -> str:
+    """As many of the title's parts as fit a plot `width` cells wide, most important first
+    (a part that does not fit is skipped, a shorter later one may still fit)."""
+    title, room = "", max(10, width - 4)
+    for part in filter(None, parts):
+        candidate = f"{title}   {part}" if title else part
+        if len(candidate) <= room:
+            title = candidate
+    return title
+
+
 def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
     """Ticks for a log10 axis between lo and hi (log10 values): whole decades, at most 5."""
     first, last = math.floor(lo), math.ceil(hi)
@@ -115,10 +126,5 @@ class Curves(PlotextPlot):
         name = "loss" + (" (log axis: it exploded)" if self.log_axis else "") if self.metric == "loss" else "accuracy"
         parts = [name, self.hint, "" if legend or not x else "cyan train, orange val",
                  "" if x else "no steps yet (space runs, n steps)", "| = change" if snap.events else ""]
-        title, room = "", max(10, self.size.width - 4)
-        for part in filter(None, parts):  # as much as fits, most important first
-            candidate = f"{title}   {part}" if title else part
-            if len(candidate) <= room:
-                title = candidate
-        plt.title(title)
+        plt.title(fitted_title(parts, self.size.width))
         self.refresh()
