@@ -181,7 +181,7 @@ def run_headless(scenario, steps: Optional[int] = None, *, csv: Optional[Path] =
     with progress:
         task = progress.add_task(escape(clip(scenario.name, 60)), total=total, completed=1, loss="-")
         elapsed = run(sim, total, on_progress=lambda sim: progress.update(
-            task, completed=sim.step_count, loss=f"{sim.history.series['loss'].last():.4f}")).seconds
+            task, completed=sim.step_count, loss=f"{sim.history.series[V.LOSS].last():.4f}")).seconds
     snap = sim.snapshot()
     if plot:
         from lab.report.plots import layer_charts, loss_chart, plain

@@ -388,7 +388,7 @@ class SearchSpec(Strict):
     steps: int | None = Field(None, ge=1, le=MAX_STEPS, description="Training steps of each trial (default: "
                                                                     "the scenario's train.steps).")
     epochs: float | None = Field(None, gt=0, le=1e6, description="Or: passes over the training set per trial.")
-    metric: SearchMetric = Field("val_acc", description="What ranks the trials, read at each trial's end "
+    metric: SearchMetric = Field(V.VAL_ACC, description="What ranks the trials, read at each trial's end "
                                                         "(loss and train_acc: the mean of the last 10% of steps).")
     direction: Literal["max", "min"] | None = Field(None, description="max or min (default: max for accuracies, "
                                                                       "min for losses); ties go to the lower val_loss.")

@@ -25,7 +25,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from lab.metrics import LAYER_METRICS, STEP_SERIES_METRICS, MetricRef, parse_metric
+from lab import vocabulary as V
+from lab.metrics import EVAL_SERIES_METRICS, LAYER_METRICS, STEP_SERIES_METRICS, MetricRef, parse_metric
 from lab.scenario.schema import Expectation, Scenario
 
 from .run import Cancelled, run  # noqa: F401 - Cancelled: what check() raises
@@ -52,8 +53,8 @@ class Recording:
         if ref.name in STEP_SERIES_METRICS:
             steps, values = self.history["step"], self.history[ref.name]
             return steps, trailing_mean(values, smooth)
-        if ref.name in ("val_loss", "val_acc"):
-            return self.history["val_step"], self.history[ref.name]
+        if ref.name in EVAL_SERIES_METRICS:
+            return self.history[V.VAL_STEP], self.history[ref.name]
         checkpoints = np.asarray(self.checkpoints, dtype=float)
         if ref.name == "diverged":
             hit = self.diverged and self.diverged_at is not None
@@ -290,7 +291,7 @@ def record(name: str, scenario: Scenario, needs: Needs, until: int | None = None
     extra = {s for s in needs.steps if s <= total}
     room = total // every + len(extra) + 3  # checkpoints, and the state a run diverged in
     reached = np.empty(room, dtype=np.int64)
-    val = {k: np.empty(room) for k in ("val_loss", "val_acc")}
+    val = {k: np.empty(room) for k in EVAL_SERIES_METRICS}
     layer_values = {pair: np.empty(room) for pair in sorted(needs.layers)}
     count = 0
     index: dict[int, int] = {}
@@ -313,7 +314,7 @@ def record(name: str, scenario: Scenario, needs: Needs, until: int | None = None
     done = run(scenario, total, checkpoints=checkpoint_steps(total, every, extra), on_checkpoint=checkpoint,
                cancelled=cancelled, keep=needs.series, timeline=False)
     history = {"step": done.steps(), **done.series,
-               "val_step": reached[:count].astype(float), **{k: v[:count] for k, v in val.items()}}
+               V.VAL_STEP: reached[:count].astype(float), **{k: v[:count] for k, v in val.items()}}
     return Recording(name, history, reached[:count], {pair: v[:count] for pair, v in layer_values.items()},
                      done.diverged, done.diverged_at, done.step)
 

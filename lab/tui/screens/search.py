@@ -26,6 +26,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, get_current_worker
 
+from lab import vocabulary as V
 from lab.scenario.schema import Scenario
 from lab.search.trial import Trial
 from lab.tui.keys import SEARCH_KEYS, bindings
@@ -230,7 +231,7 @@ class SearchScreen(Screen):
             self._warned = view.warnings
 
     def columns(self, view: SearchView) -> tuple[str, ...]:
-        second = "val_loss" if view.metric != "val_loss" else "val_acc"
+        second = V.VAL_LOSS if view.metric != V.VAL_LOSS else V.VAL_ACC
         names = ["#", "trial"] + (["stage"] if view.stages > 1 else []) + [view.metric, second]
         return tuple(names + [axis.name for axis in view.axes] + ["status"])
 

@@ -16,6 +16,7 @@ import time
 import numpy as np
 from textual_plotext import PlotextPlot
 
+from lab import vocabulary as V
 from lab.sim.snapshot import Snapshot
 
 MAX_POINTS = 300
@@ -59,9 +60,9 @@ def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
 
 
 class Curves(PlotextPlot):
-    """`metric` is "loss" or "acc": train (per step) and validation (per evaluation)."""
+    """`metric` is V.LOSS or "acc": train (per step) and validation (per evaluation)."""
 
-    def __init__(self, metric: str = "loss", **kwargs) -> None:
+    def __init__(self, metric: str = V.LOSS, **kwargs) -> None:
         super().__init__(**kwargs)
         self.metric = metric
         self._pending: Snapshot | None = None
@@ -92,11 +93,11 @@ class Curves(PlotextPlot):
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        train_key, val_key = ("loss", "val_loss") if self.metric == "loss" else ("train_acc", "val_acc")
+        train_key, val_key = (V.LOSS, V.VAL_LOSS) if self.metric == V.LOSS else (V.TRAIN_ACC, V.VAL_ACC)
         x, y = thin(h["step"], h[train_key])
-        vx, vy = thin(h["val_step"], h[val_key])
+        vx, vy = thin(h[V.VAL_STEP], h[val_key])
         values = [v for v in y + vy if v > 0]
-        self.log_axis = self.metric == "loss" and bool(values) and max(values) / min(values) > LOG_SPAN
+        self.log_axis = self.metric == V.LOSS and bool(values) and max(values) / min(values) > LOG_SPAN
         if self.log_axis:  # a diverging loss: log10 values, labelled as powers of ten
             y, vy = [math.log10(v) if v > 0 else math.nan for v in y], [math.log10(v) if v > 0 else math.nan for v in vy]
         legend = self.size.height >= 10  # a legend would cover a small plot: the title says it then
@@ -123,7 +124,7 @@ class Curves(PlotextPlot):
                 lo, hi = min(finite), max(finite)
                 ticks = list(np.linspace(lo, hi, 4)) if hi > lo else [lo]
                 plt.yticks(ticks, [f"{t:.3g}" for t in ticks])
-        name = "loss" + (" (log axis: it exploded)" if self.log_axis else "") if self.metric == "loss" else "accuracy"
+        name = "loss" + (" (log axis: it exploded)" if self.log_axis else "") if self.metric == V.LOSS else "accuracy"
         parts = [name, self.hint, "" if legend or not x else "cyan train, orange val",
                  "" if x else "no steps yet (space runs, n steps)", "| = change" if snap.events else ""]
         plt.title(fitted_title(parts, self.size.width))
