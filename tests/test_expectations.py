@@ -260,8 +260,8 @@ def test_steps_to_never_reached_is_inf():
 # -- smooth ---------------------------------------------------------------------------------------
 
 def trailing_mean(values: np.ndarray, window: int) -> np.ndarray:
-    """Mean of the last `window` values at each step; before the start the first value repeats."""
-    return np.array([sum(float(values[max(j, 0)]) for j in range(i - window + 1, i + 1)) / window
+    """Mean of the last `window` values at each step (of the values so far, before `window`)."""
+    return np.array([sum(float(values[j]) for j in range(max(i - window + 1, 0), i + 1)) / min(window, i + 1)
                      for i in range(values.size)])
 
 
