@@ -41,7 +41,7 @@ from lab.scenario.schema import Scenario
 
 from . import space
 from .space import Axis, Value, border_warnings  # noqa: F401 - border_warnings: part of this module's API
-from .trial import Trial
+from .trial import Trial, trained_as
 
 __all__ = ["MAX_ATTEMPTS", "SearchError", "SearchResult", "SearchSpec", "TrialTask", "border_warnings", "plan_stage",
            "run_search", "run_trial", "search_problems", "stages_of"]
@@ -73,17 +73,8 @@ class TrialTask:
     steps: int
 
 
-def _changes(base: Scenario, params: dict[str, Value]) -> dict[str, object]:
-    """A trial's params as a variant's `set`: `hidden` = one width for every hidden layer."""
-    out: dict[str, object] = {}
-    for name, value in params.items():
-        out[name] = [int(value)] * len(base.model.hidden) if name == "hidden" else value
-    return out
-
-
 def trial_scenario(base: Scenario, task: TrialTask) -> Scenario:
-    changed = base.with_changes({**_changes(base, task.params), "steps": task.steps})
-    return changed.model_copy(update={"scenario": changed.scenario.model_copy(update={"seed": task.seed})})
+    return trained_as(base, task.params, task.steps, task.seed)
 
 
 _worker_ready = False
@@ -302,7 +293,7 @@ def _largest(base: Scenario, axes: list[Axis]) -> Scenario:
         else:
             params[a.name] = int(a.high) if a.integer or a.kind == "int" else a.high
     try:
-        return base.with_changes(_changes(base, params))
+        return trained_as(base, params, base.train.steps, base.seed)
     except Exception:  # noqa: BLE001
         return base
 

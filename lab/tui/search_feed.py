@@ -195,18 +195,6 @@ def outcome(trial: Trial) -> str:
     return "ok" if trial.ok else (trial.reason or "no metric")
 
 
-def trial_scenario(trial: Trial, base: Scenario) -> Scenario:
-    """The scenario `trial` trained (Trial.scenario), with a searched `hidden` (one width, as
-    the engine searches it) applied to every hidden layer as the engine does: Trial.scenario
-    passes it on as a number, which the scenario refuses (it wants a list)."""
-    from dataclasses import replace
-
-    width = trial.params.get("hidden")
-    if width is not None and not isinstance(width, (list, tuple)):
-        trial = replace(trial, params={**trial.params, "hidden": [int(width)] * len(base.model.hidden)})
-    return trial.scenario(base)
-
-
 def trial_label(trial: Trial, total: int) -> str:
     """Where a run opened from the search came from: trial 7 of 36 (stage 1) lr=3.2e-3 l2=1e-4."""
     of = f" of {total}" if total else ""

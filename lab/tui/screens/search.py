@@ -31,7 +31,7 @@ from lab.scenario.schema import Scenario
 from lab.search.trial import Trial
 from lab.tui.keys import SEARCH_KEYS, bindings
 from lab.tui.search_feed import (SearchFeed, SearchFunction, SearchView, compact, outcome, start_process_helpers,
-                                  trial_label, trial_scenario)
+                                  trial_label)
 from lab.tui.widgets.panels import STATE_STYLES, MessageLine
 from lab.tui.widgets.scatter import SearchScatter
 
@@ -301,7 +301,7 @@ class SearchScreen(Screen):
             self.say("no trial has finished yet", "error")
             return
         try:
-            scenario = trial_scenario(trial, self.scenario)
+            scenario = trial.scenario(self.scenario)
         except Exception as exc:  # noqa: BLE001 - a trial whose settings the scenario refuses: say why
             self.say(f"cannot open trial {trial.index}: {' '.join(str(exc).split())}", "error")
             return
