@@ -191,7 +191,7 @@ def run_headless(scenario, steps: Optional[int] = None, *, csv: Optional[Path] =
             print(chart if console.is_terminal else plain(chart))
     console.print(f"[bold]{escape(scenario.name)}[/]", highlight=False)  # highlighting is quadratic in length
     console.print(summary_table(snap, (sim.step_count - 1) / elapsed if elapsed > 0 and sim.step_count > 1 else None))
-    console.print(layer_table(snap))
+    console.print(layer_table(snap, width=console.width))
     if snap.diverged:
         console.print(f"[bold red]The run diverged at step {snap.diverged_at}[/]: the loss or a weight became "
                       "NaN/Inf. Usually the learning rate is too high (or the initialisation too large).")

@@ -240,6 +240,9 @@ METRICS: list[Metric] = [
     Metric(VAL_ACC, False, "validation accuracy, every eval_every steps", series="eval"),
     Metric("diverged", False, "1 once the loss or a parameter is not finite", csv=False),
     # per layer, in the layers CSV's order
+    Metric("n_params", True, "trainable parameters of the layer: W and b, and any maxout pieces, PReLU slopes, "
+           "batchnorm scale and shift", header="params", column=-1, fmt="{:,.0f}", brief="parameters", width=7,
+           drop=-1),
     Metric("act_mean", True, "mean of the activations", header="mean", column=0, fmt="{:.2g}", width=8, drop=4),
     Metric("act_std", True, "std of the activations: collapsing toward 0 or growing with depth is a bad init",
            header="std", column=1, fmt="{:.2g}", width=7, drop=8),

@@ -66,7 +66,9 @@ LAYER_COLUMNS: tuple[Column, ...] = (
 )
 COLUMNS = tuple(c.header for c in LAYER_COLUMNS)
 # the order columns are dropped in when the table does not fit, least telling first
-DROP_ORDER = ("units", *(m.header for m in sorted(V.table_metrics(), key=lambda m: m.drop)))
+# (a metric whose drop priority is negative goes before the units column)
+DROP_ORDER = tuple(h for _, h in sorted([(-0.5, "units"), *((m.drop, m.header) for m in V.table_metrics())],
+                                        key=lambda pair: pair[0]))
 CAPTION = "   ".join(f"{c.header}: {c.brief}" for c in LAYER_COLUMNS if c.brief)
 
 
@@ -116,13 +118,18 @@ def summary_table(snap: Snapshot, steps_per_s: float | None = None) -> Table:
     return t
 
 
-def layer_table(snap: Snapshot, caption: bool = True) -> Table:
-    """One row per layer; dead and saturated layers are highlighted."""
+def layer_table(snap: Snapshot, caption: bool = True, width: int | None = None) -> Table:
+    """One row per layer; dead and saturated layers are highlighted.  With `width`, only the
+    columns that fit in it (the least telling dropped first, as on the run screen)."""
+    columns = LAYER_COLUMNS if width is None else fitting_columns(width, snap, list(range(1, len(snap.layers) + 1)),
+                                                                  gap=1)
+    text = "   ".join(f"{c.header}: {c.brief}" for c in columns if c.brief)
     t = Table(title="per layer: activations, gradients, flags" if caption else None, title_justify="left",
               pad_edge=False, box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1), show_edge=False,
-              caption=CAPTION if caption else None, caption_justify="left")
-    for col in COLUMNS:
-        t.add_column(col, justify="left" if col in ("#", "kind") else "right", no_wrap=True, min_width=len(col))
-    for cells, styles in layer_rows(snap):
+              caption=text if caption else None, caption_justify="left")
+    for col in columns:
+        t.add_column(col.header, justify="left" if col.header in ("#", "kind") else "right", no_wrap=True,
+                     min_width=len(col.header))
+    for cells, styles in layer_rows(snap, columns=columns):
         t.add_row(*[f"[{styles[i]}]{c}[/]" if i in styles else c for i, c in enumerate(cells)])
     return t

@@ -25,6 +25,7 @@ class LayerStats:
     name: str  # e.g. "layer 2 (tanh)"
     kind: str  # activation name, "residual" (a block's sum) or "output"
     width: int
+    n_params: int  # trainable parameters: W and b, and any maxout pieces, PReLU slopes, batchnorm scale/shift
     act_mean: float
     act_std: float
     grad_mean: float

@@ -42,6 +42,8 @@ above; values beyond the range clip into the end bins; non-finite values are dro
 
 from __future__ import annotations
 
+from collections import Counter
+
 import math
 import threading
 from dataclasses import dataclass
@@ -329,6 +331,9 @@ def layer_stats(network: Network, last_update: np.ndarray, probe_x: np.ndarray,
     network.forward(probe_x, train=False, purpose="probe")
     probe_ws = network.last_workspace
     edges_sym = SYMLOG_BINS.edges
+    params = Counter()
+    for p in network.plan.params:
+        params[p.layer] += p.size
     out = []
     for layer in network.layers:
         bins = activation_bins(layer.kind)
@@ -349,6 +354,7 @@ def layer_stats(network: Network, last_update: np.ndarray, probe_x: np.ndarray,
             name=f"layer {layer.index} ({layer.kind})",
             kind=layer.kind,
             width=layer.n_out,
+            n_params=params[layer.index],
             act_mean=act.mean, act_std=act.std,
             grad_mean=grad.mean, grad_std=grad.std,
             wgrad_std=wgrads.std, weight_std=weights.std,
