@@ -19,6 +19,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
+from dataclasses import replace
 
 import numpy as np
 
@@ -31,13 +32,17 @@ SIDES = ("lab", "numpy", "torch", "jax")
 LABELS = {"lab": "lab", "numpy": "numpy", **P.PEER_LABELS}
 
 
+ROWS = 2048  # every side draws its minibatches from a set of this many rows (issue 17's setting)
+
+
 def training_workloads(quick: bool, only: str | None) -> list[Workload]:
-    """The training workloads (ValueError for --only naming a forward-only one)."""
+    """The training workloads, each on a 2048-row set (deep-train's own bench uses 512; quick
+    mode keeps its small sets); ValueError for --only naming a forward-only one."""
     wls = get_workloads(quick, only)
     if only and wls[0].mode != "train":
         raise ValueError(f"{only} is not a training workload; --peers compares training steps "
                          f"(choose from {', '.join(w.name for w in get_workloads() if w.mode == 'train')})")
-    return [wl for wl in wls if wl.mode == "train"]
+    return [wl if quick else replace(wl, n_train=ROWS) for wl in wls if wl.mode == "train"]
 
 
 def build_sides(wl: Workload, modules: dict) -> dict[str, Side]:

@@ -135,6 +135,7 @@ def test_peers_compares_every_training_workload_with_mnist_added():
     assert names == ["small", "digits", "mnist", "deep-train"]
     mnist = next(wl for wl in vs_peers.training_workloads(False, "mnist"))
     assert (mnist.widths, mnist.batch) == ([784, 512, 512, 10], 128)
+    assert {wl.n_train for wl in vs_peers.training_workloads(False, None)} == {2048}
 
 
 def test_nnlab_bench_passes_peers_through(monkeypatch):
