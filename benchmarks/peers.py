@@ -32,7 +32,9 @@ import numpy as np
 
 DTYPE = np.float32
 INSTALL_HINT = "pip install -e '.[peers]'"
-# XLA:CPU on one thread: no Eigen thread pool for the products, one intra-op thread.
+# XLA:CPU on one thread: no Eigen thread pool for the products, one intra-op thread.  In jax
+# 0.10 these alone leave XLA's pool at one thread per allowed CPU: pin_to_one_core() before
+# the import is what sizes it to one (the pool follows the CPU affinity at start).
 JAX_THREAD_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 

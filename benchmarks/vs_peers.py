@@ -153,7 +153,7 @@ def _run(args, workloads, modules, notes, threads, cpu) -> int:
     print(f"nnlab bench --peers ({mode}): float32 training steps, {', '.join(versions)}")
     print(f"code: {code_version()}; BLAS: {blas_description()}")
     pin = f"pinned to CPU {cpu} (os.sched_setaffinity, every thread)" if cpu is not None else \
-        "not pinned (this OS has no sched_setaffinity)"
+        "not pinned (no sched_setaffinity here: JAX may use more than one thread)"
     print(f"{threads} thread per side (the lab's count): BLAS via threadpoolctl, torch.set_num_threads, "
           f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}; {pin}")
     message = missing_message(modules)
