@@ -115,7 +115,7 @@ def missing_message(modules: dict) -> str | None:
     if len(missing) == len(modules):
         return (f"PyTorch and JAX are not installed: `{P.INSTALL_HINT}` (from the repository root) installs "
                 "both (CPU builds; for torch without CUDA: pip install torch --index-url "
-                "https://download.pytorch.org/whl/cpu). Measuring the lab's side alone.")
+                "https://download.pytorch.org/whl/cpu). Timing the lab (and the numpy reference) alone.")
     return f"{missing[0]} is not installed (`{P.INSTALL_HINT}` installs it); comparing with the other peer only."
 
 

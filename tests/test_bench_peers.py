@@ -98,6 +98,12 @@ def test_without_the_peers_it_says_how_to_get_them_and_times_the_lab(monkeypatch
     assert "n/a (no peer installed)" in row
 
 
+def test_with_one_peer_missing_it_names_that_one():
+    message = vs_peers.missing_message({"torch": object(), "jax": None})
+    assert message.startswith("JAX is not installed") and "pip install -e '.[peers]'" in message
+    assert vs_peers.missing_message({"torch": object(), "jax": object()}) is None
+
+
 @pytest.mark.parametrize("torch_s, jax_s, code", [(1.3e-3, 2e-3, 0), (1.1e-3, 2e-3, 1), (2e-3, 1.19e-3, 1),
                                                   (None, 1.25e-3, 0)])
 def test_exit_status_follows_the_target_against_the_faster_peer(monkeypatch, capsys, torch_s, jax_s, code):
