@@ -645,7 +645,7 @@ def bench(
     quick: bool = typer.Option(False, "--quick", help="Fewer steps and repeats: a smoke run."),
     only: Optional[str] = typer.Option(None, "--only", help="Run one workload."),
     peers: bool = typer.Option(False, "--peers", help="Training steps against PyTorch and JAX, one core "
-                               "(pip install -e '.[peers]')."),
+                               "(pip install -e '.\\[peers]')."),
 ) -> None:
     """Measure training speed against a plain-numpy reference and the GEMM floor (--peers: PyTorch, JAX)."""
     here = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
