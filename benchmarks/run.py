@@ -4,6 +4,7 @@
     python -m benchmarks.run --quick         # smoke run: few steps, 2 repeats, deep nets at width 512
     python -m benchmarks.run --only small --threads 1
     python -m benchmarks.run --diagnose      # also break the engine's step down (see README.md)
+    python -m benchmarks.run --peers         # the lab against PyTorch and JAX (benchmarks/vs_peers.py)
 
 Every measurement is: one warm-up call per side, then `repeats` rounds in which the three
 sides (engine, numpy, GEMM floor) run one after another (interleaved, so a burst of load
@@ -354,11 +355,21 @@ def parse_args(argv):
                     help="comma-separated BLAS thread caps to run under (default: 1,2; quick: 1)")
     ap.add_argument("--repeats", type=int, default=None, help="timed rounds per measurement (median reported)")
     ap.add_argument("--diagnose", action="store_true", help="also time the engine's per-step passes separately")
-    return ap.parse_args(argv)
+    ap.add_argument("--peers", action="store_true",
+                    help="training steps against PyTorch and JAX (pip install -e '.[peers]'), one thread, one core")
+    args = ap.parse_args(argv)
+    if args.peers and (args.threads or args.diagnose):
+        ap.error("--peers runs every side at the lab's thread count on one core: drop "
+                 + ("--threads" if args.threads else "--diagnose"))
+    return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.peers:
+        from benchmarks import vs_peers
+
+        return vs_peers.main(args)
     from threadpoolctl import threadpool_limits
 
     threads = [int(t) for t in (args.threads or ("1" if args.quick else "1,2")).split(",")]

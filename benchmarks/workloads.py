@@ -85,6 +85,8 @@ WORKLOADS: dict[str, Workload] = {
                  2, (100, 100), 3, 64, steps=2000, repeats=7),
         Workload("digits", "64-256-256-10 relu, batch 128, momentum: training steps (random data, digits' shape)",
                  64, (256, 256), 10, 128, steps=200, repeats=7),
+        Workload("mnist", "784-512-512-10 relu, batch 128, momentum: training steps (random data, MNIST's shape)",
+                 784, (512, 512), 10, 128, steps=50, repeats=7),
         Workload("deep-forward", "7 dense 4096x4096 tanh, batch 16: eval forward (and + layer_stats)",
                  4096, (4096,) * 6, 4096, 16, activation="tanh", mode="forward", steps=4, repeats=5,
                  n_train=256),
@@ -97,6 +99,7 @@ WORKLOADS: dict[str, Workload] = {
 _QUICK = {
     "small": dict(steps=50, repeats=2),
     "digits": dict(steps=10, repeats=2),
+    "mnist": dict(steps=3, repeats=2),
     "deep-forward": dict(input_dim=512, hidden=(512,) * 6, classes=512, steps=2, repeats=2, n_train=64),
     "deep-train": dict(input_dim=512, hidden=(512,) * 5, classes=512, steps=2, repeats=2, n_train=64),
 }

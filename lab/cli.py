@@ -644,8 +644,10 @@ def schema() -> None:
 def bench(
     quick: bool = typer.Option(False, "--quick", help="Fewer steps and repeats: a smoke run."),
     only: Optional[str] = typer.Option(None, "--only", help="Run one workload."),
+    peers: bool = typer.Option(False, "--peers", help="Training steps against PyTorch and JAX, one core "
+                               "(pip install -e '.\\[peers]')."),
 ) -> None:
-    """Measure training speed against a plain-numpy reference and the GEMM floor."""
+    """Measure training speed against a plain-numpy reference and the GEMM floor (--peers: PyTorch, JAX)."""
     here = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
     script = here if here.exists() else Path.cwd() / "benchmarks" / "run.py"
     if not script.exists():
@@ -653,7 +655,7 @@ def bench(
                           "(pip install -e .)")
         raise typer.Exit(ExitCode.USAGE)
     sys.path.insert(0, str(script.parent.parent))
-    argv = (["--quick"] if quick else []) + (["--only", only] if only else [])
+    argv = (["--quick"] if quick else []) + (["--only", only] if only else []) + (["--peers"] if peers else [])
     module = runpy.run_path(str(script), run_name="nnlab_bench")
     raise typer.Exit(module["main"](argv))
 
