@@ -384,8 +384,9 @@ def expectation_bytes(sc: Scenario, run: str) -> int:
     checkpoints = steps // every + len(extra) + 3
     per_step = 8 * steps * (len(series) + 1) if series else 0  # the series and their step numbers
     smooth = max((8 * (2 * steps + ex.smooth) for ex in sc.expect if ex.smooth > 1), default=0)  # while evaluated
-    # at each checkpoint: its step (twice: as checkpoints and as val_step), each eval metric, each layer claim
-    return per_step + smooth + 8 * checkpoints * (2 + len(V.series_metrics("eval")) + len(pairs))
+    # at each checkpoint: its step (twice: as checkpoints and as val_step), the examples seen, each eval metric,
+    # each layer claim
+    return per_step + smooth + 8 * checkpoints * (3 + len(V.series_metrics("eval")) + len(pairs))
 
 
 def _expect_term(sc: Scenario, run: str) -> list[Term]:

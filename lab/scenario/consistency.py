@@ -177,9 +177,10 @@ def run_problems(state: dict[str, dict]) -> list[str]:
         problems.append(f"model.hidden: the model would have about {n_params:,} weights; the limit is "
                         f"{MAX_PARAMETERS:,} (use fewer or narrower layers)")
     mc = _int(train.get("mc_samples"))
-    if mc and _name(model.get("loss")) not in (None, "softmax"):
+    softmax = V.default(V.LOSSES)
+    if mc and _name(model.get("loss")) not in (None, softmax):
         problems.append(f"train.mc_samples: the Monte-Carlo dropout average is of softmax probabilities; it needs "
-                        f"model.loss = \"softmax\", not {model.get('loss')!r} (or mc_samples = 0)")
+                        f"model.loss = {softmax!r}, not {model.get('loss')!r} (or mc_samples = 0)")
     return problems
 
 

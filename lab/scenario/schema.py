@@ -318,6 +318,12 @@ class Expectation(Strict):
                                            "tries (false: only at the scenario's own; say why in robust_reason).")
     robust_reason: Prose = Field("", max_length=1000,
                                  description="Why the claim is honestly seed-specific (required with robust = false).")
+    align: Literal["step", "epoch"] = Field(
+        "step", description="How ratio_over / difference_over pair the runs' values: at the same step (default), "
+                            "or at the same epoch (the same number of training examples seen: runs with different "
+                            "batch sizes and steps; 'final' is then each run's own end).  epoch reads the metrics "
+                            "of the checkpoints (val_*, mc_*, per-layer), not per-step series, and takes no step "
+                            "number (at = N, by).")
 
     @field_validator("metric")
     @classmethod
@@ -340,6 +346,16 @@ class Expectation(Strict):
         if self.control is not None and self.control in (self.variant, self.ratio_over, self.difference_over):
             raise ValueError(f"control {self.control!r} is a run the claim already reads: name a variant with the "
                              "cause removed")
+        if self.align == "epoch":
+            from lab.metrics import STEP_SERIES_METRICS
+
+            ref = parse_metric(self.metric)
+            if ref.steps_to is not None or ref.name in STEP_SERIES_METRICS:
+                raise ValueError(f"align = \"epoch\" compares checkpoint metrics (val_loss, val_acc, mc_*, "
+                                 f"per-layer ones); {self.metric} is a per-step series, numbered by steps")
+            if isinstance(self.at, int) or self.by is not None:
+                raise ValueError("align = \"epoch\" takes no step number (at = N, by): the runs reach a step at "
+                                 "different epochs; use at = \"final\" or \"initial\", throughout or reduce")
         return self
 
 

@@ -118,6 +118,7 @@ class Simulation:
         self.current = scenario
         self.seed = scenario.seed + seed_offset
         self.step_count = 0
+        self.examples_seen = 0  # training examples stepped over (batch size x steps, summed): epochs = / train rows
         self.diverged = False
         self.diverged_at: int | None = None
         self.history = History(self._history_capacity)
@@ -219,6 +220,7 @@ class Simulation:
                 self.history.record_steps(self.step_count + 1, lrs[:ran], rec.loss, rec.train_acc, rec.grad_norm)
                 self.history.record_trace(self.step_count + 1, rec.trace)
                 self.step_count += ran
+                self.examples_seen += ran * self.trainer.batch_size
                 done += ran
                 self._snapshot = None
                 self._layers_now = None
