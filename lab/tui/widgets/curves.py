@@ -130,7 +130,10 @@ class Curves(PlotextPlot):
                 ticks = list(np.linspace(lo, hi, 4)) if hi > lo else [lo]
                 plt.yticks(ticks, [f"{t:.3g}" for t in ticks])
         name = "loss" + (" (log axis: it exploded)" if self.log_axis else "") if self.metric == V.LOSS else "accuracy"
-        parts = [name, self.hint, "" if legend or not x else "cyan train, orange val" + (", magenta MC" if mx else ""),
+        mc = ""  # dropout as an ensemble: the latest Monte-Carlo numbers (the magenta curve is their history)
+        if mx and V.MC_GAP in h and h[V.MC_GAP].size and math.isfinite(h[V.MC_GAP][-1]):
+            mc = f"MC {h[V.MC_VAL_ACC][-1] * 100:.0f}% gap {h[V.MC_GAP][-1]:.3f}"
+        parts = [name, mc, self.hint, "" if legend or not x else "cyan train, orange val" + (", magenta MC" if mx else ""),
                  "" if x else "no steps yet (space runs, n steps)", "| = change" if snap.events else ""]
         plt.title(fitted_title(parts, self.size.width))
         self.refresh()
