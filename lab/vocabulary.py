@@ -267,6 +267,20 @@ METRICS: list[Metric] = [
            header="sim", column=8, fmt="{:.2f}", brief="unit similarity", width=5, drop=1),
 ]
 
+# dropout as an ensemble (lab/engine/mc_dropout.py): recorded at every evaluation when train.mc_samples > 0
+# (NaN otherwise); "single" is the usual test-time network (vanilla: x q; inverted: as is)
+MC_VAL_LOSS, MC_VAL_ACC, MC_GAP, MC_SCORE_GAP = "mc_val_loss", "mc_val_acc", "mc_gap", "mc_score_gap"
+METRICS += [
+    Metric(MC_VAL_LOSS, False, "validation cross-entropy of the Monte-Carlo average: the softmax probabilities "
+           "averaged over train.mc_samples random dropout masks (plus the penalties, as val_loss)", series="eval"),
+    Metric(MC_VAL_ACC, False, "validation accuracy of the Monte-Carlo average over random dropout masks",
+           series="eval"),
+    Metric(MC_GAP, False, "mean over validation examples of 0.5*sum_c |p_mc - p_single|: the probability the "
+           "single rescaled network moves away from the Monte-Carlo average (0 .. 1)", series="eval"),
+    Metric(MC_SCORE_GAP, False, "mean |s_mc - s_single| / mean |s_single| over validation scores: 0 in "
+           "expectation when only linear layers follow the dropout (MC noise ~ 1/sqrt(mc_samples))", series="eval"),
+]
+
 
 # -- derived views ---------------------------------------------------------------------------
 def names(entries: Iterable) -> tuple[str, ...]:

@@ -193,12 +193,15 @@ def test_check_with_an_invalid_file_exits_2_even_with_valid_ones(in_data, others
     listing, details, summary = report(result.stdout)
     assert listing["invalid/typo.toml"] == ("", [("ERROR", "invalid: 2 problems, see below", "")])
     error = next(d for d in details if d.startswith("ERROR "))
-    problems = error.splitlines()[1:]
+    lines = error.splitlines()[1:]
     assert error.splitlines()[0] == "ERROR invalid/typo.toml: 2 problems"
-    assert len(problems) == 2 and all(p.startswith("  - ") for p in problems)
+    assert all(line.startswith(("  - ", "    ")) for line in lines)  # a long problem wraps under itself
+    problems = [" ".join(part.strip() for part in chunk.split("\n"))
+                for chunk in "\n".join(lines).replace("\n  - ", "\0  - ").split("\0")]
+    assert len(problems) == 2 and all(p.startswith("- ") for p in problems)
     assert "did you mean 'hidden'?" in problems[0] and "did you mean 'val_acc'?" in problems[1]
-    for problem in problems:  # told once: not in the list above, not again on stderr
-        assert (result.stdout + result.stderr).count(problem[4:]) == 1
+    for first in (line for line in lines if line.startswith("  - ")):  # told once: not in the list above,
+        assert (result.stdout + result.stderr).count(first[4:]) == 1  # not again on stderr
     if "passing" in others:  # the valid files were still checked and reported
         assert ("pass", "lr == 0.1 at initial step", "0.1") in listing["passing/step-schedule.toml"][1]
     assert summary.endswith(", 1 invalid")
@@ -320,8 +323,10 @@ def test_run_writes_the_history_as_csv(wide, tmp_path):
     h = sim.history.arrays()
     with out.open(newline="") as fh:
         rows = list(csv.reader(fh))
-    assert rows[0] == ["step", "lr", "loss", "train_acc", "grad_norm", "val_loss", "val_acc"]
+    assert rows[0] == ["step", "lr", "loss", "train_acc", "grad_norm", "val_loss", "val_acc",
+                       "mc_val_loss", "mc_val_acc", "mc_gap", "mc_score_gap"]  # the last four: train.mc_samples
     body = rows[1:]
+    assert all(cell in ("", "nan") for r in body for cell in r[7:])  # mc_samples = 0: nothing measured
     assert len(body) == steps + 1
     assert [int(r[0]) for r in body] == list(range(steps + 1))
     assert body[0][1:5] == ["", "", "", ""]  # step 0: only the initial evaluation
@@ -334,7 +339,7 @@ def test_run_writes_the_history_as_csv(wide, tmp_path):
         if int(r[0]) in val:
             assert (float(r[5]), float(r[6])) == val[int(r[0])]
         else:
-            assert r[5:] == ["", ""]
+            assert r[5:] == [""] * 6
 
     # beside it, every layer's statistics at every recorded step (every step here: 100 steps fit the timeline)
     layers = tmp_path / "out-layers.csv"

@@ -113,6 +113,12 @@ def summary_table(snap: Snapshot, steps_per_s: float | None = None) -> Table:
             ("grad norm", _num(snap.grad_norm)), ("state", state)]
     if steps_per_s is not None:
         rows.append(("steps/s", f"{steps_per_s:,.0f}"))
+    if math.isfinite(snap.metric(V.MC_VAL_ACC)):  # dropout as an ensemble (train.mc_samples > 0)
+        masks = snap.settings.get("mc_samples", 0)
+        rows[5:5] = [(f"MC val loss ({masks} masks)", _num(snap.metric(V.MC_VAL_LOSS), "{:.4f}")),
+                     ("MC val acc", _pct(snap.metric(V.MC_VAL_ACC))),
+                     ("MC gap |p_mc-p|", _num(snap.metric(V.MC_GAP), "{:.4f}")),
+                     ("MC score gap", _num(snap.metric(V.MC_SCORE_GAP), "{:.4f}"))]
     for k, v in rows:
         t.add_row(f"[dim]{k}[/]", v)
     return t

@@ -64,12 +64,13 @@ RLIMIT_SHARE = 0.8  # of the address space left under a `ulimit -v`: numba and B
 HISTORY_CAPACITY = 50_000
 VAL_CAPACITY = 5_000
 HISTORY_STEP_SERIES = 8  # step, lr, loss, train_acc, grad_norm, trace_step, w_a, w_b
-HISTORY_VAL_SERIES = 3
+HISTORY_VAL_SERIES = 1 + len(V.series_metrics("eval"))  # val_step and every eval metric
 HISTORY_COPIES = 3  # the rings, the latest snapshot's copy, the one a view still holds
 TIMELINE_CAPACITY = 256  # records of every layer (lab.sim.history)
 TIMELINE_BINS = 40 + 3 * 88  # an activation histogram and three symlog ones per layer and record
 TIMELINE_RECORD_OVERHEAD = 1024  # a LayerStats and its four array headers, measured ~0.9 KB
 EVAL_CHUNK = 512
+MC_CHUNK = 256  # lab.engine.mc_dropout.MC_CHUNK (the engine is not imported here)
 PROBE_MAX = 512
 GRID_ROWS = 1024  # decision-grid chunk (2-D inputs only)
 MAX_CHUNK = 4096  # steps per compiled call: per-step records of one call
@@ -335,6 +336,12 @@ def _workspace_terms(sc: Scenario, data: _Data, lay: Layout, itemsize: int, batc
     stats = (3 * itemsize * probe * lay.max_width + 2 * itemsize * lay.max_fan_in * SIMILARITY_UNITS
              + 3 * 8 * STATS_SAMPLE + lay.n_params)  # (+ the trainer's is-finite test: a byte a parameter)
     terms.append(Term("snapshot statistics' temporaries", stats, "model.hidden"))
+    if sc.train.mc_samples and data.n_val:  # lab/engine/mc_dropout.py: a chunk's nodes (twice: the fixed
+        rows = min(MC_CHUNK, data.n_val)  # prefix and a sample's), its masks, and four (N, C) float64 sums
+        terms.append(Term(f"Monte-Carlo dropout evaluation: {rows:,} rows x {lay.node_units:,} values, and the "
+                          f"averaged probabilities and scores of {data.n_val:,} rows",
+                          2 * itemsize * lay.node_units * rows + 8 * lay.max_width * rows
+                          + 4 * 8 * data.n_val * _classes(sc), "train.mc_samples = 0, or model.hidden"))
     return terms
 
 
@@ -377,8 +384,9 @@ def expectation_bytes(sc: Scenario, run: str) -> int:
     checkpoints = steps // every + len(extra) + 3
     per_step = 8 * steps * (len(series) + 1) if series else 0  # the series and their step numbers
     smooth = max((8 * (2 * steps + ex.smooth) for ex in sc.expect if ex.smooth > 1), default=0)  # while evaluated
-    # at each checkpoint: its step (twice: as checkpoints and as val_step), val_loss, val_acc, each layer claim
-    return per_step + smooth + 8 * checkpoints * (4 + len(pairs))
+    # at each checkpoint: its step (twice: as checkpoints and as val_step), the examples seen, each eval metric,
+    # each layer claim
+    return per_step + smooth + 8 * checkpoints * (3 + len(V.series_metrics("eval")) + len(pairs))
 
 
 def _expect_term(sc: Scenario, run: str) -> list[Term]:
@@ -454,7 +462,7 @@ def estimate(sc: Scenario) -> list[RunEstimate]:
     for name, run, where in runs:
         t = run.train
         key = (run.data.model_dump_json(), run.model.model_dump_json(), t.batch_size, t.optimizer, t.steps,
-               t.eval_every, tuple(i for i, e in enumerate(run.events) if e.applies_to(name)),
+               t.eval_every, t.mc_samples, tuple(i for i, e in enumerate(run.events) if e.applies_to(name)),
                expectation_bytes(run, name))
         if key not in seen:
             seen[key] = estimate_run(run, name, where)

@@ -176,7 +176,39 @@ def run_problems(state: dict[str, dict]) -> list[str]:
     if n_params > MAX_PARAMETERS:
         problems.append(f"model.hidden: the model would have about {n_params:,} weights; the limit is "
                         f"{MAX_PARAMETERS:,} (use fewer or narrower layers)")
-    del train
+    mc = _int(train.get("mc_samples"))
+    softmax = V.default(V.LOSSES)
+    if mc and _name(model.get("loss")) not in (None, softmax):
+        problems.append(f"train.mc_samples: the Monte-Carlo dropout average is of softmax probabilities; it needs "
+                        f"model.loss = {softmax!r}, not {model.get('loss')!r} (or mc_samples = 0)")
+    return problems
+
+
+def mc_problems(raw: Any) -> list[str]:
+    """An expectation on an mc_* metric reads a run whose train.mc_samples is 0 (it would read NaN)."""
+    base = _int(_table(raw, "train").get("mc_samples")) or 0
+    samples = {"base": base}
+    for variant in _array(raw, "variants"):
+        if isinstance(variant, dict) and isinstance(variant.get("name"), str):
+            own = _int(_table(variant, "set").get("mc_samples"))
+            samples[variant["name"]] = base if own is None else own
+    problems = []
+    for i, ex in enumerate(_array(raw, "expect")):
+        metric = ex.get("metric") if isinstance(ex, dict) else None
+        if not isinstance(metric, str):
+            continue
+        try:
+            name = parse_metric(metric).name
+        except ValueError:
+            continue
+        if name not in (V.MC_VAL_LOSS, V.MC_VAL_ACC, V.MC_GAP, V.MC_SCORE_GAP):
+            continue
+        for key in ("variant", "ratio_over", "difference_over"):
+            run = ex.get(key, "base" if key == "variant" else None)
+            if isinstance(run, str) and samples.get(run) == 0:
+                where = "train.mc_samples" if run == "base" else f"the variant's set.mc_samples"
+                problems.append(f"expect[{i}].metric: {metric} reads run {clip(repr(run))}, whose mc_samples is 0 "
+                                f"(set {where} to the number of dropout masks to average, e.g. 100)")
     return problems
 
 
@@ -280,6 +312,7 @@ def cross_field_problems(raw: dict) -> list[str]:
                 problems.append(f"expect[{i}].{key}: step {step} is beyond train.steps ({steps})")
 
     problems.extend(timeline_problems(raw))
+    problems.extend(mc_problems(raw))
     return problems
 
 

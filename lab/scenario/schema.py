@@ -38,6 +38,7 @@ MAX_PACE_RATE = 1e6  # steps per second
 MAX_PACE_SECONDS = 86_400.0  # a day
 MAX_VALUE = 1e300  # expectation values and tolerances: any finite number of a sensible size
 NAME = 64  # characters of a variant's name
+MAX_MC_SAMPLES = 1000  # dropout masks averaged at an evaluation (TrainSpec.mc_samples)
 
 Width = Annotated[int, Field(ge=1, le=MAX_WIDTH)]
 StepNumber = Annotated[int, Field(ge=0, le=MAX_STEPS)]
@@ -205,6 +206,9 @@ class TrainSpec(Strict):
     steps: int = Field(1000, ge=1, le=MAX_STEPS, description="Training steps of a headless run (1 .. 10,000,000).")
     eval_every: int = Field(50, ge=1, le=MAX_STEPS, description="Validation loss/accuracy every this many steps.")
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec, description="Learning-rate schedule.")
+    mc_samples: int = Field(0, ge=0, le=MAX_MC_SAMPLES, description="Dropout as an ensemble: at every evaluation "
+                            "also average the softmax over this many random dropout masks (mc_val_acc, mc_val_loss, "
+                            "mc_gap, mc_score_gap); 0 = off, at most 1000.  Needs loss = softmax.")
 
 
 class Changes(Strict):
@@ -271,6 +275,7 @@ class VariantChanges(Changes):
     augment: AugmentSpec | None = None
     steps: int | None = Field(None, ge=1, le=MAX_STEPS)
     eval_every: int | None = Field(None, ge=1, le=MAX_STEPS)
+    mc_samples: int | None = Field(None, ge=0, le=MAX_MC_SAMPLES)
 
 
 class Variant(Strict):
@@ -280,7 +285,7 @@ class Variant(Strict):
                                 description="Overrides applied from step 0: any Changes key, and also hidden, "
                                             "residual, residual_zero_init, maxout_k, loss, dtype, the data keys "
                                             "(kind, n, classes, noise, dim, pca_components, val_fraction, shift, "
-                                            "scale, augment), steps and eval_every.")
+                                            "scale, augment), steps, eval_every and mc_samples.")
 
 
 class Expectation(Strict):
@@ -313,6 +318,12 @@ class Expectation(Strict):
                                            "tries (false: only at the scenario's own; say why in robust_reason).")
     robust_reason: Prose = Field("", max_length=1000,
                                  description="Why the claim is honestly seed-specific (required with robust = false).")
+    align: Literal["step", "epoch"] = Field(
+        "step", description="How ratio_over / difference_over pair the runs' values: at the same step (default), "
+                            "or at the same epoch (the same number of training examples seen: runs with different "
+                            "batch sizes and steps; 'final' is then each run's own end).  epoch reads the metrics "
+                            "of the checkpoints (val_*, mc_*, per-layer), not per-step series, and takes no step "
+                            "number (at = N, by).")
 
     @field_validator("metric")
     @classmethod
@@ -335,6 +346,16 @@ class Expectation(Strict):
         if self.control is not None and self.control in (self.variant, self.ratio_over, self.difference_over):
             raise ValueError(f"control {self.control!r} is a run the claim already reads: name a variant with the "
                              "cause removed")
+        if self.align == "epoch":
+            from lab.metrics import STEP_SERIES_METRICS
+
+            ref = parse_metric(self.metric)
+            if ref.steps_to is not None or ref.name in STEP_SERIES_METRICS:
+                raise ValueError(f"align = \"epoch\" compares checkpoint metrics (val_loss, val_acc, mc_*, "
+                                 f"per-layer ones); {self.metric} is a per-step series, numbered by steps")
+            if isinstance(self.at, int) or self.by is not None:
+                raise ValueError("align = \"epoch\" takes no step number (at = N, by): the runs reach a step at "
+                                 "different epochs; use at = \"final\" or \"initial\", throughout or reduce")
         return self
 
 

@@ -46,6 +46,7 @@ class Recording:
     diverged: bool = False
     diverged_at: int | None = None
     final_step: int = 0
+    examples: np.ndarray | None = None  # training examples seen at each checkpoint (align = "epoch")
 
     def series(self, ref: MetricRef, layer: int | None, smooth: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """(steps, values) of a metric over the run.  `layer_values` maps (metric, layer) to its
@@ -134,6 +135,8 @@ def describe(ex: Expectation) -> str:
         when = f"by step {ex.by}"
     else:
         when = f"at step {ex.at}" if isinstance(ex.at, int) else f"at {ex.at or 'final'} step"
+    if getattr(ex, "align", "step") == "epoch":
+        when += " (runs paired at equal epochs)"
     return f"{what} {ex.op} {ex.value:g} {when}"
 
 
@@ -179,13 +182,23 @@ def _combine(ex: Expectation, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _ratio(a, b) if ex.ratio_over else a - b
 
 
+def _aligned(ex: Expectation, ref: MetricRef, rec: Recording) -> tuple[np.ndarray, np.ndarray]:
+    """(x, values): x the steps, or with align = "epoch" the training examples seen at each
+    checkpoint (integers: runs of different batch sizes meet exactly at equal epochs)."""
+    steps, values = rec.series(ref, ex.layer, ex.smooth)
+    if getattr(ex, "align", "step") != "epoch" or rec.examples is None:
+        return steps, values
+    return rec.examples[:values.size].astype(float), values
+
+
 def _series(ex: Expectation, ref: MetricRef, runs: dict[str, Recording]) -> tuple[np.ndarray, np.ndarray]:
-    """The metric over the run, or its ratio/difference to another variant at common steps."""
-    steps, values = runs[ex.variant].series(ref, ex.layer, ex.smooth)
+    """The metric over the run, or its ratio/difference to another variant at common steps
+    (at common epochs with align = "epoch")."""
+    steps, values = _aligned(ex, ref, runs[ex.variant])
     other = ex.ratio_over or ex.difference_over
     if other is None:
         return steps, values
-    steps_b, values_b = runs[other].series(ref, ex.layer, ex.smooth)
+    steps_b, values_b = _aligned(ex, ref, runs[other])
     common, ia, ib = np.intersect1d(steps, steps_b, return_indices=True)
     return common, _combine(ex, values[ia], values_b[ib])
 
@@ -318,6 +331,7 @@ def record(name: str, scenario: Scenario, needs: Needs, until: int | None = None
     extra = {s for s in needs.steps if s <= total}
     room = total // every + len(extra) + 3  # checkpoints, and the state a run diverged in
     reached = np.empty(room, dtype=np.int64)
+    examples = np.empty(room, dtype=np.int64)
     val = {k: np.empty(room) for k in EVAL_SERIES_METRICS}
     layer_values = {pair: np.empty(room) for pair in sorted(needs.layers)}
     count = 0
@@ -326,6 +340,7 @@ def record(name: str, scenario: Scenario, needs: Needs, until: int | None = None
     def checkpoint(sim: Simulation) -> None:
         nonlocal count
         reached[count] = sim.step_count
+        examples[count] = sim.examples_seen
         for key in val:
             val[key][count] = sim.history.series[key].last()
         if layer_values:
@@ -343,7 +358,7 @@ def record(name: str, scenario: Scenario, needs: Needs, until: int | None = None
     history = {"step": done.steps(), **done.series,
                V.VAL_STEP: reached[:count].astype(float), **{k: v[:count] for k, v in val.items()}}
     return Recording(name, history, reached[:count], {pair: v[:count] for pair, v in layer_values.items()},
-                     done.diverged, done.diverged_at, done.step)
+                     done.diverged, done.diverged_at, done.step, examples[:count])
 
 
 def needs_of(scenario: Scenario) -> dict[str, Needs]:

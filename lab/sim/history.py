@@ -67,7 +67,7 @@ class Ring:
 
 STEP_SERIES = (V.STEP, *V.series_metrics("step"))  # lr, loss, train_acc, grad_norm
 TRACE_SERIES = ("trace_step", "w_a", "w_b")  # two first-layer weights, after every step (and step 0)
-VAL_SERIES = (V.VAL_STEP, *V.series_metrics("eval"))  # val_loss, val_acc
+VAL_SERIES = (V.VAL_STEP, *V.series_metrics("eval"))  # val_loss, val_acc, then the optional ones (NaN when off)
 
 
 class History:
@@ -92,14 +92,17 @@ class History:
         self.series["w_a"].extend(values[:, 0])
         self.series["w_b"].extend(values[:, 1])
 
-    def record_val(self, step: int, loss: float, acc: float) -> None:
-        for name, value in ((V.VAL_STEP, step), (V.VAL_LOSS, loss), (V.VAL_ACC, acc)):
-            self.series[name].extend([value])
+    def record_val(self, step: int, loss: float, acc: float, extra: dict[str, float] | None = None) -> None:
+        """One evaluation; `extra`: the other eval series' values (e.g. mc_val_acc), NaN if absent."""
+        values = {**(extra or {}), V.VAL_STEP: step, V.VAL_LOSS: loss, V.VAL_ACC: acc}
+        for name in VAL_SERIES:
+            self.series[name].extend([values.get(name, np.nan)])
 
-    def replace_last_val(self, loss: float, acc: float) -> None:
+    def replace_last_val(self, loss: float, acc: float, extra: dict[str, float] | None = None) -> None:
         """Overwrite the last validation record's values (same step)."""
-        self.series[V.VAL_LOSS].replace_last(loss)
-        self.series[V.VAL_ACC].replace_last(acc)
+        values = {**(extra or {}), V.VAL_LOSS: loss, V.VAL_ACC: acc}
+        for name in VAL_SERIES[1:]:
+            self.series[name].replace_last(values.get(name, np.nan))
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {name: ring.values() for name, ring in self.series.items()}

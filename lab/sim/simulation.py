@@ -42,6 +42,7 @@ from .snapshot import Event, LayerStats, Record, Snapshot
 from .stats import layer_stats, probe_size
 
 INIT_STREAM, TRAIN_STREAM = 2, 3  # the data module uses streams seed and [seed, 1]
+MC_STREAM = 4  # [seed, MC_STREAM, step]: the dropout masks of the Monte-Carlo evaluation at a step
 HISTOGRAMS = ("act_hist", "grad_hist", "weight_hist", "update_hist")
 MAX_CHUNK = 4096  # steps per compiled call: bounds the per-step records a call returns (budget.py counts it)
 GRID_CHUNK = 1024  # decision-grid rows per forward pass (budget.py counts a workspace of this many)
@@ -117,6 +118,7 @@ class Simulation:
         self.current = scenario
         self.seed = scenario.seed + seed_offset
         self.step_count = 0
+        self.examples_seen = 0  # training examples stepped over (batch size x steps, summed): epochs = / train rows
         self.diverged = False
         self.diverged_at: int | None = None
         self.history = History(self._history_capacity)
@@ -218,6 +220,7 @@ class Simulation:
                 self.history.record_steps(self.step_count + 1, lrs[:ran], rec.loss, rec.train_acc, rec.grad_norm)
                 self.history.record_trace(self.step_count + 1, rec.trace)
                 self.step_count += ran
+                self.examples_seen += ran * self.trainer.batch_size
                 done += ran
                 self._snapshot = None
                 self._layers_now = None
@@ -246,10 +249,27 @@ class Simulation:
 
     def _evaluate(self, replace: bool = False) -> None:
         loss, acc = self.trainer.evaluate(self.data.X_val, self.data.y_val, cancelled=self.cancelled)
+        extra = self._mc_evaluate()
         if replace and self.history.series[V.VAL_STEP].last() == self.step_count:
-            self.history.replace_last_val(loss, acc)
+            self.history.replace_last_val(loss, acc, extra)
         else:
-            self.history.record_val(self.step_count, loss, acc)
+            self.history.record_val(self.step_count, loss, acc, extra)
+
+    def _mc_evaluate(self) -> dict[str, float] | None:
+        """Dropout as an ensemble (train.mc_samples > 0): the Monte-Carlo average over random
+        masks against the single network, on the validation set.  Its masks come from a
+        stream of their own, keyed by the step, so the metrics at a step do not depend on how
+        often the run was evaluated before (a check's extra checkpoints, a paused TUI)."""
+        samples = self.current.train.mc_samples
+        if not samples or self.data.X_val.shape[0] == 0:
+            return None
+        from lab.engine.mc_dropout import mc_evaluate
+        from lab.engine.trainer import weight_penalty
+
+        rng = np.random.default_rng([self.seed, MC_STREAM, self.step_count])
+        r = mc_evaluate(self.network, self.data.X_val, self.data.y_val, samples, rng, cancelled=self.cancelled)
+        return {V.MC_VAL_LOSS: r.loss + weight_penalty(self.network), V.MC_VAL_ACC: r.acc, V.MC_GAP: r.gap,
+                V.MC_SCORE_GAP: r.score_gap}
 
     def _apply_due_events(self) -> None:
         while self._next_event < len(self._timeline) and self._timeline[self._next_event].at <= self.step_count:
@@ -390,7 +410,7 @@ class Simulation:
         settings = {**m.model_dump(), **self.current.train.model_dump(),
                     "preprocess": list(self.current.data.preprocess), "seed": self.seed,
                     "init_std": init_std(m.init, first[0], first[1], m.init_scale),
-                    "inputs_positive": self._inputs_positive()}
+                    "inputs_positive": self._inputs_positive(), "train_rows": int(self.data.X_train.shape[0])}
         return Snapshot(
             step=self.step_count,
             lr=float(self.lr_at(np.array([self.step_count]))[0]),

@@ -125,6 +125,9 @@ class Snapshot:
     def metric(self, name: str, layer: int | None = None) -> float:
         """A scalar metric, or a per-layer one when `layer` (1-based) is given."""
         if layer is None:
+            if not hasattr(self, name):  # an optional eval series (mc_val_acc, ...): its latest value
+                values = self.history.get(name)
+                return float(values[-1]) if values is not None and values.size else float("nan")
             value = getattr(self, name)
             return float("nan") if value is None else float(value)
         return self.layers[layer - 1].metric(name)

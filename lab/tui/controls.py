@@ -81,7 +81,23 @@ def change_for(action: str, settings: dict[str, Any], step: int = 0) -> dict[str
         return {"preprocess": list(following(PREPROCESSING, tuple(settings["preprocess"])))}
     if action == "weight_decay":
         return {"weight_decay": following(WEIGHT_DECAYS, settings["weight_decay"])}
+    if action in ("batch_up", "batch_down"):
+        return batch_change(settings, up=action == "batch_up")
     raise KeyError(action)
+
+
+BATCH_FACTOR = 2  # the x / X keys: batch size x2 / /2
+
+
+def batch_change(settings: dict[str, Any], up: bool) -> dict[str, Any]:
+    """The batch size doubled (up) or halved, within 1 .. the training rows (a larger batch
+    would be clamped to them anyway); {} when it is already at that end.  The lr is left
+    alone: the linear-scaling rule (lr x k for batch x k, with a warm-up) is the student's
+    move, with l and s."""
+    rows = int(settings.get("train_rows") or settings["batch_size"])
+    now = min(int(settings["batch_size"]), rows)
+    new = min(rows, now * BATCH_FACTOR) if up else max(1, now // BATCH_FACTOR)
+    return {} if new == int(settings["batch_size"]) else {"batch_size": new}
 
 
 def describe_change(changes: dict[str, Any]) -> str:

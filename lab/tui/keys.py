@@ -74,6 +74,9 @@ RUN_KEYS: tuple[Key, ...] = (
     Key("p", "change('preprocess')", "preprocessing", "next preprocessing: none, center, center+normalize, pca, whiten",
         group=CHANGE),
     Key("w", "change('weight_decay')", "weight decay", "next weight decay: 0, 1e-4, 1e-3, 1e-2, 1e-1", group=CHANGE),
+    Key("x", "change('batch_up')", "batch ×2", "batch size ×2 (at most the training rows; the lr stays: "
+        "for the linear-scaling rule raise it too, with l, and warm up, with s)", group=CHANGE),
+    Key("X", "change('batch_down')", "batch ÷2", "batch size ÷2 (at least 1)", group=CHANGE),
     Key("h", "toggle_histograms", "weights", "histograms: activations | gradients, or weights | updates", group=LOOK),
     Key("g", "toggle_curve", "loss/acc", "curves: loss or accuracy (both when there is room)", group=LOOK),
     Key("v", "cycle_view", "view", "context panel: explanation, event log, decision boundary, weight path, lr schedule",

@@ -248,6 +248,11 @@ class RunScreen(Screen):
             return
         snap = r.latest
         changes = change_for(action, snap.settings, snap.step)
+        if not changes:  # e.g. the batch size at its bound
+            self.say(f"nothing to change: batch size {snap.settings['batch_size']:,} is already at its bound "
+                     f"(1 .. {snap.settings.get('train_rows', 0):,} training rows)" if action.startswith("batch")
+                     else "nothing to change")
+            return
         problem = r.apply(**changes)
         if problem:
             self.say(f"not applied: {problem}", "error")

@@ -96,15 +96,20 @@ class Curves(PlotextPlot):
         train_key, val_key = (V.LOSS, V.VAL_LOSS) if self.metric == V.LOSS else (V.TRAIN_ACC, V.VAL_ACC)
         x, y = thin(h["step"], h[train_key])
         vx, vy = thin(h[V.VAL_STEP], h[val_key])
-        values = [v for v in y + vy if v > 0]
+        mc_key = V.MC_VAL_LOSS if self.metric == V.LOSS else V.MC_VAL_ACC  # dropout as an ensemble
+        mx, my = thin(h[V.VAL_STEP], h[mc_key]) if mc_key in h else ([], [])
+        values = [v for v in y + vy + my if v > 0]
         self.log_axis = self.metric == V.LOSS and bool(values) and max(values) / min(values) > LOG_SPAN
         if self.log_axis:  # a diverging loss: log10 values, labelled as powers of ten
             y, vy = [math.log10(v) if v > 0 else math.nan for v in y], [math.log10(v) if v > 0 else math.nan for v in vy]
+            my = [math.log10(v) if v > 0 else math.nan for v in my]
         legend = self.size.height >= 10  # a legend would cover a small plot: the title says it then
         if x:
             plt.plot(x, y, label="train" if legend else None, marker="braille", color="cyan")
         if vx:
             plt.plot(vx, vy, label="val" if legend else None, marker="braille", color="orange")
+        if mx:
+            plt.plot(mx, my, label="val MC" if legend else None, marker="braille", color="magenta")
         for e in snap.events:
             if e.step > 0:
                 plt.vline(e.step, color="red" if e.source == "user" else "gray")
@@ -115,17 +120,20 @@ class Curves(PlotextPlot):
             plt.ylim(0, 1)
             plt.yticks([0, 0.25, 0.5, 0.75, 1.0], ["0", ".25", ".5", ".75", "1"])
         elif self.log_axis:
-            finite = [v for v in y + vy if math.isfinite(v)]
+            finite = [v for v in y + vy + my if math.isfinite(v)]
             ticks, labels = log_ticks(min(finite), max(finite))
             plt.yticks(ticks, labels)
         else:
-            finite = [v for v in y + vy if math.isfinite(v)]
+            finite = [v for v in y + vy + my if math.isfinite(v)]
             if finite:
                 lo, hi = min(finite), max(finite)
                 ticks = list(np.linspace(lo, hi, 4)) if hi > lo else [lo]
                 plt.yticks(ticks, [f"{t:.3g}" for t in ticks])
         name = "loss" + (" (log axis: it exploded)" if self.log_axis else "") if self.metric == V.LOSS else "accuracy"
-        parts = [name, self.hint, "" if legend or not x else "cyan train, orange val",
+        mc = ""  # dropout as an ensemble: the latest Monte-Carlo numbers (the magenta curve is their history)
+        if mx and V.MC_GAP in h and h[V.MC_GAP].size and math.isfinite(h[V.MC_GAP][-1]):
+            mc = f"MC {h[V.MC_VAL_ACC][-1] * 100:.0f}% gap {h[V.MC_GAP][-1]:.3f}"
+        parts = [name, mc, self.hint, "" if legend or not x else "cyan train, orange val" + (", magenta MC" if mx else ""),
                  "" if x else "no steps yet (space runs, n steps)", "| = change" if snap.events else ""]
         plt.title(fitted_title(parts, self.size.width))
         self.refresh()

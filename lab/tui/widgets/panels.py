@@ -70,7 +70,9 @@ def settings_segments(s: dict) -> list[tuple[str, str]]:
                 ("w", f"wd {_g(s['weight_decay'])}")]
     extra = [f"l2 {_g(s['l2'])}" if s.get("l2") else "", f"l1 {_g(s['l1'])}" if s.get("l1") else "",
              f"clip {_g(s['clip_norm'])}" if s.get("clip_norm") else "",
-             f"dropconnect {_g(s['dropconnect'])}" if s.get("dropconnect") else "", f"batch {s['batch_size']}"]
+             f"dropconnect {_g(s['dropconnect'])}" if s.get("dropconnect") else "",
+             f"MC {s['mc_samples']} masks" if s.get("mc_samples") else ""]
+    segments.append(("x/X", f"batch {s['batch_size']}"))
     segments += [("", e) for e in extra if e]
     return segments
 
