@@ -234,6 +234,9 @@ METRICS: list[Metric] = [
     Metric("grad_norm", False, "global norm of the gradient (before clipping)", series="step"),
     Metric("val_loss", False, "validation loss, every eval_every steps", series="eval"),
     Metric("val_acc", False, "validation accuracy, every eval_every steps", series="eval"),
+    Metric("source_val_acc", False, "transfer: the source task's validation accuracy of the current hidden layers "
+           "under the source's output layer (how much of the source task is kept), every eval_every steps",
+           series="eval"),
     Metric("diverged", False, "1 once the loss or a parameter is not finite", csv=False),
     # per layer, in the layers CSV's order
     Metric("act_mean", True, "mean of the activations", header="mean", column=0, fmt="{:.2g}", width=8, drop=4),

@@ -25,7 +25,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from lab.metrics import LAYER_METRICS, STEP_SERIES_METRICS, MetricRef, parse_metric
+from lab.metrics import EVAL_SERIES_METRICS, LAYER_METRICS, STEP_SERIES_METRICS, MetricRef, parse_metric
 from lab.scenario.schema import Expectation, Scenario
 
 from .run import Cancelled, run  # noqa: F401 - Cancelled: what check() raises
@@ -52,7 +52,7 @@ class Recording:
         if ref.name in STEP_SERIES_METRICS:
             steps, values = self.history["step"], self.history[ref.name]
             return steps, trailing_mean(values, smooth)
-        if ref.name in ("val_loss", "val_acc"):
+        if ref.name in EVAL_SERIES_METRICS:
             return self.history["val_step"], self.history[ref.name]
         checkpoints = np.asarray(self.checkpoints, dtype=float)
         if ref.name == "diverged":
@@ -290,7 +290,7 @@ def record(name: str, scenario: Scenario, needs: Needs, until: int | None = None
     extra = {s for s in needs.steps if s <= total}
     room = total // every + len(extra) + 3  # checkpoints, and the state a run diverged in
     reached = np.empty(room, dtype=np.int64)
-    val = {k: np.empty(room) for k in ("val_loss", "val_acc")}
+    val = {k: np.empty(room) for k in EVAL_SERIES_METRICS}
     layer_values = {pair: np.empty(room) for pair in sorted(needs.layers)}
     count = 0
     index: dict[int, int] = {}

@@ -65,7 +65,7 @@ class Ring:
 
 STEP_SERIES = ("step", "lr", "loss", "train_acc", "grad_norm")
 TRACE_SERIES = ("trace_step", "w_a", "w_b")  # two first-layer weights, after every step (and step 0)
-VAL_SERIES = ("val_step", "val_loss", "val_acc")
+VAL_SERIES = ("val_step", "val_loss", "val_acc", "source_val_acc")  # source_val_acc: NaN but in transfer runs
 
 
 class History:
@@ -90,14 +90,15 @@ class History:
         self.series["w_a"].extend(values[:, 0])
         self.series["w_b"].extend(values[:, 1])
 
-    def record_val(self, step: int, loss: float, acc: float) -> None:
-        for name, value in (("val_step", step), ("val_loss", loss), ("val_acc", acc)):
+    def record_val(self, step: int, loss: float, acc: float, source_acc: float = float("nan")) -> None:
+        for name, value in (("val_step", step), ("val_loss", loss), ("val_acc", acc), ("source_val_acc", source_acc)):
             self.series[name].extend([value])
 
-    def replace_last_val(self, loss: float, acc: float) -> None:
+    def replace_last_val(self, loss: float, acc: float, source_acc: float = float("nan")) -> None:
         """Overwrite the last validation record's values (same step)."""
         self.series["val_loss"].replace_last(loss)
         self.series["val_acc"].replace_last(acc)
+        self.series["source_val_acc"].replace_last(source_acc)
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {name: ring.values() for name, ring in self.series.items()}

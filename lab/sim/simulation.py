@@ -136,6 +136,11 @@ class Simulation:
                                 bias=scenario.model.bias_init)
         self.trainer = Trainer(self.network, self.data.X_train, self.data.y_train, scenario.train.batch_size,
                                optimizer_of(scenario), np.random.default_rng([self.seed, TRAIN_STREAM]))
+        self.transfer = None
+        if scenario.transfer is not None:  # transfer learning: source weights, frozen layers (lab/transfer)
+            from lab.transfer.session import TransferSession
+
+            self.transfer = TransferSession(self, scenario)
         self._set_augmentation(scenario)
         self._set_trace()
         self._set_probe()
@@ -147,6 +152,10 @@ class Simulation:
         self._evaluate()  # validation metrics at step 0: where the run starts from
 
     def _load_data(self, sc: Scenario):
+        if sc.transfer is not None:  # the target task, preprocessed as the source task (lab/transfer)
+            from lab.transfer.session import target_data
+
+            return target_data(self, sc)
         d = sc.data
         try:
             data = load_data(d.kind, n=d.n, classes=d.classes, noise=d.noise, dim=d.dim,
@@ -188,7 +197,8 @@ class Simulation:
     # -- stepping -------------------------------------------------------------------------
     def lr_at(self, steps: np.ndarray) -> np.ndarray:
         t = self.current.train
-        return scheduled_lrs(t.schedule.model_dump(), t.lr, t.steps, steps)
+        lrs = scheduled_lrs(t.schedule.model_dump(), t.lr, t.steps, steps)
+        return lrs if self.current.transfer is None else lrs * self.current.transfer.factor()
 
     def step(self, n: int = 1) -> int:
         """Train up to n steps (fewer if the run diverges); return how many ran.
@@ -245,10 +255,11 @@ class Simulation:
 
     def _evaluate(self, replace: bool = False) -> None:
         loss, acc = self.trainer.evaluate(self.data.X_val, self.data.y_val, cancelled=self.cancelled)
+        source = float("nan") if self.transfer is None else self.transfer.source_val_acc(self)
         if replace and self.history.series["val_step"].last() == self.step_count:
-            self.history.replace_last_val(loss, acc)
+            self.history.replace_last_val(loss, acc, source)
         else:
-            self.history.record_val(self.step_count, loss, acc)
+            self.history.record_val(self.step_count, loss, acc, source)
 
     def _apply_due_events(self) -> None:
         while self._next_event < len(self._timeline) and self._timeline[self._next_event].at <= self.step_count:
@@ -321,6 +332,8 @@ class Simulation:
             self.trainer.batch_size = new.train.batch_size
         if rebuild or "batch_size" in keys:
             self._set_probe()
+        if self.transfer is not None:  # frozen layers by the settings now (a rebuilt network has new offsets)
+            self.transfer.apply(self, new, rebuild)
         if keys - STATS_NEUTRAL_KEYS:
             # the last training batch's activations and gradients describe the network before
             # this change: the next snapshot takes its statistics from a fresh gradient pass
@@ -390,6 +403,8 @@ class Simulation:
                     "preprocess": list(self.current.data.preprocess), "seed": self.seed,
                     "init_std": init_std(m.init, first[0], first[1], m.init_scale),
                     "inputs_positive": self._inputs_positive()}
+        if self.transfer is not None:
+            settings["transfer"] = self.transfer.settings(self)
         return Snapshot(
             step=self.step_count,
             lr=float(self.lr_at(np.array([self.step_count]))[0]),
