@@ -8,8 +8,8 @@ Both come from the bundled or generated data ([data], never downloaded):
   many);
 - the source task: the rows whose class is in `source_classes` (of the same data set, or of
   [transfer.source]'s own data), relabelled likewise, split by data.val_fraction; with
-  `source_permute`, its input features are shuffled by one fixed permutation (a source that
-  shares no features with the target).
+  `source_permute`, its (preprocessed) input features are shuffled by one fixed permutation (a
+  source that shares no features with the target).
 
 Preprocessing is fitted on the source task's training rows and applied to both tasks: the
 pretrained layers expect their inputs as they saw them (the notes: make the inputs match
@@ -86,8 +86,6 @@ def tasks(sc: "Scenario", seed: int) -> tuple[Dataset, Dataset]:
     target_classes = list(t.target_classes) or list(range(n_all))
     Xs, ys = _subset(Xs_all, ys_all, source_classes)
     Xt, yt = _subset(X, y, target_classes)
-    if t.source_permute:
-        Xs = Xs[:, np.random.default_rng([seed, PERMUTATION]).permutation(Xs.shape[1])]
     for what, rows, classes in (("source", ys, source_classes), ("target", yt, target_classes)):
         if rows.size < 2 or np.unique(rows).size < 2:
             raise LabError(f"{sc.name}: transfer: the {what} task has {rows.size} row(s) of "
@@ -97,19 +95,22 @@ def tasks(sc: "Scenario", seed: int) -> tuple[Dataset, Dataset]:
         t_train, t_val = labelled_rows(yt, len(target_classes), t.labels_per_class, seed)
     else:
         t_train, t_val = split_indices(len(Xt), d.val_fraction, seed)
-    pre = Preprocessor(tuple(d.preprocess), pca_components=d.pca_components,
-                       image_shape=None if t.source_permute else image_shape)
+    pre = Preprocessor(tuple(d.preprocess), pca_components=d.pca_components, image_shape=image_shape)
     try:
         Xs_train = pre.fit_transform(Xs[s_train])
     except ValueError as exc:
         raise LabError(f"{sc.name}: data.preprocess: {exc}") from None
+    Xs_val = pre.transform(Xs[s_val])
     shape = pre.output_image_shape
+    if t.source_permute:  # after preprocessing: the target's inputs are scaled as they should be
+        order = np.random.default_rng([seed, PERMUTATION]).permutation(Xs_train.shape[1])
+        Xs_train, Xs_val = np.ascontiguousarray(Xs_train[:, order]), np.ascontiguousarray(Xs_val[:, order])
 
     def dataset(name, Xtr, ytr, Xva, yva, classes):
         return Dataset(X_train=Xtr, y_train=np.ascontiguousarray(ytr), X_val=Xva, y_val=np.ascontiguousarray(yva),
                        n_classes=len(classes), image_shape=shape, name=name, preprocessor=pre)
 
-    source = dataset(f"{src_name(sc)} classes {source_classes}", Xs_train, ys[s_train], pre.transform(Xs[s_val]),
+    source = dataset(f"{src_name(sc)} classes {source_classes}", Xs_train, ys[s_train], Xs_val,
                      ys[s_val], source_classes)
     target = dataset(f"{d.kind} classes {target_classes}", pre.transform(Xt[t_train]), yt[t_train],
                      pre.transform(Xt[t_val]), yt[t_val], target_classes)
