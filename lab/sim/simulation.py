@@ -34,7 +34,7 @@ from lab.engine.schedules import Schedule, learning_rates
 from lab.engine.trainer import Cancelled, Trainer
 from lab.errors import LabError
 from lab.scenario.load import problems_of
-from lab.scenario.schema import Changes, Scenario
+from lab.scenario.schema import TRANSFER_KEYS, Changes, Scenario
 
 from .history import TIMELINE_CAPACITY, History, LayerTimeline, starting_cadence
 from .snapshot import Event, LayerStats, Record, Snapshot
@@ -279,6 +279,9 @@ class Simulation:
             given = Changes(**changes).given()
         except ValidationError as exc:
             raise LabError(f"invalid change: {'; '.join(problems_of(exc))}") from None
+        if self.current.transfer is None and set(given) & TRANSFER_KEYS:
+            raise LabError(f"invalid change: {', '.join(sorted(set(given) & TRANSFER_KEYS))}: only a scenario with a "
+                           "[transfer] table has transfer phases")
         with self.lock:
             self._check_memory(given)
             self._overrides.update({k: v for k, v in given.items() if k != "reinit"})

@@ -42,11 +42,14 @@ UNSAVED_KEPT = 4
 def source_scenario(sc: "Scenario", seed: int) -> "Scenario":
     """The source task as a plain scenario: same data settings, model and optimizer; the source's
     steps and lr; no events, variants, claims or [transfer] (its data come from SourceSimulation)."""
+    from .spec import source_settings
+
     t = sc.transfer
     train = sc.train.model_copy(update={"steps": max(1, t.source_steps), "lr": t.source_lr or sc.train.lr})
     meta = sc.scenario.model_copy(update={"seed": seed, "name": f"{sc.name} (source task)"})
-    return sc.model_copy(update={"scenario": meta, "train": train, "events": [], "variants": [], "expect": [],
-                                 "search": None, "transfer": None})
+    data = sc.data.model_copy(update=source_settings(sc))
+    return sc.model_copy(update={"scenario": meta, "train": train, "data": data, "events": [], "variants": [],
+                                 "expect": [], "search": None, "transfer": None})
 
 
 def fingerprint(sc: "Scenario", seed: int) -> str:
