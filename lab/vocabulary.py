@@ -211,7 +211,7 @@ DATA_KINDS: list[DataKind] = [
     DataKind("checkerboard", "synthetic", classes=2),
     DataKind("positive-blobs", "synthetic", dim=True, min_dim=2),
     DataKind("random-normal", "synthetic", dim=True),
-    DataKind("parts", "synthetic", dim=True, min_dim=4),  # classes share parts: transfer learning
+    DataKind("parts", "synthetic", dim=True, min_dim=2),  # classes share parts: transfer learning
     DataKind("digits", "real", 10, features=64, rows=1797, loader="load_digits", image_shape=(1, 8, 8)),
     DataKind("iris", "real", 3, features=4, rows=150, loader="load_iris"),
     DataKind("wine", "real", 3, features=13, rows=178, loader="load_wine"),

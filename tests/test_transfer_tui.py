@@ -26,6 +26,7 @@ def test_phases_frozen_layers_and_transfer_keys_in_the_run_screen(tmp_path, size
         app = cli_app(transfer_scenario(tmp_path), tmp_path)
         async with app.run_test(size=size) as pilot:
             screen = await run_screen(pilot)
+            assert "source pretrained (200 steps), saved to src-0.npz" == screen.pretraining
             r = screen.runner
             await pilot.press("n")
             await until(pilot, lambda: r.sim.step_count == 1 and r.pending == 0, "one step")

@@ -161,9 +161,9 @@ def random_normal(n, classes, noise, dim, rng):
 # name -> (generator, honours `classes`): each synthetic data kind of the vocabulary, by the
 # function of its name ("positive-blobs" -> positive_blobs)
 def parts(n, classes, noise, dim, rng):
-    """Rows built from parts that every class shares: ``classes`` and ``dim`` (>= 4) honoured.
+    """Rows built from parts that every class shares: ``classes`` and ``dim`` (>= 2) honoured.
 
-    Only the first m = dim // 4 features carry signal; the rest are noise.  There are
+    Only the first m = max(2, dim // 8) features carry signal; the rest are noise.  There are
     k = m parts, each a fixed random pattern over those m features (the rows of
     A, k x m, standard normal).  Each class is a random choice of parts (each present with
     probability 1/2); an example shows its class's parts, each flipped (dropped, or an extra
@@ -173,8 +173,8 @@ def parts(n, classes, noise, dim, rng):
     of classes has them for any other, which the transfer-learning scenarios need (source and
     target tasks: two groups of classes of one data set).  Labels are balanced.
     """
-    if dim < 4:
-        raise ValueError(f"'parts' needs dim >= 4, got {dim}")
+    if dim < 2:
+        raise ValueError(f"'parts' needs dim >= 2, got {dim}")
     m = max(2, dim // 8)
     k = m
     A = rng.standard_normal((k, m))

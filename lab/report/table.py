@@ -119,6 +119,10 @@ def summary_table(snap: Snapshot, steps_per_s: float | None = None) -> Table:
             ("grad norm", _num(snap.grad_norm)), ("state", state)]
     if steps_per_s is not None:
         rows.append(("steps/s", f"{steps_per_s:,.0f}"))
+    transfer = (snap.settings or {}).get("transfer")
+    if transfer:  # transfer learning: the phase and how much of the source task is kept
+        rows += [("phase", transfer["label"]), ("source val acc", _pct(transfer["source_val_acc"])),
+                 ("weights", transfer["origin"])]
     for k, v in rows:
         t.add_row(f"[dim]{k}[/]", v)
     return t

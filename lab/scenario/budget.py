@@ -359,7 +359,7 @@ def _fixed_terms(sc: Scenario) -> list[Term]:
 def expectation_bytes(sc: Scenario, run: str) -> int:
     """What `nnlab check` keeps for the claims about `run` (lab/sim/expectations.py: every value
     of each per-step series a claim reads, and each claimed metric at every checkpoint)."""
-    from lab.metrics import LAYER_METRICS, STEP_SERIES_METRICS, parse_metric
+    from lab.metrics import EVAL_SERIES_METRICS, LAYER_METRICS, STEP_SERIES_METRICS, parse_metric
 
     series, pairs, extra = set(), set(), set()
     for ex in sc.expect:
@@ -377,8 +377,9 @@ def expectation_bytes(sc: Scenario, run: str) -> int:
     checkpoints = steps // every + len(extra) + 3
     per_step = 8 * steps * (len(series) + 1) if series else 0  # the series and their step numbers
     smooth = max((8 * (2 * steps + ex.smooth) for ex in sc.expect if ex.smooth > 1), default=0)  # while evaluated
-    # at each checkpoint: its step (twice: as checkpoints and as val_step), val_loss, val_acc, each layer claim
-    return per_step + smooth + 8 * checkpoints * (4 + len(pairs))
+    # at each checkpoint: its step (twice: as checkpoints and as val_step), each validation metric
+    # (val_loss, val_acc, source_val_acc), each layer claim
+    return per_step + smooth + 8 * checkpoints * (2 + len(EVAL_SERIES_METRICS) + len(pairs))
 
 
 def _expect_term(sc: Scenario, run: str) -> list[Term]:

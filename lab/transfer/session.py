@@ -43,12 +43,9 @@ def phase_label(sc: "Scenario", layers: int) -> str:
     t = sc.transfer
     frozen = t.frozen_layers(layers - 1)
     word = "from scratch" if t.start == "scratch" else PHASE_WORDS[t.phase]
-    if frozen == layers - 1 and t.phase == "feature-extraction":
-        parts = [word, f"layers 1-{frozen} frozen" if frozen > 1 else "layer 1 frozen"]
-    elif frozen:
-        parts = [word, f"layers 1-{frozen} frozen" if frozen > 1 else "layer 1 frozen"]
-    else:
-        parts = [word]
+    parts = [word]
+    if frozen:
+        parts.append(f"layers 1-{frozen} frozen" if frozen > 1 else "layer 1 frozen")
     factor = t.factor()
     if factor != 1.0:
         parts.append(f"lr x{factor:g}")

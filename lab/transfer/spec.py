@@ -94,4 +94,8 @@ def event_problems_without_transfer(sc: "Scenario") -> list[str]:
         keys = sorted(set(variant.set.given()) & TRANSFER_KEYS)
         if keys:
             problems.append(f"variants[{i}].set: {', '.join(keys)} need a [transfer] table")
+    if sc.search is not None:
+        keys = sorted(set(sc.search.param_texts()) & TRANSFER_KEYS)
+        if keys:
+            problems.append(f"search.params: {', '.join(keys)} need a [transfer] table")
     return problems
