@@ -279,3 +279,10 @@ def _toml(raw: dict) -> str:
             lines.append(f"[[{name}]]" if isinstance(table, list) else f"[{name}]")
             lines += [f"{k} = {inline(v)}" for k, v in entry.items()]
     return "\n".join(lines) + "\n"
+
+
+def test_too_few_rows_for_the_labels_per_class_is_a_clear_error(tmp_path):
+    raw = tiny(tmp_path, labels_per_class=60)  # 600 rows / 6 classes: 100 a class, ~100 each target class
+    raw["transfer"]["labels_per_class"] = 200
+    with pytest.raises(LabError, match=r"target class 4 has \d+ row\(s\); 200 labelled rows per class"):
+        Simulation(sc_of(raw))

@@ -53,14 +53,15 @@ def _raw(settings: dict, seed, scale, shift) -> tuple[np.ndarray, np.ndarray, in
     return X * factors + float(shift), y, n_classes, image_shape
 
 
-def labelled_rows(y: np.ndarray, n_classes: int, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train_idx, val_idx): `per_class` rows of each class (a seeded draw), the rest for validation."""
+def labelled_rows(y: np.ndarray, classes: list[int], per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train_idx, val_idx): `per_class` rows of each class (labels 0.. in the order of `classes`,
+    a seeded draw), the rest for validation."""
     order = np.random.default_rng([seed, TARGET_LABELS]).permutation(y.size)
     train = []
-    for c in range(n_classes):
+    for c, name in enumerate(classes):
         rows = order[y[order] == c]
         if rows.size <= per_class:
-            raise LabError(f"transfer.labels_per_class: target class {c} has {rows.size} row(s); "
+            raise LabError(f"transfer.labels_per_class: target class {name} has {rows.size} row(s); "
                            f"{per_class} labelled rows per class leave none to validate on "
                            "(lower labels_per_class or raise data.n)")
         train.append(rows[:per_class])
@@ -92,7 +93,7 @@ def tasks(sc: "Scenario", seed: int) -> tuple[Dataset, Dataset]:
                            f"{np.unique(rows).size} class(es) {classes}: raise data.n")
     s_train, s_val = split_indices(len(Xs), d.val_fraction, [seed, SOURCE_SPLIT])
     if t.labels_per_class is not None:
-        t_train, t_val = labelled_rows(yt, len(target_classes), t.labels_per_class, seed)
+        t_train, t_val = labelled_rows(yt, target_classes, t.labels_per_class, seed)
     else:
         t_train, t_val = split_indices(len(Xt), d.val_fraction, seed)
     pre = Preprocessor(tuple(d.preprocess), pca_components=d.pca_components, image_shape=image_shape)

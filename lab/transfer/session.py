@@ -106,9 +106,6 @@ class TransferSession:
         self.frozen = sc.transfer.frozen_layers(self.layers - 1)
         sim.trainer.freeze(self.frozen)
 
-    def lr_factor(self, sc: "Scenario") -> float:
-        return sc.transfer.factor()
-
     # -- the source task ----------------------------------------------------------------------------
     def source_val_acc(self, sim: "Simulation") -> float:
         """Accuracy on the source task's validation set of the current hidden layers under the
