@@ -320,7 +320,7 @@ def test_run_writes_the_history_as_csv(wide, tmp_path):
     h = sim.history.arrays()
     with out.open(newline="") as fh:
         rows = list(csv.reader(fh))
-    assert rows[0] == ["step", "lr", "loss", "train_acc", "grad_norm", "val_loss", "val_acc"]
+    assert rows[0] == ["step", "lr", "loss", "train_acc", "grad_norm", "val_loss", "val_acc", "source_val_acc"]
     body = rows[1:]
     assert len(body) == steps + 1
     assert [int(r[0]) for r in body] == list(range(steps + 1))

@@ -316,6 +316,14 @@ class Expectation(Strict):
     difference_over: str | None = Field(None, max_length=NAME,
                                         description="Compare metric(variant) - metric(difference_over variant).")
     why: Prose = Field("", max_length=1000, description="The claim this checks, in a sentence (shown when it fails).")
+    control: str | None = Field(None, max_length=NAME,
+                                description="A variant with the claim's cause removed: `nnlab check` evaluates the "
+                                            "same claim with `variant` replaced by this one, and reports the claim "
+                                            "as vacuous (a failure) if it holds there too.")
+    robust: bool = Field(True, description="The claim holds at every seed and width `nnlab check --seeds/--widths` "
+                                           "tries (false: only at the scenario's own; say why in robust_reason).")
+    robust_reason: Prose = Field("", max_length=1000,
+                                 description="Why the claim is honestly seed-specific (required with robust = false).")
 
     @field_validator("metric")
     @classmethod
@@ -333,6 +341,11 @@ class Expectation(Strict):
             raise ValueError("by cannot be combined with at or throughout")
         if self.ratio_over and self.difference_over:
             raise ValueError("use ratio_over or difference_over, not both")
+        if not self.robust and not self.robust_reason.strip():
+            raise ValueError("robust = false needs robust_reason: why the claim holds only at this seed")
+        if self.control is not None and self.control in (self.variant, self.ratio_over, self.difference_over):
+            raise ValueError(f"control {self.control!r} is a run the claim already reads: name a variant with the "
+                             "cause removed")
         return self
 
 
@@ -399,7 +412,7 @@ class SearchSpec(Strict):
     steps: int | None = Field(None, ge=1, le=MAX_STEPS, description="Training steps of each trial (default: "
                                                                     "the scenario's train.steps).")
     epochs: float | None = Field(None, gt=0, le=1e6, description="Or: passes over the training set per trial.")
-    metric: SearchMetric = Field("val_acc", description="What ranks the trials, read at each trial's end "
+    metric: SearchMetric = Field(V.VAL_ACC, description="What ranks the trials, read at each trial's end "
                                                         "(loss and train_acc: the mean of the last 10% of steps).")
     direction: Literal["max", "min"] | None = Field(None, description="max or min (default: max for accuracies, "
                                                                       "min for losses); ties go to the lower val_loss.")

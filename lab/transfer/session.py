@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lab import vocabulary as V
+
 from .data import n_source_classes, tasks
 
 if TYPE_CHECKING:
@@ -136,5 +138,5 @@ class TransferSession:
         t = sc.transfer
         return {"phase": t.phase, "start": t.start, "frozen": self.frozen, "lr_factor": t.factor(),
                 "label": phase_label(sc, self.layers), "origin": self.origin,
-                "source_val_acc": sim.history.series["source_val_acc"].last(),
+                "source_val_acc": sim.history.series[V.SOURCE_VAL_ACC].last(),
                 "labels_per_class": t.labels_per_class, "train_rows": int(sim.data.X_train.shape[0])}
