@@ -334,7 +334,7 @@ def test_run_writes_the_history_as_csv(wide, tmp_path):
         if int(r[0]) in val:
             assert (float(r[5]), float(r[6])) == val[int(r[0])]
         else:
-            assert r[5:] == ["", ""]
+            assert r[5:] == ["", "", ""]
 
     # beside it, every layer's statistics at every recorded step (every step here: 100 steps fit the timeline)
     layers = tmp_path / "out-layers.csv"
