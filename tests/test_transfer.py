@@ -286,3 +286,15 @@ def test_too_few_rows_for_the_labels_per_class_is_a_clear_error(tmp_path):
     raw["transfer"]["labels_per_class"] = 200
     with pytest.raises(LabError, match=r"target class 4 has \d+ row\(s\); 200 labelled rows per class"):
         Simulation(sc_of(raw))
+
+
+def test_a_file_made_for_another_network_is_not_an_error_but_a_user_file_of_wrong_shape_is(tmp_path):
+    raw = tiny(tmp_path)
+    ensure_pretrained(sc_of(raw), 0)
+    raw["model"]["hidden"] = [6, 10]  # other shapes: the file (this lab's, fingerprinted) is for another network
+    _, origin = ensure_pretrained(sc_of(raw), 0)
+    assert "other settings" in origin
+    np.savez(tmp_path / "src-0.npz", W1=np.zeros((32, 12)), b1=np.zeros(12), W2=np.zeros((6, 10)),
+             b2=np.zeros(10), W3=np.zeros((10, 4)), b3=np.zeros(4))  # made elsewhere: checked
+    with pytest.raises(LabError, match=r"W1 has shape \(32, 12\), the network needs \(32, 6\)"):
+        ensure_pretrained(sc_of(raw), 0)

@@ -29,7 +29,7 @@ from lab.sim.run import run
 from lab.sim.simulation import Simulation
 
 from .data import n_source_classes, tasks
-from .weights import load_weights, save_weights
+from .weights import load_weights, read_fingerprint, save_weights
 
 if TYPE_CHECKING:
     from lab.scenario.schema import Scenario
@@ -111,8 +111,9 @@ def ensure_pretrained(sc: "Scenario", seed: int, *, on_progress: Callable[[int, 
     path = weights_path(sc, seed)
     fp = fingerprint(sc, seed)
     if path.exists():
-        weights, made_for = load_weights(path, source_shapes(sc, seed))
+        made_for = read_fingerprint(path)  # first: a file made for another network has other shapes
         if made_for in ("", fp):
+            weights, _ = load_weights(path, source_shapes(sc, seed))
             return weights, f"source weights loaded from {path.name}"
         origin = f"{path.name} was made for other settings (kept as it is): source pretrained afresh"
     else:

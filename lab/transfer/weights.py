@@ -35,6 +35,12 @@ def save_weights(path: Path | str, params: dict[str, np.ndarray], *, fingerprint
     return write_bytes_atomic(path, buf.getvalue())
 
 
+def read_fingerprint(path: Path | str) -> str:
+    """The fingerprint an .npz this lab wrote records ("" for a file made elsewhere); LabError if the
+    file is not a readable .npz."""
+    return load_weights(path, {})[1]
+
+
 def load_weights(path: Path | str, shapes: dict[str, tuple[int, ...]]) -> tuple[dict[str, np.ndarray], str]:
     """The arrays named in `shapes` from the .npz at `path`, checked, and its fingerprint ("" if it
     has none: a file made elsewhere).  Any problem raises LabError naming the file and what is
