@@ -15,14 +15,19 @@ def write_text_atomic(path: Path | str, text: str, encoding: str = "utf-8") -> P
     """Write `text` to `path` through a temporary file in the same folder (flushed and
     fsynced), then os.replace it over `path`.  On any error the temporary file is removed,
     `path` is untouched, and the error propagates."""
+    return write_bytes_atomic(path, text.encode(encoding))
+
+
+def write_bytes_atomic(path: Path | str, data: bytes) -> Path:
+    """write_text_atomic for bytes (an .npz, say)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         # mkstemp makes the file private (0600): give it the mode an ordinary write would
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_UMASK
         os.chmod(tmp, mode)
-        with os.fdopen(fd, "w", encoding=encoding, newline="") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

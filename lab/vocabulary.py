@@ -211,6 +211,7 @@ DATA_KINDS: list[DataKind] = [
     DataKind("checkerboard", "synthetic", classes=2),
     DataKind("positive-blobs", "synthetic", dim=True, min_dim=2),
     DataKind("random-normal", "synthetic", dim=True),
+    DataKind("parts", "synthetic", dim=True, min_dim=2),  # classes share parts: transfer learning
     DataKind("digits", "real", 10, features=64, rows=1797, loader="load_digits", image_shape=(1, 8, 8)),
     DataKind("iris", "real", 3, features=4, rows=150, loader="load_iris"),
     DataKind("wine", "real", 3, features=13, rows=178, loader="load_wine"),
@@ -220,6 +221,7 @@ DATA_KINDS: list[DataKind] = [
 # the scalar series' names: code reads a history by these, never by a literal
 STEP, LR, LOSS, TRAIN_ACC, GRAD_NORM = "step", "lr", "loss", "train_acc", "grad_norm"  # every step
 VAL_STEP, VAL_LOSS, VAL_ACC = "val_step", "val_loss", "val_acc"  # every eval_every steps
+SOURCE_VAL_ACC = "source_val_acc"  # transfer learning (lab/transfer): every eval_every steps
 
 # hyperparameter search (lab/search/space.py, the [search] table): how an axis is scaled,
 # how a stage samples, what ranks the trials (metrics read at a trial's end)
@@ -238,6 +240,9 @@ METRICS: list[Metric] = [
     Metric(GRAD_NORM, False, "global norm of the gradient (before clipping)", series="step"),
     Metric(VAL_LOSS, False, "validation loss, every eval_every steps", series="eval"),
     Metric(VAL_ACC, False, "validation accuracy, every eval_every steps", series="eval"),
+    Metric(SOURCE_VAL_ACC, False, "transfer: the source task's validation accuracy of the current hidden layers "
+           "under the source's output layer (how much of the source task is kept), every eval_every steps",
+           series="eval"),
     Metric("diverged", False, "1 once the loss or a parameter is not finite", csv=False),
     # per layer, in the layers CSV's order
     Metric("n_params", True, "trainable parameters of the layer: W and b, and any maxout pieces, PReLU slopes, "

@@ -15,7 +15,7 @@ from lab.data import (DATA_KINDS, PREPROCESS_STEPS, Dataset, Preprocessor, gener
                       load_data)
 
 SYNTHETIC = ("spiral", "circles", "moons", "xor", "gaussians", "checkerboard",
-             "positive-blobs", "random-normal")
+             "positive-blobs", "random-normal", "parts")
 REAL = ("digits", "iris", "wine", "breast-cancer")
 # (rows, features, classes) of the bundled sets, from the sklearn docs
 REAL_SIZES = {"digits": (1797, 64, 10), "iris": (150, 4, 3), "wine": (178, 13, 3),
@@ -31,7 +31,7 @@ def expected_shape(kind, n, classes, dim):
     if kind in REAL:
         rows, d, c = REAL_SIZES[kind]
         return min(n, rows), d, c
-    d = dim if kind in ("random-normal", "gaussians", "positive-blobs") else 2
+    d = dim if kind in ("random-normal", "gaussians", "positive-blobs", "parts") else 2
     c = 2 if kind in TWO_CLASS else classes
     return n, d, c
 

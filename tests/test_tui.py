@@ -29,7 +29,7 @@ from lab.scenario.catalog import bundled, bundled_root
 from lab.scenario.schema import Changes, Scenario, ScheduleSpec
 from lab.sim.snapshot import Event
 from lab.tui.app import make_app
-from lab.tui.controls import change_for
+from lab.tui.controls import TRANSFER_ACTIONS, change_for
 from lab.pace import PACES, initial_pace
 from lab.tui.screens.browser import BrowserScreen
 from lab.tui.controls import describe_change
@@ -136,7 +136,8 @@ def normalised(key: str, value):
 
 
 # -- every change key ---------------------------------------------------------------------------------
-CHANGE_KEYS = [(k.keys, k.action.split("'")[1]) for k in RUN_KEYS if k.action.startswith("change(")]
+CHANGE_KEYS = [(k.keys, k.action.split("'")[1]) for k in RUN_KEYS if k.action.startswith("change(")
+               and k.action.split("'")[1] not in TRANSFER_ACTIONS]  # those: tests/test_transfer_tui.py
 DERIVED = {"init_std", "inputs_positive"}  # settings that follow from others
 
 

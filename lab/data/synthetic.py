@@ -160,5 +160,31 @@ def random_normal(n, classes, noise, dim, rng):
 
 # name -> (generator, honours `classes`): each synthetic data kind of the vocabulary, by the
 # function of its name ("positive-blobs" -> positive_blobs)
+def parts(n, classes, noise, dim, rng):
+    """Rows built from parts that every class shares: ``classes`` and ``dim`` (>= 2) honoured.
+
+    Only the first m = max(2, dim // 8) features carry signal; the rest are noise.  There are
+    k = m parts, each a fixed random pattern over those m features (the rows of
+    A, k x m, standard normal).  Each class is a random choice of parts (each present with
+    probability 1/2); an example shows its class's parts, each flipped (dropped, or an extra
+    one added) with probability 0.05; every feature gets gaussian noise of std ``noise``:
+    x[:m] = h @ A + noise * randn, x[m:] = noise * randn.  Which features matter, and the
+    parts they show, are the same for every class: a network that learned them on one group
+    of classes has them for any other, which the transfer-learning scenarios need (source and
+    target tasks: two groups of classes of one data set).  Labels are balanced.
+    """
+    if dim < 2:
+        raise ValueError(f"'parts' needs dim >= 2, got {dim}")
+    m = max(2, dim // 8)
+    k = m
+    A = rng.standard_normal((k, m))
+    prototypes = rng.random((classes, k)) < 0.5
+    y = (np.arange(n) % classes).astype(np.int64)
+    shown = prototypes[y] ^ (rng.random((n, k)) < 0.05)
+    X = rng.standard_normal((n, dim)) * noise
+    X[:, :m] += shown.astype(np.float64) @ A
+    return X, y, classes
+
+
 GENERATORS = {k.name: (globals()[k.name.replace("-", "_")], k.classes is None)
               for k in V.DATA_KINDS if k.source == "synthetic"}

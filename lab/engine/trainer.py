@@ -58,6 +58,7 @@ class Trainer:
         self.augment = np.zeros(N_AUG)  # see kernels/augment.py for the layout; zeros = off
         self.image_shape = np.ones(3, dtype=np.int64)
         self.trace_idx = np.zeros(0, dtype=np.int64)  # flat parameter indices recorded every step
+        self.first_trained = 0  # parameters before this flat index are frozen (see freeze())
         self.set_data(X, y)
         self.batch_size = batch_size
         self.reset_optimizer()
@@ -90,6 +91,15 @@ class Trainer:
     def reset_optimizer(self) -> None:
         self.opt_state = OptimizerState(self.network.plan.n_params, self.network.dtype)
         self.last_update = np.zeros(self.network.plan.n_params, self.network.dtype)
+
+    def freeze(self, layers: int) -> None:
+        """Freeze the lowest `layers` layers (0: train every layer): their parameters are never
+        updated (the kernel updates the tail of the flat buffer from the first parameter of
+        layer layers + 1) and their last update reads 0, so their update ratio is exactly 0."""
+        specs = self.network.plan.params
+        first = next((s.offset for s in specs if s.layer > layers), self.network.plan.n_params)
+        self.first_trained = int(first)
+        self.last_update[:first] = 0.0
 
     # -- how long a call takes -------------------------------------------------------------
     def example_macs(self) -> int:
@@ -128,7 +138,7 @@ class Trainer:
         data = K.Data(self.X, self.y, self.perm, self.cursor)
         augment = K.Augment(self.augment, self.image_shape, np.empty(self.X.shape[1], net.dtype))
         opt = K.Optimizer(self.optimizer.code, self.optimizer.hyper(), self.opt_state.m1, self.opt_state.m2,
-                          self.opt_state.t)
+                          self.opt_state.t, self.first_trained)
         out = K.Outputs(loss, acc, gnorm, self.last_update, self.trace_idx, trace)
         done = K.train_steps(n, np.ascontiguousarray(lrs, np.float64), data, augment, ws, net.weights, opt, self.rng,
                              LOSS_CODES[net.arch.loss], out)

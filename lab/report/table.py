@@ -77,12 +77,20 @@ def layer_rows(snap: Snapshot, layers: list[int] | None = None,
     """Per layer (all, or the given 1-based numbers): the cells of `columns`, and {column: style}
     for the flagged ones."""
     chosen = snap.layers if layers is None else [snap.layers[i - 1] for i in layers]
+    frozen = ((snap.settings or {}).get("transfer") or {}).get("frozen", 0)  # transfer: lower layers frozen
+    kind = next((i for i, c in enumerate(columns) if c.header == "kind"), None)
     rows = []
     for s in chosen:
         cells = [c.cell(s) for c in columns]
         styles = {i: style for i, c in enumerate(columns) if (style := c.alert(s))}
+        if s.index <= frozen and kind is not None:
+            cells[kind] += FROZEN_MARK
+            styles[kind] = "bold blue"
         rows.append((cells, styles))
     return rows
+
+
+FROZEN_MARK = " frozen"  # after the kind of a layer transfer learning keeps fixed
 
 
 def fitting_columns(width: int, snap: Snapshot, layers: list[int], wanted: tuple[str, ...] = (),
@@ -119,6 +127,10 @@ def summary_table(snap: Snapshot, steps_per_s: float | None = None) -> Table:
                      ("MC val acc", _pct(snap.metric(V.MC_VAL_ACC))),
                      ("MC gap |p_mc-p|", _num(snap.metric(V.MC_GAP), "{:.4f}")),
                      ("MC score gap", _num(snap.metric(V.MC_SCORE_GAP), "{:.4f}"))]
+    transfer = (snap.settings or {}).get("transfer")
+    if transfer:  # transfer learning: the phase and how much of the source task is kept
+        rows += [("phase", transfer["label"]), ("source val acc", _pct(transfer["source_val_acc"])),
+                 ("weights", transfer["origin"])]
     for k, v in rows:
         t.add_row(f"[dim]{k}[/]", v)
     return t

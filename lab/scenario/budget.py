@@ -448,7 +448,15 @@ def estimate_run(sc: Scenario, run: str = "base", where: str = "the base run", *
         batches = (batches + [state.train.batch_size])[-WORKSPACES_KEPT:]
         held = data_terms + _network_terms(state, lay, itemsize) + _workspace_terms(state, data, lay, itemsize,
                                                                                    batches) + fixed
+        if state.transfer is not None:  # the source task kept beside the target (lab/transfer/budget.py)
+            from lab.transfer.budget import held_terms
+
+            held = held + held_terms(state, lay)
         phases.append(Phase(f"{prefix}training", tuple(held)))
+    if sc.transfer is not None:  # the source task is pretrained first, as a run of its own
+        from lab.transfer.budget import pretraining_phases
+
+        phases = pretraining_phases(sc) + phases
     return RunEstimate(run, where, tuple(Phase(p.name, (*p.terms, Term(
         f"margin: {MARGIN:.0%} for what the arithmetic leaves out", int(MARGIN * p.total)))) for p in phases))
 
@@ -462,6 +470,7 @@ def estimate(sc: Scenario) -> list[RunEstimate]:
     for name, run, where in runs:
         t = run.train
         key = (run.data.model_dump_json(), run.model.model_dump_json(), t.batch_size, t.optimizer, t.steps,
+               run.transfer.model_dump_json() if run.transfer is not None else "",
                t.eval_every, t.mc_samples, tuple(i for i, e in enumerate(run.events) if e.applies_to(name)),
                expectation_bytes(run, name))
         if key not in seen:

@@ -308,4 +308,14 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ScenarioError(str(path), [f"cannot read the TOML: {clip(str(exc), 200)}"]) from None
     if not raw:
         raise ScenarioError(str(path), ["the file is empty: a scenario needs at least a [scenario] table with a name"])
-    return parse_scenario(raw, str(path))
+    return beside(parse_scenario(raw, str(path)), path)
+
+
+def beside(scenario: Scenario, path: Path) -> Scenario:
+    """A scenario read from `path` with its relative file names (transfer.pretrained) made relative
+    to the file's folder, so it finds them from any working directory."""
+    t = scenario.transfer
+    if t is None or Path(t.pretrained).is_absolute():
+        return scenario
+    pretrained = str(path.resolve().parent / t.pretrained)
+    return scenario.model_copy(update={"transfer": t.model_copy(update={"pretrained": pretrained})})

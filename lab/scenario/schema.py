@@ -25,6 +25,8 @@ Loss = Literal[V.names(V.LOSSES)]  # type: ignore[valid-type]
 Optimizer = Literal[V.names(V.OPTIMIZERS)]  # type: ignore[valid-type]
 ScheduleKind = Literal[V.names(V.SCHEDULES)]  # type: ignore[valid-type]
 Dtype = Literal["float32", "float64"]
+TransferPhase = Literal["feature-extraction", "fine-tune"]  # lab/transfer: what each phase freezes and its lr factor
+TransferStart = Literal["pretrained", "scratch"]
 
 MAX_WIDTH = 16384
 MAX_STEPS = 10_000_000
@@ -234,6 +236,11 @@ class Changes(Strict):
     batchnorm: bool | None = None
     preprocess: list[PreprocessStep] | None = Field(None, max_length=8)
     reinit: bool | None = Field(None, description="Re-initialise the weights with the current scheme.")
+    # transfer learning ([transfer]): the target phase, the frozen lower layers, the lr factor
+    phase: TransferPhase | None = Field(None, description="Transfer phase: feature-extraction or fine-tune "
+                                                          "(brings its own freeze and lr_factor).")
+    freeze: int | None = Field(None, ge=0, le=MAX_LAYERS, description="Lower layers frozen (transfer).")
+    lr_factor: float | None = Field(None, gt=0.0, le=1e3, description="Learning rate multiplier (transfer).")
 
     def given(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True, exclude_unset=True)
@@ -276,6 +283,10 @@ class VariantChanges(Changes):
     steps: int | None = Field(None, ge=1, le=MAX_STEPS)
     eval_every: int | None = Field(None, ge=1, le=MAX_STEPS)
     mc_samples: int | None = Field(None, ge=0, le=MAX_MC_SAMPLES)
+    start: TransferStart | None = None
+    labels_per_class: int | None = Field(None, ge=1, le=1_000_000)
+    source_permute: bool | None = None
+    source_steps: int | None = Field(None, ge=0, le=MAX_STEPS)
 
 
 class Variant(Strict):
@@ -456,10 +467,16 @@ class Scenario(Strict):
     expect: list[Expectation] = Field(default_factory=list, max_length=MAX_EXPECT)
     search: SearchSpec | None = Field(None, description="A hyperparameter search over this scenario "
                                                         "(`nnlab search`); run and check ignore it.")
+    transfer: TransferSpec | None = Field(None, description="Transfer learning: pretrain on a source task, then "
+                                                            "train on the target task ([data]); see docs/transfer.md.")
 
     @model_validator(mode="after")
     def _consistent(self) -> "Scenario":
         problems = cross_field_problems(self.model_dump())
+        from lab.transfer.spec import event_problems_without_transfer, transfer_problems
+
+        problems = problems + (transfer_problems(self) if self.transfer is not None
+                               else event_problems_without_transfer(self))
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -481,6 +498,16 @@ class Scenario(Strict):
                  **{k: "model" for k in ModelSpec.model_fields}}
         if "init" in given and "init_scale" not in given:
             sections["model"]["init_scale"] = None  # a named scheme brings its own scale
+        transfer_keys = set(given) & TRANSFER_KEYS
+        if transfer_keys:  # the transfer section's keys (a scenario without [transfer] cannot take them)
+            if self.transfer is None:
+                raise ValueError(f"{', '.join(sorted(transfer_keys))}: only a scenario with a [transfer] table "
+                                 "has transfer phases")
+            changed = {k: given.pop(k) for k in transfer_keys}
+            if "phase" in changed:  # a phase brings its own freeze and lr factor unless given with it
+                changed = {"freeze": None, "lr_factor": None, **changed}
+            transfer = TransferSpec(**{**self.transfer.model_dump(), **changed})
+            return self.model_copy(update={"transfer": transfer}).with_changes(given)
         for key, value in given.items():
             if key == "reinit":
                 continue
@@ -495,3 +522,62 @@ def json_schema() -> dict:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "nnlab scenario"
     return schema
+
+
+# -- transfer learning (lab/transfer) -------------------------------------------------------------
+class SourceData(Strict):
+    """[transfer.source]: how the source task's data differ from [data] (a key left out: as in [data])."""
+
+    kind: DataKind | None = Field(None, description="Data set of the source task (default: data.kind).")
+    n: int | None = Field(None, ge=2, le=1_000_000, description="Rows generated for the source task.")
+    classes: int | None = Field(None, ge=2, le=1000, description="Classes of a synthetic source set.")
+    noise: float | None = Field(None, ge=0.0, le=100.0, description="Noise of a synthetic source set.")
+    dim: int | None = Field(None, ge=1, le=MAX_WIDTH, description="Input dimension of a synthetic source set "
+                                                                  "(must equal the target's).")
+
+
+ClassList = Annotated[list[Annotated[int, Field(ge=0, le=999)]], Field(max_length=1000)]
+
+
+class TransferSpec(Strict):
+    """[transfer]: pretrain the same hidden layers on a source task, then train on the target task ([data])."""
+
+    source_classes: ClassList = Field(default_factory=list, description="The source task's classes of the data "
+                                      "set, relabelled 0.. in this order (default: every class).")
+    target_classes: ClassList = Field(default_factory=list, description="The target task's classes of [data], "
+                                      "relabelled 0.. in this order (default: every class).")
+    labels_per_class: int | None = Field(None, ge=1, le=1_000_000, description="Target training rows per class "
+                                         "(a few labels); the other target rows are the validation set.  Default: "
+                                         "split by data.val_fraction.")
+    source: SourceData = Field(default_factory=SourceData, description="The source task's own data settings "
+                               "(default: the same data as the target, other classes).")
+    source_permute: bool = Field(False, description="Permute the source task's input features by a fixed random "
+                                 "permutation: a source that shares no features with the target (a control).")
+    source_steps: int = Field(1000, ge=0, le=MAX_STEPS, description="Pretraining steps on the source task.")
+    source_lr: float | None = Field(None, gt=0.0, le=1e9, description="Pretraining learning rate (default: "
+                                                                      "train.lr).")
+    pretrained: str = Field("source-seed{seed}.npz", min_length=1, max_length=1000, description="The source "
+                            "weights (.npz: W1, b1, ...), relative to the scenario's folder; {seed} is replaced by "
+                            "the seed.  Made by pretraining when missing.")
+    start: TransferStart = Field("pretrained", description="pretrained (the source weights) or scratch (a fresh "
+                                                           "initialisation: the control).")
+    phase: TransferPhase = Field("fine-tune", description="feature-extraction (hidden layers frozen, lr factor 1) "
+                                 "or fine-tune (nothing frozen, lr factor 0.1); an event may switch it.")
+    freeze: int | None = Field(None, ge=0, le=MAX_LAYERS, description="Lower layers frozen (default: the "
+                               "phase's: every hidden layer for feature-extraction, none for fine-tune).")
+    lr_factor: float | None = Field(None, gt=0.0, le=1e3, description="Multiplies the learning rate (default: "
+                                    "the phase's: 1 for feature-extraction, 0.1 for fine-tune).")
+
+    def frozen_layers(self, hidden_layers: int) -> int:
+        """The lower layers frozen now (at most the hidden ones: the new head always trains)."""
+        default = hidden_layers if self.phase == "feature-extraction" else 0
+        return min(hidden_layers, default if self.freeze is None else self.freeze)
+
+    def factor(self) -> float:
+        """The learning rate multiplier now."""
+        return (1.0 if self.phase == "feature-extraction" else 0.1) if self.lr_factor is None else self.lr_factor
+
+
+TRANSFER_KEYS = frozenset({"phase", "freeze", "lr_factor", "start", "labels_per_class", "source_permute",
+                           "source_steps"})
+Scenario.model_rebuild()

@@ -35,7 +35,7 @@ from lab.engine.schedules import Schedule, learning_rates
 from lab.engine.trainer import Cancelled, Trainer
 from lab.errors import LabError
 from lab.scenario.load import problems_of
-from lab.scenario.schema import Changes, Scenario
+from lab.scenario.schema import TRANSFER_KEYS, Changes, Scenario
 
 from .history import TIMELINE_CAPACITY, History, LayerTimeline, starting_cadence
 from .snapshot import Event, LayerStats, Record, Snapshot
@@ -139,6 +139,11 @@ class Simulation:
                                 bias=scenario.model.bias_init)
         self.trainer = Trainer(self.network, self.data.X_train, self.data.y_train, scenario.train.batch_size,
                                optimizer_of(scenario), np.random.default_rng([self.seed, TRAIN_STREAM]))
+        self.transfer = None
+        if scenario.transfer is not None:  # transfer learning: source weights, frozen layers (lab/transfer)
+            from lab.transfer.session import TransferSession
+
+            self.transfer = TransferSession(self, scenario)
         self._set_augmentation(scenario)
         self._set_trace()
         self._set_probe()
@@ -150,6 +155,10 @@ class Simulation:
         self._evaluate()  # validation metrics at step 0: where the run starts from
 
     def _load_data(self, sc: Scenario):
+        if sc.transfer is not None:  # the target task, preprocessed as the source task (lab/transfer)
+            from lab.transfer.session import target_data
+
+            return target_data(self, sc)
         d = sc.data
         try:
             data = load_data(d.kind, n=d.n, classes=d.classes, noise=d.noise, dim=d.dim,
@@ -191,7 +200,8 @@ class Simulation:
     # -- stepping -------------------------------------------------------------------------
     def lr_at(self, steps: np.ndarray) -> np.ndarray:
         t = self.current.train
-        return scheduled_lrs(t.schedule.model_dump(), t.lr, t.steps, steps)
+        lrs = scheduled_lrs(t.schedule.model_dump(), t.lr, t.steps, steps)
+        return lrs if self.current.transfer is None else lrs * self.current.transfer.factor()
 
     def step(self, n: int = 1) -> int:
         """Train up to n steps (fewer if the run diverges); return how many ran.
@@ -249,7 +259,9 @@ class Simulation:
 
     def _evaluate(self, replace: bool = False) -> None:
         loss, acc = self.trainer.evaluate(self.data.X_val, self.data.y_val, cancelled=self.cancelled)
-        extra = self._mc_evaluate()
+        extra = self._mc_evaluate() or {}
+        if self.transfer is not None:
+            extra[V.SOURCE_VAL_ACC] = self.transfer.source_val_acc(self)
         if replace and self.history.series[V.VAL_STEP].last() == self.step_count:
             self.history.replace_last_val(loss, acc, extra)
         else:
@@ -289,6 +301,9 @@ class Simulation:
             given = Changes(**changes).given()
         except ValidationError as exc:
             raise LabError(f"invalid change: {'; '.join(problems_of(exc))}") from None
+        if self.current.transfer is None and set(given) & TRANSFER_KEYS:
+            raise LabError(f"invalid change: {', '.join(sorted(set(given) & TRANSFER_KEYS))}: only a scenario with a "
+                           "[transfer] table has transfer phases")
         with self.lock:
             self._check_memory(given)
             self._overrides.update({k: v for k, v in given.items() if k != "reinit"})
@@ -342,6 +357,8 @@ class Simulation:
             self.trainer.batch_size = new.train.batch_size
         if rebuild or "batch_size" in keys:
             self._set_probe()
+        if self.transfer is not None:  # frozen layers by the settings now (a rebuilt network has new offsets)
+            self.transfer.apply(self, new, rebuild)
         if keys - STATS_NEUTRAL_KEYS:
             # the last training batch's activations and gradients describe the network before
             # this change: the next snapshot takes its statistics from a fresh gradient pass
@@ -411,6 +428,8 @@ class Simulation:
                     "preprocess": list(self.current.data.preprocess), "seed": self.seed,
                     "init_std": init_std(m.init, first[0], first[1], m.init_scale),
                     "inputs_positive": self._inputs_positive(), "train_rows": int(self.data.X_train.shape[0])}
+        if self.transfer is not None:
+            settings["transfer"] = self.transfer.settings(self)
         return Snapshot(
             step=self.step_count,
             lr=float(self.lr_at(np.array([self.step_count]))[0]),

@@ -83,6 +83,8 @@ def change_for(action: str, settings: dict[str, Any], step: int = 0) -> dict[str
         return {"weight_decay": following(WEIGHT_DECAYS, settings["weight_decay"])}
     if action in ("batch_up", "batch_down"):
         return batch_change(settings, up=action == "batch_up")
+    if action in TRANSFER_ACTIONS:
+        return transfer_change(action, settings)
     raise KeyError(action)
 
 
@@ -98,6 +100,26 @@ def batch_change(settings: dict[str, Any], up: bool) -> dict[str, Any]:
     now = min(int(settings["batch_size"]), rows)
     new = min(rows, now * BATCH_FACTOR) if up else max(1, now // BATCH_FACTOR)
     return {} if new == int(settings["batch_size"]) else {"batch_size": new}
+
+
+# -- transfer learning (lab/transfer): the phase, the frozen lower layers, the lr factor ------------
+TRANSFER_ACTIONS = ("transfer_phase", "freeze_more", "freeze_less", "lr_factor")
+LR_FACTORS = (1.0, 0.1, 0.01)  # the notes: fine-tune at ~1/10 of the original learning rate
+
+
+def transfer_change(action: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The change a transfer key asks for; {} when the run has no [transfer] table (or nothing
+    would change: every hidden layer already frozen, say)."""
+    t = settings.get("transfer")
+    if not t:
+        return {}
+    hidden = len(settings["hidden"])
+    if action == "transfer_phase":
+        return {"phase": "fine-tune" if t["phase"] == "feature-extraction" else "feature-extraction"}
+    if action == "lr_factor":
+        return {"lr_factor": following(LR_FACTORS, t["lr_factor"])}
+    frozen = t["frozen"] + (1 if action == "freeze_more" else -1)
+    return {"freeze": frozen} if 0 <= frozen <= hidden else {}
 
 
 def describe_change(changes: dict[str, Any]) -> str:

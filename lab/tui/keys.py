@@ -67,6 +67,12 @@ RUN_KEYS: tuple[Key, ...] = (
     Key("m", "change('dropout_mode')", "dropout mode",
         f"dropout mode: {', '.join(DROPOUT_MODES)} (forgets the test-time scaling)", group=CHANGE),
     Key("b", "change('batchnorm')", "batchnorm", "batchnorm on/off", group=CHANGE),
+    Key("t", "change('transfer_phase')", "phase", "transfer learning: feature extraction (hidden layers frozen) or "
+        "fine-tune (lr x0.1)", group=CHANGE),
+    Key("f", "change('freeze_more')", "freeze +", "transfer learning: freeze one more lower layer", group=CHANGE),
+    Key("F", "change('freeze_less')", "freeze −", "transfer learning: unfreeze the highest frozen layer", group=CHANGE),
+    Key("u", "change('lr_factor')", "lr factor", "transfer learning: lr factor 1, 0.1 (the notes' fine-tuning "
+        "lr), 0.01", group=CHANGE),
     Key("o", "change('optimizer')", "optimizer", f"next optimizer: {', '.join(OPTIMIZERS)}",
         group=CHANGE),
     Key("s", "change('schedule')", "schedule", "next lr schedule, starting now and spanning the rest of the run",

@@ -110,6 +110,7 @@ class Optimizer(NamedTuple):
     m1: np.ndarray
     m2: np.ndarray
     t: np.ndarray  # (1,): updates so far
+    first: int  # the first trained parameter: those before it (the lower layers') are frozen
 
 
 class Outputs(NamedTuple):
@@ -311,6 +312,13 @@ def train_steps(n_steps, lrs, data, augment, ws, net, opt, rng, loss_code, out):
     hyper, m1, m2, t_count = opt.hyper, opt.m1, opt.m2, opt.t
     aug, image_shape, img_tmp = augment.params, augment.image_shape, augment.tmp
     out_loss, out_acc, out_gnorm, last_update, trace_idx, trace_out = out
+    # Frozen layers (transfer learning) are a prefix of the flat buffer (parameters are laid
+    # out in forward order), so the trained ones are one contiguous tail: the update and the
+    # gradient norm run over it alone, and the prefix is never written (bit-identical).
+    f0 = opt.first
+    nt = params.size - f0
+    t_params, t_grads, t_reg = borrowed_1d(params, f0, nt), borrowed_1d(grads, f0, nt), borrowed_1d(reg, f0, nt)
+    t_m1, t_m2, t_last = borrowed_1d(m1, f0, nt), borrowed_1d(m2, f0, nt), borrowed_1d(last_update, f0, nt)
     N, D = X.shape
     last = node_off.size - 1
     x0 = node_view(acts, node_off, node_w, 0, B)
@@ -348,7 +356,13 @@ def train_steps(n_steps, lrs, data, augment, ws, net, opt, rng, loss_code, out):
         loss, correct = loss_forward_backward(loss_code, scores, ybuf, y2buf, lambuf, dscores)
         backward(ws, B, net, flag(True))
         # 3) penalties and the global gradient norm
-        pen, sq = penalty_and_sq_norm(params, grads, reg, l1, l2)
+        if f0 == 0:
+            pen, sq = penalty_and_sq_norm(params, grads, reg, l1, l2)
+        else:  # the frozen weights' penalty is still part of the loss; their gradient is not applied
+            pen, _ = penalty_and_sq_norm(borrowed_1d(params, 0, f0), borrowed_1d(grads, 0, f0),
+                                         borrowed_1d(reg, 0, f0), l1, l2)
+            pen_t, sq = penalty_and_sq_norm(t_params, t_grads, t_reg, l1, l2)
+            pen += pen_t
         loss += pen
         gnorm = math.sqrt(sq)
         out_loss[s] = loss
@@ -359,8 +373,8 @@ def train_steps(n_steps, lrs, data, augment, ws, net, opt, rng, loss_code, out):
         # 4) clip and update
         scale = clip / gnorm if clip > 0.0 and gnorm > clip else 1.0
         t_count[0] += 1
-        ok = optimizer_update(opt.code, params, grads, reg, hyper, scale, lrs[s], t_count[0],
-                              m1, m2, last_update, s == n_steps - 1)
+        ok = optimizer_update(opt.code, t_params, t_grads, t_reg, hyper, scale, lrs[s], t_count[0],
+                              t_m1, t_m2, t_last, s == n_steps - 1)
         for k in range(trace_idx.size):
             trace_out[s, k] = params[trace_idx[k]]
         if not ok:

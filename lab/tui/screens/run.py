@@ -110,11 +110,27 @@ class RunScreen(Screen):
             if worker.is_cancelled:  # left (escape, q) while waiting
                 return
             try:  # building evaluates the first network: quitting need not wait for all of it
+                self._pretrain(lambda: worker.is_cancelled)
                 sim = Simulation(self.scenario, cancelled=lambda: worker.is_cancelled)
             except Cancelled:
                 return
             self.runner = SimRunner(sim, running=self.autostart, pace=self.pace)
         self.runner.loop(lambda: worker.is_cancelled)
+
+    def _pretrain(self, cancelled) -> None:
+        """A transfer scenario's source task, pretrained (or its .npz loaded) before the run is
+        built, with its progress on the status line (lab/transfer/pretrain.py)."""
+        t = self.scenario.transfer
+        if t is None or t.start != "pretrained":
+            return
+        from lab.transfer.pretrain import ensure_pretrained
+
+        def progress(step: int, steps: int) -> None:
+            self.pretraining = f"pretraining the source task: step {step:,} of {steps:,}"
+
+        self.pretraining = "source task: loading or pretraining its weights"
+        _, origin = ensure_pretrained(self.scenario, self.scenario.seed, on_progress=progress, cancelled=cancelled)
+        self.pretraining = origin
 
     # -- state ------------------------------------------------------------------------------
     def state(self) -> str:
@@ -156,7 +172,9 @@ class RunScreen(Screen):
             from lab.tui.widgets.warmup import waiting_line
 
             elapsed = time.perf_counter() - self._started
-            status.update(waiting_line(getattr(self.app, "kernels", None), self.scenario, elapsed))
+            pretraining = getattr(self, "pretraining", "")
+            status.update(f" {pretraining}" if pretraining else
+                          waiting_line(getattr(self.app, "kernels", None), self.scenario, elapsed))
             return
         wanted = self.query_one(ContextPanel).wanted()
         if wanted != self._wanted:  # the worker takes what the context view draws, at its size
@@ -248,10 +266,13 @@ class RunScreen(Screen):
             return
         snap = r.latest
         changes = change_for(action, snap.settings, snap.step)
-        if not changes:  # e.g. the batch size at its bound
-            self.say(f"nothing to change: batch size {snap.settings['batch_size']:,} is already at its bound "
-                     f"(1 .. {snap.settings.get('train_rows', 0):,} training rows)" if action.startswith("batch")
-                     else "nothing to change")
+        if not changes:  # the batch size at its bound, a transfer key without [transfer], nothing left to freeze
+            if action.startswith("batch"):
+                self.say(f"nothing to change: batch size {snap.settings['batch_size']:,} is already at its bound "
+                         f"(1 .. {snap.settings.get('train_rows', 0):,} training rows)")
+            else:
+                self.say("nothing to change: " + ("at the end of the range" if snap.settings.get("transfer") else
+                                                  "only a transfer scenario ([transfer]) has phases"), "error")
             return
         problem = r.apply(**changes)
         if problem:

@@ -74,6 +74,11 @@ def settings_segments(s: dict) -> list[tuple[str, str]]:
              f"MC {s['mc_samples']} masks" if s.get("mc_samples") else ""]
     segments.append(("x/X", f"batch {s['batch_size']}"))
     segments += [("", e) for e in extra if e]
+    if s.get("transfer"):  # transfer learning: the phase first, where it is seen (lab/transfer)
+        t = s["transfer"]
+        acc = t.get("source_val_acc")
+        kept = f", source acc {acc * 100:.0f}%" if acc is not None and acc == acc else ""
+        segments.insert(0, ("t f/F u", t["label"] + kept))
     return segments
 
 
