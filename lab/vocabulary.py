@@ -267,6 +267,10 @@ METRICS: list[Metric] = [
     Metric("member_val_acc_best", False, "the best member's validation accuracy", series="ensemble", csv=False),
     Metric("member_val_loss_mean", False, "mean of the members' validation cross-entropies", series="ensemble",
            csv=False),
+    Metric("ensemble_gain_mean", False, "ensemble_val_acc - member_val_acc_mean: what averaging adds to the "
+           "average member", series="ensemble", csv=False),
+    Metric("ensemble_gain_best", False, "ensemble_val_acc - member_val_acc_best: > 0 when the ensemble beats even "
+           "its best member", series="ensemble", csv=False),
 ]
 
 

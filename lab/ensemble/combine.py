@@ -76,8 +76,11 @@ def ensemble_metrics(probs: np.ndarray, y: np.ndarray, combine: str = "mean") ->
     members = [member_metrics(probs[k], y) for k in range(probs.shape[0])]
     accs = np.array([a for a, _ in members])
     losses = np.array([loss for _, loss in members])
-    return {"ensemble_val_acc": accuracy(predict(probs, combine), y),
+    acc = accuracy(predict(probs, combine), y)
+    return {"ensemble_val_acc": acc,
             "ensemble_val_loss": cross_entropy(mean_probs(probs), y),
             "member_val_acc_mean": float(np.mean(accs)),
             "member_val_acc_best": float(np.max(accs)),
-            "member_val_loss_mean": float(np.mean(losses))}
+            "member_val_loss_mean": float(np.mean(losses)),
+            "ensemble_gain_mean": acc - float(np.mean(accs)),
+            "ensemble_gain_best": acc - float(np.max(accs))}

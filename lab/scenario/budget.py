@@ -594,6 +594,12 @@ def memory_problems(sc: Scenario, budget: Budget | None = None) -> list[str]:
         phase = worst.peak_phase
         return [f"memory: {worst.where} needs about {size(worst.peak)} ({phase.name}), over the budget of "
                 f"{size(budget.nbytes)} ({budget.source}). Most of it: {_dominant(phase)}"]
+    if sc.ensemble is not None:  # N members = N networks, and their kept probabilities (lab/ensemble/)
+        need, what = ensemble_bytes(sc, runs)
+        if need > budget.nbytes:
+            return [f"memory: the [ensemble] needs about {size(need)} ({what}), over the budget of "
+                    f"{size(budget.nbytes)} ({budget.source}): use fewer members, a smaller model or data, or "
+                    "a larger train.eval_every"]
     if len(runs) > 1 and together(runs) > budget.nbytes:
         big = sorted(runs, key=lambda r: -r.steady)[:3]
         return [f"memory: the {len(runs)} runs side by side (the lab's compare view) need about "
@@ -618,4 +624,21 @@ def require_memory(sc: Scenario, states: list[tuple[str, Scenario, set[str]]] | 
                             [f"memory: the run needs about {size(run.peak)} ({phase.name}), over the budget of "
                              f"{size(budget.nbytes)} ({budget.source}). Most of it: {_dominant(phase)}"])
 
+
+# -- [ensemble] ------------------------------------------------------------------------------------------
+
+def ensemble_bytes(sc: Scenario, runs: list[RunEstimate] | None = None) -> tuple[int, str]:
+    """What an [ensemble] holds at once, in bytes, and in words: every run's members side by side
+    (the lab's ensemble view steps them together: N members = N networks with their data), plus
+    the members' validation probabilities the headless run keeps (float64, members x checkpoints
+    x validation rows x classes; a snapshot ensemble keeps only its snapshots)."""
+    ens = sc.ensemble
+    runs = runs if runs is not None else estimate(sc)
+    trained = ens.size if ens.mode == "seeds" else 1
+    kept_per_run = ens.size if ens.mode == "snapshot" else ens.size * (sc.train.steps // sc.train.eval_every + 2)
+    probs = kept_per_run * _data(sc).n_val * _classes(sc) * 8
+    nets = trained * together(runs)
+    total = nets + probs * len(runs)
+    return total, (f"{trained} member(s) x {len(runs)} run(s) = {size(nets)}; their validation probabilities "
+                   f"{size(probs * len(runs))}")
 
