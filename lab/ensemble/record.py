@@ -123,7 +123,7 @@ def _in_parallel(tasks: list[tuple], jobs: int, scheduler: str | None, cancelled
                 running[backend.run(train_member, *task, key=f"nnlab-member-{id(tasks)}-{task[0].index}",
                                     retries=MAX_ATTEMPTS - 1)] = task
             backend.in_flight = list(running)
-            broken = False
+            lost = []
             for future in backend.wait(list(running), 0.2):
                 task = running.pop(future)
                 try:
@@ -131,21 +131,19 @@ def _in_parallel(tasks: list[tuple], jobs: int, scheduler: str | None, cancelled
                 except Exception as exc:  # noqa: BLE001
                     if not backend.worker_died(exc):
                         raise
-                    broken = True
-                    queue.append(task)
+                    lost.append(task)
                     continue
                 done[member_run.index] = member_run
                 if on_member is not None:
                     on_member(member_run)
-            if broken:  # the local pool is gone: every member in flight goes again, on a fresh pool
-                for task in list(running.values()):
-                    queue.append(task)
+            if lost:  # the local pool is gone: every member in flight goes again, on a fresh pool
+                lost += list(running.values())
                 running.clear()
-                for task in queue:
+                for task in lost:
                     attempts[task[0].index] += 1
                     if attempts[task[0].index] >= MAX_ATTEMPTS:
                         raise LabError(f"member {task[0].name}: its worker process died {MAX_ATTEMPTS} times")
-                queue.sort(key=lambda t: -t[0].index)
+                queue = sorted(queue + lost, key=lambda t: -t[0].index)
                 backend.restart()
         ok = True
     finally:

@@ -1,0 +1,168 @@
+"""The ensemble view's panels: a table of the members (the best marked) with the average member
+and the ensemble under them, and one chart of every member and the ensemble over time.
+Both render what they are handed: an EnsembleFrame (lab/ensemble/live.py)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from rich.text import Text
+from textual.widget import Widget
+from textual_plotext import PlotextPlot
+
+from lab.ensemble.live import EnsembleFrame
+
+from .curves import step_ticks
+from .variants import color_of
+
+ENSEMBLE_COLOR = 208  # orange: the ensemble's line and row
+ENSEMBLE_MARKER = "█"
+MEMBER_MARKER = "·"
+REDRAW_SECONDS = 0.3  # plotext's build() costs ~10 ms
+BAR = 12  # cells of the accuracy bar on a wide terminal
+
+
+def _pct(x: float) -> str:
+    return "-" if x is None or not math.isfinite(x) else f"{100 * x:.1f}%"
+
+
+def _loss(x: float) -> str:
+    return "-" if x is None or not math.isfinite(x) else f"{x:.3f}"
+
+
+class MemberTable(Widget):
+    """One line per member (name, seed or step taken, val acc, val loss, a bar on wide terminals), the
+    best in bold green with a star; then the average member and the ensemble.  Many members on a
+    short terminal: the best and the first ones, and a line saying how many are left out."""
+
+    DEFAULT_CSS = """
+    MemberTable { height: auto; }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.frame: EnsembleFrame | None = None
+        self.budget = 12  # rows it may take
+
+    def show(self, frame: EnsembleFrame) -> None:
+        self.frame = frame
+        self.styles.height = min(self.budget, len(frame.names) + 4)
+        self.refresh()
+
+    def render(self) -> Text:
+        frame = self.frame
+        if frame is None:
+            return Text("building the members…", style="dim")
+        width = self.size.width or 80
+        K = len(frame.names)
+        room = max(1, min(self.budget, K + 4) - 4)  # member lines that fit (header, average, ensemble, gain)
+        best = frame.best()
+        shown = list(range(K))
+        if room < K:
+            keep = list(range(room - 1)) if room > 1 else []
+            if best is not None and best not in keep:
+                keep = (keep + [best])[-room + 0:] if room > 1 else [best]
+            shown = sorted(set(keep))[:max(1, room - 1)]
+        name_w = max(8, max(len(n) for n in frame.names) + 2)
+        label_w = max(len(lbl) for lbl in frame.labels)
+        bar = BAR if width >= name_w + label_w + 2 + 7 + 7 + BAR + 8 else 0
+        acc = frame.member_acc[-1] if frame.steps.size else np.full(K, np.nan)
+        loss = frame.member_loss[-1] if frame.steps.size else np.full(K, np.nan)
+        out = Text(no_wrap=True, overflow="ellipsis")
+        head = f"{'member':<{name_w}}{'':<{label_w}}  {'val acc':>7} {'loss':>7}"
+        out.append(head + "\n", style="bold")
+
+        def line(name: str, label: str, a: float, lo: float, style: str, mark: str = "") -> None:
+            cells = f"{(name + mark):<{name_w}}{label:<{label_w}}  {_pct(a):>7} {_loss(lo):>7}"
+            out.append(cells, style=style)
+            if bar and math.isfinite(a):
+                filled = int(round(a * bar))
+                out.append(" " + "█" * filled + "░" * (bar - filled), style=style or "dim")
+            out.append("\n")
+
+        for k in shown:
+            is_best = k == best
+            color = f"color({color_of(k)})"
+            line(frame.names[k], frame.labels[k], acc[k], loss[k], "bold green" if is_best else color,
+                 " *" if is_best else "")
+        if len(shown) < K:
+            out.append(f"… {K - len(shown)} more member(s) (a taller terminal shows them)\n", style="dim")
+        line("average", "", frame.last("member_val_acc_mean"), frame.last("member_val_loss_mean"), "")
+        how = "mean" if frame.combine == "mean" else "vote"
+        line(f"ensemble", f"({how})"[:label_w] if label_w >= 6 else "", frame.last("ensemble_val_acc"),
+             frame.last("ensemble_val_loss"), f"bold color({ENSEMBLE_COLOR})")
+        gain_mean, gain_best = frame.last("ensemble_gain_mean"), frame.last("ensemble_gain_best")
+        if math.isfinite(gain_mean):
+            out.append(f"ensemble - average member {100 * gain_mean:+.1f} pts, - best member "
+                       f"{100 * gain_best:+.1f} pts", style="bold" if gain_best > 0 else "")
+        else:
+            out.append("the ensemble shows from the first snapshot" if frame.mode == "snapshot"
+                       else "the ensemble shows at the first checkpoint", style="dim")
+        return out
+
+
+class EnsembleChart(PlotextPlot):
+    """Validation accuracy (or loss) of every member (thin dots, each its colour) and of the
+    ensemble (a solid orange line) at every checkpoint, on one scale."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.metric = "acc"  # or "loss"
+        self._pending: EnsembleFrame | None = None
+        self._drawn: tuple | None = None
+        self._last = 0.0
+
+    def show(self, frame: EnsembleFrame, force: bool = False) -> None:
+        self._pending = frame
+        self.flush(force)
+
+    def flush(self, force: bool = False) -> None:
+        frame = self._pending
+        if frame is None:
+            return
+        key = (id(frame), self.metric, self.size)
+        now = time.perf_counter()
+        if key == self._drawn and not force:
+            return
+        if not force and now - self._last < REDRAW_SECONDS:
+            return
+        self._drawn, self._last = key, now
+        self._draw(frame)
+        self.refresh()
+
+    def title(self) -> Text:
+        what = "val accuracy" if self.metric == "acc" else "val loss"
+        return Text.assemble((f"{ENSEMBLE_MARKER} ensemble", f"bold color({ENSEMBLE_COLOR})"),
+                             (f"   {MEMBER_MARKER} members", "dim"), f"   {what} (g: "
+                             f"{'loss' if self.metric == 'acc' else 'accuracy'})")
+
+    def _draw(self, frame: EnsembleFrame) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        x = frame.steps.astype(float)
+        members = frame.member_acc if self.metric == "acc" else frame.member_loss
+        ensemble = frame.metrics["ensemble_val_acc" if self.metric == "acc" else "ensemble_val_loss"]
+        values = np.concatenate([members[np.isfinite(members)], ensemble[np.isfinite(ensemble)]])
+        if self.metric == "acc":
+            lo = float(np.floor(10 * min(values.min(), 0.9)) / 10) if values.size else 0.0
+            lo = max(0.0, min(lo, 0.9))
+            hi = 1.0
+        else:
+            lo, hi = (0.0, float(values.max()) * 1.05) if values.size else (0.0, 1.0)
+            hi = hi if hi > lo else lo + 1
+        for k in range(members.shape[1] if members.ndim == 2 else 0):
+            ok = np.isfinite(members[:, k])
+            if ok.any():
+                plt.plot(x[ok].tolist(), members[ok, k].tolist(), marker=MEMBER_MARKER, color=color_of(k))
+        ok = np.isfinite(ensemble)
+        if ok.any():
+            plt.plot(x[ok].tolist(), ensemble[ok].tolist(), marker=ENSEMBLE_MARKER, color=ENSEMBLE_COLOR)
+        last = max(1.0, float(x[-1]) if x.size else 1.0)
+        plt.xticks(step_ticks(last))
+        plt.xlim(0, last)
+        plt.ylim(lo, hi)
+        ticks = [lo + (hi - lo) * t / 4 for t in range(5)]
+        plt.yticks(ticks, [f"{t:.2f}" if self.metric == "acc" else f"{t:.2g}" for t in ticks])
