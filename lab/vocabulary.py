@@ -271,6 +271,9 @@ METRICS: list[Metric] = [
            "average member", series="ensemble", csv=False),
     Metric("ensemble_gain_best", False, "ensemble_val_acc - member_val_acc_best: > 0 when the ensemble beats even "
            "its best member", series="ensemble", csv=False),
+    Metric("ensemble_loss_drop", False, "member_val_loss_mean - ensemble_val_loss: how much averaging the "
+           "probabilities lowers the loss (never below 0; 0 when the members agree exactly)", series="ensemble",
+           csv=False),
 ]
 
 

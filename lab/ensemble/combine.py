@@ -77,10 +77,12 @@ def ensemble_metrics(probs: np.ndarray, y: np.ndarray, combine: str = "mean") ->
     accs = np.array([a for a, _ in members])
     losses = np.array([loss for _, loss in members])
     acc = accuracy(predict(probs, combine), y)
+    loss = cross_entropy(mean_probs(probs), y)
     return {"ensemble_val_acc": acc,
-            "ensemble_val_loss": cross_entropy(mean_probs(probs), y),
+            "ensemble_val_loss": loss,
             "member_val_acc_mean": float(np.mean(accs)),
             "member_val_acc_best": float(np.max(accs)),
             "member_val_loss_mean": float(np.mean(losses)),
             "ensemble_gain_mean": acc - float(np.mean(accs)),
-            "ensemble_gain_best": acc - float(np.max(accs))}
+            "ensemble_gain_best": acc - float(np.max(accs)),
+            "ensemble_loss_drop": float(np.mean(losses)) - loss}

@@ -34,7 +34,7 @@ from .members import member_names, members_of
 from .train import MemberRun, train_member
 
 METRICS = ("ensemble_val_acc", "ensemble_val_loss", "member_val_acc_mean", "member_val_acc_best",
-           "member_val_loss_mean", "ensemble_gain_mean", "ensemble_gain_best")  # the vocabulary's "ensemble" series
+           "member_val_loss_mean", "ensemble_gain_mean", "ensemble_gain_best", "ensemble_loss_drop")  # the vocabulary's "ensemble" series
 MAX_ATTEMPTS = 3  # a member whose worker dies this many times fails the run
 
 
