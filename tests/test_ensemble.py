@@ -266,3 +266,62 @@ def test_run_headless_prints_members_and_the_ensemble_over_time(tmp_path):
         assert word in result.output
     lines = out.read_text().splitlines()
     assert lines[0].startswith("step,m1_val_acc") and len(lines) == 1 + 3  # steps 0, 20, 40
+
+
+def test_a_saved_ensemble_scenario_loads_back_the_same(tmp_path):
+    from lab.scenario import load_scenario
+    from lab.scenario.dump import dump_scenario
+
+    for ensemble in ({"members": 4, "combine": "vote"}, {"mode": "snapshot", "at": [20, 40]},
+                     {"members": [{"name": "a", "set": {"hidden": [4]}, "seed": 3}, {}]}, {}):
+        sc = Scenario.model_validate({**tiny().model_dump(), "ensemble": ensemble})
+        path = tmp_path / "saved.toml"
+        path.write_text(dump_scenario(sc), encoding="utf-8")
+        assert load_scenario(path) == sc, ensemble
+
+
+# -- the lab ------------------------------------------------------------------------------------------------
+def test_the_ensemble_screen_shows_members_and_the_ensemble_live_with_the_headless_numbers(tmp_path):
+    from lab.tui.app import make_app
+    from lab.tui.screens.browser import BrowserScreen
+    from lab.tui.screens.ensemble import EnsembleScreen
+    from lab.tui.widgets.ensemble import MemberTable
+    from tests.test_tui import run, screen_text, until
+
+    sc = tiny(members=3, steps=60)
+    headless = run_ensemble(sc)
+
+    async def body():
+        app = make_app(scenario=sc, source="tiny.toml", output_dir=tmp_path, warm_up=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, EnsembleScreen), "the ensemble screen")
+            screen = app.screen
+            ls = screen.lockstep
+            await until(pilot, lambda: ls.ready and ls.frame.steps.size == headless.steps.size and not ls.running,
+                        "the members to reach the end")
+            frame = ls.frame
+            # the same numbers as `nnlab check` / `nnlab run --headless`, checkpoint by checkpoint
+            assert np.array_equal(frame.steps, headless.steps)
+            assert np.array_equal(frame.member_acc, headless.member_acc, equal_nan=True)
+            for name in METRICS:
+                assert np.array_equal(frame.metrics[name], headless.metrics[name], equal_nan=True), name
+            await pilot.pause(0.4)
+            text = screen_text(app)
+            lines = text.splitlines()
+            assert len(lines) <= 24 and all(len(line) <= 80 for line in lines)
+            for word in ("m1", "m2", "m3", "average", "ensemble", "seed 2", "best member"):
+                assert word in text, (word, text)
+            best = headless.best_member(-1)
+            assert f"{headless.names[best]} *" in str(screen.query_one(MemberTable).render())
+            await pilot.press("g")
+            await pilot.pause(0.4)
+            assert "val loss" in screen_text(app)
+            await pilot.press("r")  # replay: back to step 0, then the same numbers again
+            await until(pilot, lambda: ls.pending == 0 and ls.frame.steps.size == headless.steps.size
+                        and not ls.running, "the replay")
+            assert np.array_equal(ls.frame.metrics["ensemble_val_acc"], headless.metrics["ensemble_val_acc"],
+                                  equal_nan=True)
+            await pilot.press("escape")
+            await until(pilot, lambda: isinstance(app.screen, BrowserScreen), "back in the browser")
+
+    run(body)

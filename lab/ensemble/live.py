@@ -39,6 +39,9 @@ class EnsembleFrame:
     metrics: dict[str, np.ndarray] = field(default_factory=dict)  # METRICS, each (T,)
     combine: str = "mean"
     mode: str = "seeds"
+    step: int = 0  # the step the members are at (past the last checkpoint while they train)
+    total: int = 0  # the scenario's steps
+    run: dict[str, np.ndarray] = field(default_factory=dict)  # snapshot mode: the run's own val_step/acc/loss
 
     def last(self, name: str) -> float:
         values = self.metrics.get(name)
@@ -141,4 +144,13 @@ class EnsembleLockstep(Lockstep):
         return EnsembleFrame(
             self.names, self.labels, np.array([r[0] for r in rows], dtype=np.int64),
             np.array([r[1] for r in rows]).reshape(len(rows), K), np.array([r[2] for r in rows]).reshape(len(rows), K),
-            {name: np.array([r[3][name] for r in rows]) for name in METRICS}, self.ens.combine, self.ens.mode)
+            {name: np.array([r[3][name] for r in rows]) for name in METRICS}, self.ens.combine, self.ens.mode,
+            self.step if self.sims else 0, self.total_steps, self._run_curve())
+
+    def _run_curve(self) -> dict[str, np.ndarray]:
+        """Snapshot mode: the one run's validation metrics at its evaluations (from its Snapshot)."""
+        snap = self.snapshots.get(self.members[0].name) if self.ens.mode == "snapshot" else None
+        if snap is None:
+            return {}
+        h = snap.history
+        return {"step": h["val_step"], "acc": h["val_acc"], "loss": h["val_loss"]}

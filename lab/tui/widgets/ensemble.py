@@ -20,6 +20,8 @@ from .variants import color_of
 ENSEMBLE_COLOR = 208  # orange: the ensemble's line and row
 ENSEMBLE_MARKER = "█"
 MEMBER_MARKER = "·"
+RUN_MARKER = "-"  # snapshot mode: the run itself
+RUN_COLOR = 244
 REDRAW_SECONDS = 0.3  # plotext's build() costs ~10 ms
 BAR = 12  # cells of the accuracy bar on a wide terminal
 
@@ -30,6 +32,20 @@ def _pct(x: float) -> str:
 
 def _loss(x: float) -> str:
     return "-" if x is None or not math.isfinite(x) else f"{x:.3f}"
+
+
+def nice_ticks(lo: float, hi: float, most: int = 5) -> list[float]:
+    """Ticks at round multiples (1, 2, 2.5 or 5 times a power of ten) between lo and hi, at most `most`."""
+    span = hi - lo
+    if span <= 0:
+        return [lo]
+    power = 10 ** math.floor(math.log10(span / most))
+    for factor in (1, 2, 2.5, 5, 10):
+        step = factor * power
+        if span / step <= most - 1:
+            break
+    first = math.ceil(lo / step - 1e-9) * step
+    return [round(first + i * step, 10) for i in range(int((hi - first) / step + 1e-9) + 1)]
 
 
 class MemberTable(Widget):
@@ -113,6 +129,7 @@ class EnsembleChart(PlotextPlot):
         self._pending: EnsembleFrame | None = None
         self._drawn: tuple | None = None
         self._last = 0.0
+        self.zoomed = False  # the y axis does not start at 0 (accuracy) or cuts early losses (loss)
 
     def show(self, frame: EnsembleFrame, force: bool = False) -> None:
         self._pending = frame
@@ -133,9 +150,11 @@ class EnsembleChart(PlotextPlot):
         self.refresh()
 
     def title(self) -> Text:
-        what = "val accuracy" if self.metric == "acc" else "val loss"
+        what = ("val accuracy" if self.metric == "acc" else "val loss") + (", zoomed" if self.zoomed else "")
+        run = (f"   {RUN_MARKER} the run", f"color({RUN_COLOR})") if self._pending is not None and \
+            self._pending.run else ("", "")
         return Text.assemble((f"{ENSEMBLE_MARKER} ensemble", f"bold color({ENSEMBLE_COLOR})"),
-                             (f"   {MEMBER_MARKER} members", "dim"), f"   {what} (g: "
+                             (f"   {MEMBER_MARKER} members", "dim"), run, f"   {what} (g: "
                              f"{'loss' if self.metric == 'acc' else 'accuracy'})")
 
     def _draw(self, frame: EnsembleFrame) -> None:
@@ -145,24 +164,39 @@ class EnsembleChart(PlotextPlot):
         x = frame.steps.astype(float)
         members = frame.member_acc if self.metric == "acc" else frame.member_loss
         ensemble = frame.metrics["ensemble_val_acc" if self.metric == "acc" else "ensemble_val_loss"]
-        values = np.concatenate([members[np.isfinite(members)], ensemble[np.isfinite(ensemble)]])
+        # the scale follows the later half of the run (where members and ensemble part ways); the
+        # first checkpoints, far below, leave through the bottom
+        recent = slice(x.size // 2, None) if x.size >= 6 else slice(None)
+        values = np.concatenate([members[recent][np.isfinite(members[recent])],
+                                 ensemble[recent][np.isfinite(ensemble[recent])]])
+        self.zoomed = False
         if self.metric == "acc":
-            lo = float(np.floor(10 * min(values.min(), 0.9)) / 10) if values.size else 0.0
+            lo = float(np.floor(20 * values.min()) / 20) - 0.05 if values.size else 0.0
             lo = max(0.0, min(lo, 0.9))
             hi = 1.0
         else:
-            lo, hi = (0.0, float(values.max()) * 1.05) if values.size else (0.0, 1.0)
+            lo, hi = (0.0, float(values.max()) * 1.15) if values.size else (0.0, 1.0)
             hi = hi if hi > lo else lo + 1
+        self.zoomed = bool(values.size) and (lo > 0.0 if self.metric == "acc" else hi < np.nanmax(
+            np.concatenate([members[np.isfinite(members)], ensemble[np.isfinite(ensemble)]]), initial=0.0))
+        members = np.clip(members, lo - 0.02 * (hi - lo), hi + 0.02 * (hi - lo))
+        ensemble = np.clip(ensemble, lo - 0.02 * (hi - lo), hi + 0.02 * (hi - lo))
         for k in range(members.shape[1] if members.ndim == 2 else 0):
             ok = np.isfinite(members[:, k])
             if ok.any():
                 plt.plot(x[ok].tolist(), members[ok, k].tolist(), marker=MEMBER_MARKER, color=color_of(k))
+        if frame.run:  # snapshot mode: the run the snapshots come from, as it goes
+            rx, ry = frame.run["step"], np.asarray(frame.run[self.metric], dtype=float)
+            ok = np.isfinite(ry)
+            if ok.any():
+                ry = np.clip(ry, lo - 0.02 * (hi - lo), hi + 0.02 * (hi - lo))
+                plt.plot(rx[ok].tolist(), ry[ok].tolist(), marker=RUN_MARKER, color=RUN_COLOR)
         ok = np.isfinite(ensemble)
         if ok.any():
             plt.plot(x[ok].tolist(), ensemble[ok].tolist(), marker=ENSEMBLE_MARKER, color=ENSEMBLE_COLOR)
-        last = max(1.0, float(x[-1]) if x.size else 1.0)
+        last = max(1.0, float(frame.total), float(frame.step), float(x[-1]) if x.size else 1.0)
         plt.xticks(step_ticks(last))
         plt.xlim(0, last)
         plt.ylim(lo, hi)
-        ticks = [lo + (hi - lo) * t / 4 for t in range(5)]
-        plt.yticks(ticks, [f"{t:.2f}" if self.metric == "acc" else f"{t:.2g}" for t in ticks])
+        ticks = nice_ticks(lo, hi)
+        plt.yticks(ticks, [f"{t:.2f}" if self.metric == "acc" else f"{t:.3g}" for t in ticks])
