@@ -325,3 +325,14 @@ def test_the_ensemble_screen_shows_members_and_the_ensemble_live_with_the_headle
             await until(pilot, lambda: isinstance(app.screen, BrowserScreen), "back in the browser")
 
     run(body)
+
+
+def test_the_ensemble_modules_never_import_the_ui():
+    import subprocess
+    import sys
+
+    code = ("import sys, lab.ensemble.record, lab.ensemble.report, lab.ensemble.members, lab.parallel; "
+            "bad = [m for m in sys.modules if m == 'textual' or m.startswith('textual.') or m.startswith('lab.tui')]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -9,7 +9,9 @@ predictions; or take snapshots of one run (the ends of cosine cycles) as the mem
     train.py     one member trained on the headless runner (in a worker process or here)
     record.py    every member trained (in parallel with jobs > 1), combined at each
                  checkpoint: the ensemble's metrics for claims and the headless report
-    live.py      the members stepped together for the TUI (a Lockstep), combined live
+    report.py    the headless report (`nnlab run --headless`): tables over time, CSV
 
-No Textual outside live.py's users (lab/tui/screens/ensemble.py).
+The lab's live view steps the members with lab/tui/ensemble_lockstep.py (the compare
+screen's Lockstep) and combines them with the same functions.  Nothing here imports
+lab.tui or Textual (tests/test_ensemble.py checks it).
 """

@@ -1,6 +1,6 @@
 """Ensemble: the members of a scenario's [ensemble] training side by side, and their average.
 
-One worker (lab/ensemble/live.py: the compare screen's Lockstep with the members as its runs)
+One worker (lab/tui/ensemble_lockstep.py: the compare screen's Lockstep with the members as its runs)
 steps every member the same number of steps per round at a pace a person can follow, and at
 each checkpoint combines their validation predictions as `nnlab check` does.  The screen shows
 a table of the members (the best marked, the average member and the ensemble under them) and
@@ -19,7 +19,7 @@ from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from lab import pace as paces
-from lab.ensemble.live import EnsembleLockstep
+from lab.tui.ensemble_lockstep import EnsembleLockstep
 from lab.pace import initial_pace
 from lab.scenario.schema import Scenario
 from lab.tui.keys import ENSEMBLE_KEYS, bindings

@@ -1,6 +1,6 @@
 """The ensemble view's panels: a table of the members (the best marked) with the average member
 and the ensemble under them, and one chart of every member and the ensemble over time.
-Both render what they are handed: an EnsembleFrame (lab/ensemble/live.py)."""
+Both render what they are handed: an EnsembleFrame (lab/tui/ensemble_lockstep.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from rich.text import Text
 from textual.widget import Widget
 from textual_plotext import PlotextPlot
 
-from lab.ensemble.live import EnsembleFrame
+from lab.tui.ensemble_lockstep import EnsembleFrame
 
 from .curves import step_ticks
 from .variants import color_of

@@ -1,4 +1,4 @@
-"""The members of an ensemble stepped together for the lab (lab/tui/screens/ensemble.py).
+"""The members of an ensemble stepped together for the lab's ensemble screen (lab/tui/screens/ensemble.py).
 
 EnsembleLockstep is the compare screen's Lockstep (lab/tui/lockstep.py, itself a PacedWorker)
 with the ensemble's members as its runs: one worker thread steps every member the same number
@@ -20,9 +20,9 @@ import numpy as np
 from lab.scenario.schema import Scenario
 from lab.tui.lockstep import Lockstep
 
-from .combine import ensemble_metrics, member_metrics
-from .members import member_names, members_of, simulation, val_probs
-from .record import METRICS
+from lab.ensemble.combine import ensemble_metrics, member_metrics
+from lab.ensemble.members import member_names, members_of, simulation, val_probs
+from lab.ensemble.record import METRICS
 
 MAX_ROWS = 5000  # checkpoints kept for the curves (a run going on past its end stays bounded)
 
