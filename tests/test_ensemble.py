@@ -336,3 +336,22 @@ def test_the_ensemble_modules_never_import_the_ui():
             "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_member_table_keeps_the_best_member_in_view_when_members_do_not_fit():
+    from lab.tui.ensemble_lockstep import EnsembleFrame
+    from lab.tui.widgets.ensemble import MemberTable
+
+    K = 32
+    acc = np.linspace(0.5, 0.6, K)
+    acc[20] = 0.9
+    frame = EnsembleFrame(tuple(f"m{k + 1}" for k in range(K)), tuple(f"seed {k}" for k in range(K)),
+                          np.array([0, 10]), np.vstack([acc, acc]), np.ones((2, K)),
+                          {name: np.array([0.5, 0.95]) for name in METRICS})
+    table = MemberTable()
+    table.budget = 12
+    table.frame = frame
+    text = str(table.render())
+    lines = text.splitlines()
+    assert len(lines) <= 12, text
+    assert "m21 *" in text and "more member(s)" in text and "ensemble" in text

@@ -32,6 +32,13 @@ FIXED_ROWS = 4  # status line, chart legend, message line, footer
 
 
 class EnsembleScreen(Screen):
+    HELP_TEXT = """**The ensemble screen.** The table lists every member: its seed (or the step its snapshot
+was taken at), its validation accuracy and loss at the last checkpoint; the best member is in
+green with a star. Under them: the *average* member, and the *ensemble*, whose prediction is the
+mean of the members' softmax probabilities (or their majority vote), and by how many points it
+leads the average and the best member. The chart draws every member's validation accuracy
+(dots, one colour each) and the ensemble's (the solid orange line); `g` switches to the loss.
+The numbers are those of `nnlab check` and `nnlab run --headless`, checkpoint for checkpoint."""
     KEYS = ENSEMBLE_KEYS
     BINDINGS = bindings(ENSEMBLE_KEYS)
     DEFAULT_CSS = """
@@ -67,11 +74,11 @@ class EnsembleScreen(Screen):
         ens = self.scenario.ensemble
         if ens.mode == "snapshot":
             self.say(f"one run; its weights at steps {', '.join(f'{s:,}' for s in ens.at)} are the members. "
-                     "escape goes back")
+                     "? explains")
         else:
             self.say(f"{ens.size} members trained side by side, combined by "
                      f"{'averaging their probabilities' if ens.combine == 'mean' else 'majority vote'}. "
-                     "escape goes back")
+                     "? explains")
 
     def on_resize(self) -> None:
         self.call_after_refresh(self._after_resize)

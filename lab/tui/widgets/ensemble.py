@@ -76,11 +76,10 @@ class MemberTable(Widget):
         room = max(1, min(self.budget, K + 4) - 4)  # member lines that fit (header, average, ensemble, gain)
         best = frame.best()
         shown = list(range(K))
-        if room < K:
-            keep = list(range(room - 1)) if room > 1 else []
-            if best is not None and best not in keep:
-                keep = (keep + [best])[-room + 0:] if room > 1 else [best]
-            shown = sorted(set(keep))[:max(1, room - 1)]
+        if room < K:  # the first members, one line for the rest, and the best always among them
+            shown = list(range(max(1, room - 1)))
+            if best is not None and best not in shown:
+                shown[-1] = best
         name_w = max(8, max(len(n) for n in frame.names) + 2)
         label_w = max(len(lbl) for lbl in frame.labels)
         bar = BAR if width >= name_w + label_w + 2 + 7 + 7 + BAR + 8 else 0
