@@ -285,6 +285,7 @@ def test_the_ensemble_screen_shows_members_and_the_ensemble_live_with_the_headle
     from lab.tui.app import make_app
     from lab.tui.screens.browser import BrowserScreen
     from lab.tui.screens.ensemble import EnsembleScreen
+    from lab.tui.screens.help import HelpScreen
     from lab.tui.widgets.ensemble import MemberTable
     from tests.test_tui import run, screen_text, until
 
@@ -321,6 +322,11 @@ def test_the_ensemble_screen_shows_members_and_the_ensemble_live_with_the_headle
                         and not ls.running, "the replay")
             assert np.array_equal(ls.frame.metrics["ensemble_val_acc"], headless.metrics["ensemble_val_acc"],
                                   equal_nan=True)
+            await pilot.press("question_mark")
+            await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
+            assert "ensemble screen" in screen_text(app)
+            await pilot.press("escape")
+            await until(pilot, lambda: isinstance(app.screen, EnsembleScreen), "back from the help")
             await pilot.press("escape")
             await until(pilot, lambda: isinstance(app.screen, BrowserScreen), "back in the browser")
 
@@ -355,3 +361,13 @@ def test_the_member_table_keeps_the_best_member_in_view_when_members_do_not_fit(
     lines = text.splitlines()
     assert len(lines) <= 12, text
     assert "m21 *" in text and "more member(s)" in text and "ensemble" in text
+
+
+def test_listed_members_of_different_shapes_and_a_vote_combine():
+    sc = tiny(members=[{"set": {"hidden": [4]}}, {"set": {"hidden": [16], "activation": "tanh"}}, {"seed": 5}],
+              combine="vote")
+    result = run_ensemble(sc)
+    assert result.names == ["m1", "m2", "m3"] and [r.seed for r in result.runs] == [0, 0, 5]
+    y = result.runs[0].y_val
+    probs = np.stack([r.probs[-1] for r in result.runs])
+    assert result.metrics["ensemble_val_acc"][-1] == pytest.approx(np.mean(np.array(reference_vote(probs.tolist())) == y))
