@@ -371,3 +371,10 @@ def test_listed_members_of_different_shapes_and_a_vote_combine():
     y = result.runs[0].y_val
     probs = np.stack([r.probs[-1] for r in result.runs])
     assert result.metrics["ensemble_val_acc"][-1] == pytest.approx(np.mean(np.array(reference_vote(probs.tolist())) == y))
+
+
+@pytest.mark.slow
+def test_members_on_a_dask_cluster_give_the_same_bits():
+    pytest.importorskip("distributed")
+    sc = tiny(members=3)
+    assert _same(run_ensemble(sc), run_ensemble(sc, jobs=2, scheduler="local"))
