@@ -310,7 +310,7 @@ def test_the_ensemble_screen_shows_members_and_the_ensemble_live_with_the_headle
             text = screen_text(app)
             lines = text.splitlines()
             assert len(lines) <= 24 and all(len(line) <= 80 for line in lines)
-            for word in ("m1", "m2", "m3", "average", "ensemble", "seed 2", "best member"):
+            for word in ("m1", "m2", "m3", "average", "ensemble", "seed 2", "vs best member"):
                 assert word in text, (word, text)
             best = headless.best_member(-1)
             assert f"{headless.names[best]} *" in str(screen.query_one(MemberTable).render())
@@ -378,3 +378,25 @@ def test_members_on_a_dask_cluster_give_the_same_bits():
     pytest.importorskip("distributed")
     sc = tiny(members=3)
     assert _same(run_ensemble(sc), run_ensemble(sc, jobs=2, scheduler="local"))
+
+
+@pytest.mark.parametrize("size, beside", [((160, 50), True), ((100, 30), False)])
+def test_a_wide_terminal_shows_the_explanation_beside_the_members(tmp_path, size, beside):
+    from lab.tui.app import make_app
+    from lab.tui.screens.ensemble import EnsembleScreen
+    from tests.test_tui import run, screen_text, until
+
+    sc = Scenario.model_validate({**tiny(members=2, steps=20).model_dump(),
+                                  "scenario": {"name": "wide", "pace": "max", "explain": "Averaging **helps** here."}})
+
+    async def body():
+        app = make_app(scenario=sc, source="tiny.toml", output_dir=tmp_path, warm_up=False)
+        async with app.run_test(size=size) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, EnsembleScreen) and app.screen.lockstep.ready
+                        and not app.screen.lockstep.running, "the members at the end")
+            await pilot.pause(0.3)
+            text = screen_text(app)
+            assert ("Averaging helps here." in text) == beside
+            assert all(len(line) <= size[0] for line in text.splitlines())
+
+    run(body)

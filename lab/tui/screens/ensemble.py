@@ -15,7 +15,8 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Footer, Markdown, Static
 from textual.worker import get_current_worker
 
 from lab import pace as paces
@@ -29,6 +30,7 @@ from lab.tui.widgets.panels import STATE_STYLES, MessageLine
 FRAME_SECONDS = 0.08  # as the run and compare screens
 CHART_MIN_ROWS = 6
 FIXED_ROWS = 4  # status line, chart legend, message line, footer
+EXPLAIN_MIN_WIDTH = 120  # the scenario's explanation beside the table from this width on
 
 
 class EnsembleScreen(Screen):
@@ -44,7 +46,10 @@ The numbers are those of `nnlab check` and `nnlab run --headless`, checkpoint fo
     DEFAULT_CSS = """
     EnsembleScreen #ensemble-status { height: 1; background: $boost; }
     EnsembleScreen #ensemble-legend { height: 1; padding: 0 1; }
-    EnsembleScreen MemberTable { padding: 0 1; }
+    EnsembleScreen #top { height: auto; }
+    EnsembleScreen MemberTable { padding: 0 1; width: auto; }
+    EnsembleScreen #explain { width: 1fr; display: none; padding: 0 1; border-left: solid $primary; }
+    EnsembleScreen #explain Markdown { margin: 0; }
     EnsembleScreen EnsembleChart { height: 1fr; min-height: 4; }
     """
 
@@ -60,7 +65,10 @@ The numbers are those of `nnlab check` and `nnlab run --headless`, checkpoint fo
 
     def compose(self) -> ComposeResult:
         yield Static(" starting…", id="ensemble-status")
-        yield MemberTable(id="members")
+        with Horizontal(id="top"):
+            yield MemberTable(id="members")
+            with VerticalScroll(id="explain"):  # beside the table when the terminal is wide
+                yield Markdown(self.scenario.scenario.explain or "_No explanation._")
         yield Static("", id="ensemble-legend")
         yield EnsembleChart(id="chart")
         yield MessageLine(id="message")
@@ -95,6 +103,16 @@ The numbers are those of `nnlab check` and `nnlab run --headless`, checkpoint fo
         table.budget = max(5, height - FIXED_ROWS - chart)
         if table.frame is not None:
             table.show(table.frame)
+        explain = self.query_one("#explain")
+        explain.display = (self.size.width or 80) >= EXPLAIN_MIN_WIDTH
+        self._size_explain()
+
+    def _size_explain(self) -> None:
+        """As tall as the table, or up to half the screen on a tall one (the chart keeps the rest)."""
+        table = self.query_one(MemberTable)
+        rows = table.styles.height.value if table.styles.height is not None else len(self.lockstep.names) + 4
+        half = (self.size.height or 24) // 2 - FIXED_ROWS
+        self.query_one("#explain").styles.height = int(max(rows, min(table.budget, half)))
 
     @work(thread=True, exclusive=True, group="ensemble", name="ensemble")
     def start_worker(self) -> None:
@@ -113,7 +131,9 @@ The numbers are those of `nnlab check` and `nnlab run --headless`, checkpoint fo
         chart = self.query_one(EnsembleChart)
         if ls.ready and (frame is not self._drawn or force):
             self._drawn = frame
-            self.query_one(MemberTable).show(frame)
+            table = self.query_one(MemberTable)
+            table.show(frame)
+            self._size_explain()
             chart.show(frame, force)
         chart.flush()
         self.query_one("#ensemble-legend", Static).update(chart.title())

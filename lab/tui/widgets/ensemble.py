@@ -106,12 +106,12 @@ class MemberTable(Widget):
             out.append(f"… {K - len(shown)} more member(s) (a taller terminal shows them)\n", style="dim")
         line("average", "", frame.last("member_val_acc_mean"), frame.last("member_val_loss_mean"), "")
         how = "mean" if frame.combine == "mean" else "vote"
-        line(f"ensemble", f"({how})"[:label_w] if label_w >= 6 else "", frame.last("ensemble_val_acc"),
+        line("ensemble", f"({how})"[:label_w] if label_w >= 6 else "", frame.last("ensemble_val_acc"),
              frame.last("ensemble_val_loss"), f"bold color({ENSEMBLE_COLOR})")
         gain_mean, gain_best = frame.last("ensemble_gain_mean"), frame.last("ensemble_gain_best")
         if math.isfinite(gain_mean):
-            out.append(f"ensemble - average member {100 * gain_mean:+.1f} pts, - best member "
-                       f"{100 * gain_best:+.1f} pts", style="bold" if gain_best > 0 else "")
+            out.append(f"ensemble vs average {100 * gain_mean:+.1f} pts, vs best member {100 * gain_best:+.1f} pts",
+                       style="bold" if gain_best > 0 else "")
         else:
             out.append("the ensemble shows from the first snapshot" if frame.mode == "snapshot"
                        else "the ensemble shows at the first checkpoint", style="dim")
