@@ -181,7 +181,7 @@ def run_headless(scenario, steps: Optional[int] = None, *, csv: Optional[Path] =
     with progress:
         task = progress.add_task(escape(clip(scenario.name, 60)), total=total, completed=1, loss="-")
         elapsed = run(sim, total, on_progress=lambda sim: progress.update(
-            task, completed=sim.step_count, loss=f"{sim.history.series['loss'].last():.4f}")).seconds
+            task, completed=sim.step_count, loss=f"{sim.history.series[V.LOSS].last():.4f}")).seconds
     snap = sim.snapshot()
     if plot:
         from lab.report.plots import layer_charts, loss_chart, plain
@@ -326,18 +326,22 @@ def screenshot(
     console.print(f"wrote {path}")
 
 
-def _check_one(path: str, display: str, blas_threads: int | None, jobs: int = 1):
-    """Check one file (runs in a worker process with -j); `display` is how the report names it."""
+def _check_one(path: str, display: str, blas_threads: int | None, seed_offset: int = 0, width: float = 1.0,
+               jobs: int = 1):
+    """Check one file in one configuration (runs in a worker process with -j); `display` is how
+    the report names it; jobs: an [ensemble]'s members trained at once.  Returns (outcome,
+    invalid input?)."""
     from lab.engine.threads import limit_blas_threads
     from lab.report.check import ScenarioOutcome
     from lab.scenario import load_scenario
     from lab.sim.expectations import check
+    from lab.sim.robustness import Config, scenario_at
 
     if blas_threads:
         limit_blas_threads(blas_threads)
     start = time.perf_counter()
     try:
-        sc = load_scenario(path)
+        sc = scenario_at(load_scenario(path), Config(seed_offset, width), display)
     except ScenarioError as exc:
         named = ScenarioError(display, exc.problems)
         return ScenarioOutcome(display, "", error=str(named), seconds=time.perf_counter() - start,
@@ -359,7 +363,8 @@ def _check_one(path: str, display: str, blas_threads: int | None, jobs: int = 1)
     except Exception as exc:  # noqa: BLE001 - a crash is reported as a failed scenario, never a traceback
         message = f"crashed while running: {type(exc).__name__}: {clip(str(exc), 500)}"
         return ScenarioOutcome(display, sc.name, error=message, seconds=time.perf_counter() - start), False
-    return ScenarioOutcome(display, sc.name, results, seconds=time.perf_counter() - start), False
+    return ScenarioOutcome(display, sc.name, results, seconds=time.perf_counter() - start,
+                           configuration=Config(seed_offset, width).label(sc.seed - seed_offset)), False
 
 
 @app.command()
@@ -369,10 +374,22 @@ def check(
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
     junit: Optional[Path] = typer.Option(None, "--junit", help="Also write a JUnit XML report here."),
     jobs: int = typer.Option(1, "-j", "--jobs", min=1, help="Worker processes."),
+    seeds: int = typer.Option(1, "--seeds", min=1, max=100, help="Check every claim at N seeds: the scenario's "
+                                                               "own, then the next N-1."),
+    widths: Optional[str] = typer.Option(None, "--widths", help="Also check with every hidden width scaled by "
+                                                                "these factors, e.g. 0.5,2."),
 ) -> None:
-    """Run scenarios headless and check their expectations.  Exit 0: all pass; 1: a check failed; 2: invalid input."""
+    """Run scenarios headless and check their expectations.  Exit 0: all pass; 1: a check failed (or held on
+    its control too: vacuous); 2: invalid input."""
     from lab.report.check import print_report, to_json, to_junit
     from lab.scenario.catalog import bundled_root, scenario_files, short_name
+    from lab.sim.robustness import configs, parse_widths
+
+    try:
+        factors = parse_widths(widths) if widths is not None else ()
+    except ValueError as exc:
+        _fail(LabError(str(exc)))
+    tried = configs(seeds, factors)
 
     targets = [_resolve(p) for p in paths] if paths else [bundled_root()]
     try:
@@ -385,20 +402,24 @@ def check(
         _check_writable(junit, "--junit")
     files = [str(f) for f in found]
     names = [short_name(f) for f in found]
-    status = err_console.status(f"checking {len(files)} scenario(s)...") if not as_json else None
+    tasks = [(f, n, c) for f, n in zip(files, names) for c in tried]
+    each = f" in {len(tried)} configurations each" if len(tried) > 1 else ""
+    status = err_console.status(f"checking {len(files)} scenario(s){each}...") if not as_json else None
     if status:
         status.start()
     try:
         interrupt.note(lambda: f"while checking {len(files)} scenario(s): no report")
-        if jobs > 1 and len(files) > 1:
+        columns = ([f for f, _, _ in tasks], [n for _, n, _ in tasks], [1] * len(tasks),
+                   [c.seed_offset for _, _, c in tasks], [c.width for _, _, c in tasks])
+        if jobs > 1 and len(tasks) > 1:
             with interrupt.worker_pool(jobs) as pool:
-                done = list(pool.map(_check_one, files, names, [1] * len(files)))
-        else:
-            done = [_check_one(f, n, 1, jobs) for f, n in zip(files, names)]  # small scenarios: one BLAS thread is fastest
+                done = list(pool.map(_check_one, *columns))
+        else:  # small scenarios: one BLAS thread is fastest; an [ensemble]'s members use the -j workers
+            done = [_check_one(*task, jobs=jobs) for task in zip(*columns)]
     finally:
         if status:
             status.stop()
-    outcomes = [o for o, _ in done]
+    outcomes = [_merged(done[i:i + len(tried)], tried) for i in range(0, len(done), len(tried))]
     invalid = any(bad for _, bad in done)
     unwritten = None
     if junit is not None:
@@ -415,6 +436,19 @@ def check(
     if invalid:
         raise typer.Exit(ExitCode.USAGE)
     raise typer.Exit(ExitCode.OK if all(o.passed for o in outcomes) else ExitCode.CHECK_FAILED)
+
+
+def _merged(done: list, tried: list):
+    """One file's outcome from its outcomes in every configuration tried (the first problem, if any)."""
+    from dataclasses import replace
+
+    from lab.sim.robustness import tally
+
+    outcomes = [o for o, _ in done]
+    if len(outcomes) == 1 or any(o.error is not None for o in outcomes):
+        return next((o for o in outcomes if o.error is not None), outcomes[0])
+    results = tally([(c, o.configuration, o.results) for c, o in zip(tried, outcomes)])
+    return replace(outcomes[0], results=results, seconds=sum(o.seconds for o in outcomes))
 
 
 def _search_spec(sc, path: Optional[Path], source: str, overrides: dict, params: list[str]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from enum import IntEnum
 
 
@@ -34,3 +35,14 @@ def clip(text: str, limit: int = 80) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:max(limit - 20, 10)]}... ({len(text):,} characters)"
+
+
+def finite_number(text: str, what: str) -> float:
+    """`text` as a finite float, or a ValueError saying which value (`what`) is not one."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{what} {clip(repr(text))} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{what} {clip(repr(text))} is not a finite number")
+    return value

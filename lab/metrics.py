@@ -8,12 +8,11 @@ means `>=` for accuracies and `<=` for everything else.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
 from lab import vocabulary as V
-from lab.errors import clip
+from lab.errors import clip, finite_number
 
 # from the vocabulary's metrics (lab/vocabulary.py)
 SCALAR_METRICS = V.scalar_metrics()
@@ -59,10 +58,4 @@ def parse_metric(text: str) -> MetricRef:
     if name not in STEP_SERIES_METRICS and name not in EVAL_SERIES_METRICS and name not in ENSEMBLE_SERIES_METRICS:
         raise ValueError(f"steps_to needs a recorded series: one of {', '.join(STEP_SERIES_METRICS)}, "
                          f"{', '.join(EVAL_SERIES_METRICS)} (found {clip(repr(name))})")
-    try:
-        threshold = float(value)
-    except ValueError:
-        raise ValueError(f"steps_to threshold {clip(repr(value))} is not a number") from None
-    if not math.isfinite(threshold):
-        raise ValueError(f"steps_to threshold {clip(repr(value))} is not a finite number")
-    return MetricRef(name, False, (op, threshold))
+    return MetricRef(name, False, (op, finite_number(value, "steps_to threshold")))

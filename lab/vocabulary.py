@@ -217,23 +217,27 @@ DATA_KINDS: list[DataKind] = [
     DataKind("breast-cancer", "real", 2, features=30, rows=569, loader="load_breast_cancer"),
 ]
 
+# the scalar series' names: code reads a history by these, never by a literal
+STEP, LR, LOSS, TRAIN_ACC, GRAD_NORM = "step", "lr", "loss", "train_acc", "grad_norm"  # every step
+VAL_STEP, VAL_LOSS, VAL_ACC = "val_step", "val_loss", "val_acc"  # every eval_every steps
+
 # hyperparameter search (lab/search/space.py, the [search] table): how an axis is scaled,
 # how a stage samples, what ranks the trials (metrics read at a trial's end)
 SEARCH_AXIS_KINDS: tuple[str, ...] = ("log", "linear", "int", "choice")
 SEARCH_SAMPLINGS: tuple[str, ...] = ("random", "grid")
-SEARCH_METRICS: tuple[str, ...] = ("val_acc", "val_loss", "train_acc", "loss")
+SEARCH_METRICS: tuple[str, ...] = (VAL_ACC, VAL_LOSS, TRAIN_ACC, LOSS)
 
 DEAD_ALERT = 0.5
 SATURATED_ALERT = 0.5
 
 METRICS: list[Metric] = [
     # scalars, in the history CSV's order
-    Metric("lr", False, "the learning rate used at the step", series="step"),
-    Metric("loss", False, "training loss of the step's batch (with the penalties)", series="step"),
-    Metric("train_acc", False, "accuracy on the step's batch", series="step"),
-    Metric("grad_norm", False, "global norm of the gradient (before clipping)", series="step"),
-    Metric("val_loss", False, "validation loss, every eval_every steps", series="eval"),
-    Metric("val_acc", False, "validation accuracy, every eval_every steps", series="eval"),
+    Metric(LR, False, "the learning rate used at the step", series="step"),
+    Metric(LOSS, False, "training loss of the step's batch (with the penalties)", series="step"),
+    Metric(TRAIN_ACC, False, "accuracy on the step's batch", series="step"),
+    Metric(GRAD_NORM, False, "global norm of the gradient (before clipping)", series="step"),
+    Metric(VAL_LOSS, False, "validation loss, every eval_every steps", series="eval"),
+    Metric(VAL_ACC, False, "validation accuracy, every eval_every steps", series="eval"),
     Metric("diverged", False, "1 once the loss or a parameter is not finite", csv=False),
     # per layer, in the layers CSV's order
     Metric("act_mean", True, "mean of the activations", header="mean", column=0, fmt="{:.2g}", width=8, drop=4),

@@ -400,3 +400,16 @@ def test_a_wide_terminal_shows_the_explanation_beside_the_members(tmp_path, size
             assert all(len(line) <= size[0] for line in text.splitlines())
 
     run(body)
+
+
+def test_a_variant_changes_the_ensemble_and_serves_as_a_claims_control():
+    raw = {**tiny(members=4).model_dump(),
+           "variants": [{"name": "one", "set": {"ensemble": {"members": 1}}}],
+           "expect": [{"metric": "ensemble_gain_mean", "op": ">", "value": 0.0, "control": "one"}]}
+    sc = Scenario.model_validate(raw)
+    assert sc.with_changes(sc.variants[0].set).ensemble.size == 1 and sc.ensemble.size == 4
+    (result,) = check(sc)
+    assert result.control_actual == 0.0 and not result.vacuous
+    bad = {**raw, "variants": [{"name": "x", "set": {"ensemble": {"at": [20, 40]}}}], "expect": []}
+    with pytest.raises(ScenarioError, match=r"variants\[0\].set.ensemble: at is for mode"):
+        parse_scenario(bad, "bad.toml")

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import shutil
 import socket
 import stat
@@ -305,6 +306,30 @@ def test_a_client_that_drops_mid_run_leaves_no_process(tmp_path, student, caplog
     run(scenario())
     assert any(r.getMessage().startswith("session end") and "connection lost" in r.getMessage()
                for r in caplog.records)
+
+
+@pytest.mark.slow
+def test_a_lab_killed_outright_leaves_no_session_folder(tmp_path, student):
+    """SIGKILL (the OOM killer, the hard CPU limit) gives the lab no chance to clean up: the
+    server made its folder and removes it."""
+    key, authorized = student
+
+    async def scenario():
+        async with serving(tmp_path, authorized_keys=authorized) as server:
+            conn = await connect(server, key)
+            term = await Terminal.open(conn)
+            await term.wait_for(FIRST_SCREEN)
+            [pid] = server.child_pids()
+            folder = Path(os.readlink(f"/proc/{pid}/cwd"))
+            assert folder.name.startswith("nnlab-session-") and folder.is_dir()
+            (folder / "work.toml").write_text("kept until the session ends\n")
+            os.kill(pid, signal.SIGKILL)
+            await gone(pid)
+            await until(lambda: not server.sessions, "the session to be released")
+            assert not folder.exists()
+            conn.abort()
+
+    run(scenario())
 
 
 @pytest.mark.slow

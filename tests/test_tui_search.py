@@ -596,11 +596,10 @@ def test_search_screen_snapshot(snap_compare):
 
 
 def test_a_trial_that_searched_the_width_opens_with_that_width_in_every_hidden_layer():
-    from lab.tui.search_feed import trial_scenario
 
     base = tiny_search().model_copy(update={"model": tiny_search().model.model_copy(update={"hidden": [16, 16]})})
     t = Trial(3, 0, {"hidden": 32, "lr": 0.05}, 77, 20, "ok", 0.8, 0.8, 0.3)
-    sc = trial_scenario(t, base)
+    sc = t.scenario(base)  # a searched hidden is one width for every layer, as the engine trains it
     assert sc.model.hidden == [32, 32] and sc.train.lr == 0.05 and sc.seed == 77 and sc.train.steps == 20
 
 

@@ -22,10 +22,11 @@ class ScenarioOutcome:
     error: str | None = None  # invalid input (the file) or a crash while running
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)  # an invalid file's problems, one a line
+    configuration: str = ""  # with --seeds/--widths: "seed 3, widths x2"
 
     @property
     def passed(self) -> bool:
-        return self.error is None and all(r.passed for r in self.results)
+        return self.error is None and all(r.ok for r in self.results)
 
     @property
     def invalid(self) -> bool:
@@ -49,7 +50,8 @@ def _fmt(x: float, digits: int = 4) -> str:
 # itself.  Each failure and each error is told once, in the paragraphs after the list.
 
 MARKS = {"pass": Text("pass", style="green"), "FAIL": Text("FAIL", style="bold red"),
-         "ERROR": Text("ERROR", style="bold red"), "none": Text("none", style="yellow")}
+         "ERROR": Text("ERROR", style="bold red"), "none": Text("none", style="yellow"),
+         "VACUOUS": Text("VACUOUS", style="bold yellow")}
 LABEL_WIDTH = len("measured")
 
 
@@ -57,8 +59,22 @@ CLAIM_WIDTH = 80  # on a wide terminal the measured value stays near its claim
 NO_CLAIMS = "no expectations: nothing to check"
 
 
+def _mark(r: CheckResult) -> str:
+    return "pass" if r.ok else ("VACUOUS" if r.passed else "FAIL")
+
+
+def _claim(r: CheckResult) -> str:
+    """The claim, and where it held when it was tried in several configurations."""
+    if len(r.tried) <= 1:
+        return r.description
+    required = len(r.tried) if r.robust else 1
+    held = required - len(r.failed_at)
+    where = f"held at {held}/{required}" if r.robust else "not robust: own seed only"
+    return f"{r.description}  [{where}" + (f", control held at {len(r.vacuous_at)}" if r.vacuous_at else "") + "]"
+
+
 def _row(console: Console, mark: str, claim: Text | str, measured: Text | str, widths: tuple[int, int]) -> None:
-    left = Text("  ") + (MARKS[mark] if mark else Text("")) + Text(" " * (7 - len(mark)))
+    left = Text("  ") + (MARKS[mark] if mark else Text("")) + Text(" " * (8 - len(mark)))
     hang(console, left, claim, measured, widths[1], body_width=widths[0])
 
 
@@ -81,7 +97,7 @@ def _heading(console: Console, path: str, title: str = "") -> None:
 def print_report(console: Console, outcomes: list[ScenarioOutcome]) -> None:
     """Every scenario (its path and title) and its expectations (pass/FAIL, the claim, the value
     measured); then each failure (claim, measured, expected, why) and each error, once."""
-    claims = [r.description for o in outcomes for r in o.results]
+    claims = [_claim(r) for o in outcomes for r in o.results]
     none = [NO_CLAIMS] if any(o.unchecked for o in outcomes) else []
     widths = (min(CLAIM_WIDTH, max(map(len, ["expectation", "crashed while running, see below", *none, *claims]))),
               max([LABEL_WIDTH, *(len(_fmt(r.actual)) for o in outcomes for r in o.results)]))
@@ -93,17 +109,26 @@ def print_report(console: Console, outcomes: list[ScenarioOutcome]) -> None:
                 else "crashed while running"
             _row(console, "ERROR", Text(f"{what}, see below", style="red"), "", widths)
         for r in o.results:
-            _row(console, "pass" if r.passed else "FAIL", r.description, _fmt(r.actual), widths)
+            _row(console, _mark(r), _claim(r), _fmt(r.actual), widths)
         if o.unchecked:
             _row(console, "none", Text(NO_CLAIMS, style="dim"), "", widths)
     for o in outcomes:
         for r in o.results:
-            if r.passed:
+            if r.ok:
                 continue
             console.print()
-            whole(console, Text.assemble(("FAIL", "bold red"), " ", (o.path, "bold"), f" expect[{r.index}]"))
-            _fields(console, [("scenario", o.name), ("claim", r.description), ("measured", _fmt(r.actual, 6)),
-                              ("expected", r.expected)] + ([("why", r.why)] if r.why else []))
+            mark = _mark(r)
+            whole(console, Text.assemble((mark, "bold red" if mark == "FAIL" else "bold yellow"), " ",
+                                         (o.path, "bold"), f" expect[{r.index}]"))
+            rows = [("scenario", o.name), ("claim", r.description), ("measured", _fmt(r.actual, 6)),
+                    ("expected", r.expected)]
+            if r.failed_at:
+                rows.append(("fails at", f"{'; '.join(r.failed_at)} (of {len(r.tried)} tried)"))
+            if r.vacuous:
+                where = f" at {'; '.join(r.vacuous_at)}" if len(r.tried) > 1 else ""
+                rows.append(("control", f"holds on {r.control!r} too{where} (measured {_fmt(r.control_actual, 6)}): "
+                                        "the check does not tell the cause from its absence"))
+            _fields(console, rows + ([("why", r.why)] if r.why else []))
         if o.error is not None:
             console.print()
             count = len(o.problems)
@@ -122,10 +147,15 @@ def print_report(console: Console, outcomes: list[ScenarioOutcome]) -> None:
 def summary_line(outcomes: list[ScenarioOutcome]) -> str:
     n_exp = sum(len(o.results) for o in outcomes)
     n_fail = sum(not r.passed for o in outcomes for r in o.results)
+    n_vacuous = sum(r.passed and r.vacuous for o in outcomes for r in o.results)
     n_invalid = sum(o.invalid for o in outcomes)
     n_crashed = sum(o.error is not None and not o.invalid for o in outcomes)
     n_none = sum(o.unchecked for o in outcomes)
-    return (f"{len(outcomes)} scenario(s), {n_exp} expectation(s): {n_exp - n_fail} passed, {n_fail} failed"
+    tried = max((len(r.tried) for o in outcomes for r in o.results), default=1)
+    return (f"{len(outcomes)} scenario(s), {n_exp} expectation(s)"
+            + (f" in {tried} configurations each" if tried > 1 else "")
+            + f": {n_exp - n_fail - n_vacuous} passed, {n_fail} failed"
+            + (f", {n_vacuous} vacuous" if n_vacuous else "")
             + (f", {n_invalid} invalid" if n_invalid else "") + (f", {n_crashed} crashed" if n_crashed else "")
             + (f", {n_none} without expectations" if n_none else ""))
 
@@ -140,7 +170,11 @@ def to_json(outcomes: list[ScenarioOutcome]) -> str:
             "path": o.path, "name": o.name, "passed": o.passed, "error": o.error, "seconds": round(o.seconds, 3),
             "checked": not o.unchecked,
             "expectations": [{"index": r.index, "description": r.description, "expected": r.expected,
-                              "actual": clean(r.actual), "passed": r.passed, "why": r.why} for r in o.results],
+                              "actual": clean(r.actual), "passed": r.ok, "held": r.passed, "why": r.why,
+                              "control": r.control, "control_actual": clean(r.control_actual) if r.control else None,
+                              "vacuous": r.vacuous, "robust": r.robust, "tried": list(r.tried),
+                              "failed_at": list(r.failed_at), "vacuous_at": list(r.vacuous_at)}
+                             for r in o.results],
         } for o in outcomes],
     }, indent=2)
 
@@ -148,7 +182,7 @@ def to_json(outcomes: list[ScenarioOutcome]) -> str:
 def to_junit(outcomes: list[ScenarioOutcome]) -> str:
     suites = ET.Element("testsuites", name="nnlab check")
     for o in outcomes:
-        failures = sum(not r.passed for r in o.results)
+        failures = sum(not r.ok for r in o.results)
         suite = ET.SubElement(suites, "testsuite", name=o.path, tests=str(max(1, len(o.results))),
                               failures=str(failures), errors=str(int(o.error is not None)), time=f"{o.seconds:.3f}")
         if o.error:
@@ -162,6 +196,10 @@ def to_junit(outcomes: list[ScenarioOutcome]) -> str:
         for r in o.results:
             case = ET.SubElement(suite, "testcase", classname=o.path, name=f"expect[{r.index}] {r.description}")
             if not r.passed:
-                ET.SubElement(case, "failure", message=f"expected {r.expected}, got {_fmt(r.actual)}").text = r.why
+                where = f" (fails at {'; '.join(r.failed_at)})" if r.failed_at and len(r.tried) > 1 else ""
+                ET.SubElement(case, "failure", message=f"expected {r.expected}, got {_fmt(r.actual)}{where}").text = r.why
+            elif r.vacuous:
+                ET.SubElement(case, "failure", message=f"vacuous: holds on the control {r.control!r} too "
+                                                       f"({_fmt(r.control_actual)})").text = r.why
     ET.indent(suites)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True)

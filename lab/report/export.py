@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lab import vocabulary as V
 from lab.metrics import EVAL_SERIES_METRICS, LAYER_METRICS, STEP_SERIES_METRICS
 from lab.sim.snapshot import Snapshot
 
@@ -48,7 +49,7 @@ def write_history_csv(history: dict[str, np.ndarray], path: str | Path) -> int:
 
     The history is a window of the last steps (a ring buffer): when its first step is not step 1
     the file starts there too, without step 0's row, and the caller says it is a window."""
-    val = {int(s): v for s, *v in zip(history["val_step"], *(history[m] for m in EVAL_SERIES_METRICS))}
+    val = {int(s): v for s, *v in zip(history[V.VAL_STEP], *(history[m] for m in EVAL_SERIES_METRICS))}
     rows = []
     whole = history["step"].size == 0 or history["step"][0] <= 1
     if 0 in val and whole:

@@ -17,6 +17,7 @@ def plain(text: str) -> str:
     """Without terminal colour codes (plotext emits them even with the clear theme)."""
     return _ANSI.sub("", text)
 
+from lab import vocabulary as V
 from lab.sim.snapshot import Snapshot
 
 
@@ -37,13 +38,13 @@ def loss_chart(snap: Snapshot, width: int = 80, height: int = 15) -> str:
     plt.clear_figure()
     plt.plotsize(width, height)
     plt.theme("clear")
-    steps, loss = h["step"], h["loss"]
+    steps, loss = h[V.STEP], h[V.LOSS]
     finite = np.isfinite(loss)
     if finite.any():
         plt.plot(steps[finite].tolist(), loss[finite].tolist(), label="train loss", marker="braille")
-    vfinite = np.isfinite(h["val_loss"])
+    vfinite = np.isfinite(h[V.VAL_LOSS])
     if vfinite.any():
-        plt.plot(h["val_step"][vfinite].tolist(), h["val_loss"][vfinite].tolist(), label="val loss", marker="braille")
+        plt.plot(h[V.VAL_STEP][vfinite].tolist(), h[V.VAL_LOSS][vfinite].tolist(), label="val loss", marker="braille")
     for e in snap.events:
         if e.step > 0:
             plt.vline(e.step)

@@ -104,5 +104,5 @@ def resolve(name_or_path: str | Path) -> Path:
     import difflib
 
     close = difflib.get_close_matches(name, names, n=3)
-    hint = f"; did you mean {', '.join(close)}?" if close else f" (bundled: run `nnlab list`)"
+    hint = f"; did you mean {', '.join(close)}?" if close else " (bundled: run `nnlab list`)"
     raise ScenarioError(str(name_or_path), [f"no such file or bundled scenario{hint}"])

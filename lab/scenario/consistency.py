@@ -255,7 +255,7 @@ def cross_field_problems(raw: dict) -> list[str]:
     for i, ex in enumerate(_array(raw, "expect")):
         if not isinstance(ex, dict):
             continue
-        for key in ("variant", "ratio_over", "difference_over"):
+        for key in ("variant", "ratio_over", "difference_over", "control"):
             name = ex.get(key)
             if isinstance(name, str) and name not in known:
                 problems.append(f"expect[{i}].{key}: unknown variant {clip(repr(name))}{_hint(name, known)} "
@@ -264,8 +264,8 @@ def cross_field_problems(raw: dict) -> list[str]:
             ref = parse_metric(ex["metric"]) if isinstance(ex.get("metric"), str) else None
         except ValueError:
             ref = None  # the field check reports it
-        runs = [n for n in (ex.get("variant", "base"), ex.get("ratio_over"), ex.get("difference_over"))
-                if isinstance(n, str) and n in depth]
+        runs = [n for n in (ex.get("variant", "base"), ex.get("ratio_over"), ex.get("difference_over"),
+                            ex.get("control")) if isinstance(n, str) and n in depth]
         n_layers = min((depth[n] for n in runs), default=len(hidden) + 1)
         layer = _int(ex.get("layer"))
         if ref is not None and ref.per_layer and ex.get("layer") is None:

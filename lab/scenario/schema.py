@@ -271,6 +271,9 @@ class VariantChanges(Changes):
     augment: AugmentSpec | None = None
     steps: int | None = Field(None, ge=1, le=MAX_STEPS)
     eval_every: int | None = Field(None, ge=1, le=MAX_STEPS)
+    ensemble: "EnsembleChanges | None" = Field(
+        None, description="[ensemble] keys that differ in this run (merged over the scenario's [ensemble]; e.g. "
+                          "members = 1, the cause of an ensemble claim removed).")
 
 
 class Variant(Strict):
@@ -305,6 +308,14 @@ class Expectation(Strict):
     difference_over: str | None = Field(None, max_length=NAME,
                                         description="Compare metric(variant) - metric(difference_over variant).")
     why: Prose = Field("", max_length=1000, description="The claim this checks, in a sentence (shown when it fails).")
+    control: str | None = Field(None, max_length=NAME,
+                                description="A variant with the claim's cause removed: `nnlab check` evaluates the "
+                                            "same claim with `variant` replaced by this one, and reports the claim "
+                                            "as vacuous (a failure) if it holds there too.")
+    robust: bool = Field(True, description="The claim holds at every seed and width `nnlab check --seeds/--widths` "
+                                           "tries (false: only at the scenario's own; say why in robust_reason).")
+    robust_reason: Prose = Field("", max_length=1000,
+                                 description="Why the claim is honestly seed-specific (required with robust = false).")
 
     @field_validator("metric")
     @classmethod
@@ -322,6 +333,11 @@ class Expectation(Strict):
             raise ValueError("by cannot be combined with at or throughout")
         if self.ratio_over and self.difference_over:
             raise ValueError("use ratio_over or difference_over, not both")
+        if not self.robust and not self.robust_reason.strip():
+            raise ValueError("robust = false needs robust_reason: why the claim holds only at this seed")
+        if self.control is not None and self.control in (self.variant, self.ratio_over, self.difference_over):
+            raise ValueError(f"control {self.control!r} is a run the claim already reads: name a variant with the "
+                             "cause removed")
         return self
 
 
@@ -388,7 +404,7 @@ class SearchSpec(Strict):
     steps: int | None = Field(None, ge=1, le=MAX_STEPS, description="Training steps of each trial (default: "
                                                                     "the scenario's train.steps).")
     epochs: float | None = Field(None, gt=0, le=1e6, description="Or: passes over the training set per trial.")
-    metric: SearchMetric = Field("val_acc", description="What ranks the trials, read at each trial's end "
+    metric: SearchMetric = Field(V.VAL_ACC, description="What ranks the trials, read at each trial's end "
                                                         "(loss and train_acc: the mean of the last 10% of steps).")
     direction: Literal["max", "min"] | None = Field(None, description="max or min (default: max for accuracies, "
                                                                       "min for losses); ties go to the lower val_loss.")
@@ -418,7 +434,7 @@ ENSEMBLE_MODES = ("seeds", "snapshot")
 ENSEMBLE_COMBINE = ("mean", "vote")
 # what a listed member may not change: every member is scored on the same validation rows at the same steps
 MEMBER_FIXED_KEYS = ("kind", "n", "classes", "noise", "dim", "pca_components", "val_fraction", "shift", "scale",
-                     "steps", "eval_every")
+                     "steps", "eval_every", "ensemble")
 
 
 class MemberSpec(Strict):
@@ -488,6 +504,36 @@ class EnsembleSpec(Strict):
         return 5 if self.members is None else self.members
 
 
+class EnsembleChanges(Strict):
+    """A variant's `set.ensemble`: any [ensemble] key, merged over the scenario's table (the result
+    is checked as an [ensemble] table)."""
+
+    mode: Literal[ENSEMBLE_MODES] | None = None  # type: ignore[valid-type]
+    members: Annotated[int, Field(ge=1, le=MAX_MEMBERS)] | Annotated[
+        list[MemberSpec], Field(min_length=1, max_length=MAX_MEMBERS)] | None = None
+    combine: Literal[ENSEMBLE_COMBINE] | None = None  # type: ignore[valid-type]
+    at: list[Annotated[int, Field(ge=1, le=MAX_STEPS)]] | None = Field(None, min_length=2, max_length=MAX_MEMBERS)
+
+
+VariantChanges.model_rebuild()
+Variant.model_rebuild()
+MemberSpec.model_rebuild()
+EnsembleSpec.model_rebuild()
+
+
+def merged_ensemble(base: EnsembleSpec | None, changes: dict[str, Any]) -> EnsembleSpec:
+    """A variant's [ensemble]: the scenario's with the variant's keys over it (ValueError if invalid)."""
+    from pydantic import ValidationError
+
+    given = base.model_dump(exclude_defaults=True) if base is not None else {}
+    if "mode" in changes and changes["mode"] != (base.mode if base is not None else "seeds"):
+        given = {k: v for k, v in given.items() if k == "combine"}  # another mode: its own keys only
+    try:
+        return EnsembleSpec(**{**given, **changes})
+    except ValidationError as exc:
+        raise ValueError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
+
+
 def ensemble_problems(sc: "Scenario") -> list[str]:
     """What [ensemble] asks that this scenario cannot give: snapshot steps past the end of a run,
     ensemble metrics without an [ensemble] table."""
@@ -495,12 +541,24 @@ def ensemble_problems(sc: "Scenario") -> list[str]:
 
     problems = []
     ens = sc.ensemble
-    if ens is None:
+    runs = [("", sc.ensemble, sc.train.steps)]
+    for i, v in enumerate(sc.variants):
+        if v.set.ensemble is not None:
+            try:
+                runs.append((f" (variants[{i}] {v.name!r})", merged_ensemble(ens, v.set.given()["ensemble"]),
+                             v.set.steps or sc.train.steps))
+            except ValueError as exc:
+                problems.append(f"variants[{i}].set.ensemble: {exc}")
+    for where, spec, steps in runs[1:]:
+        late = [s for s in (spec.at or ()) if s > steps]
+        if late:
+            problems.append(f"ensemble.at{where}: step(s) {', '.join(map(str, late))} after the run's last step {steps}")
+    if ens is None and len(runs) == 1:
         for i, ex in enumerate(sc.expect):
             if parse_metric(ex.metric).name in ENSEMBLE_SERIES_METRICS:
                 problems.append(f"expect[{i}].metric: {ex.metric} needs an [ensemble] table (e.g. members = 5)")
         return problems
-    if ens.at is not None:
+    if ens is not None and ens.at is not None:
         runs = [("", sc.train.steps)] + [(f" (variant {v.name!r} has {v.set.steps})", v.set.steps)
                                          for v in sc.variants if v.set.steps is not None]
         for where, steps in runs:
@@ -548,12 +606,14 @@ class Scenario(Strict):
                  **{k: "model" for k in ModelSpec.model_fields}}
         if "init" in given and "init_scale" not in given:
             sections["model"]["init_scale"] = None  # a named scheme brings its own scale
+        ensemble = given.pop("ensemble", None)  # a variant's [ensemble] keys (merged_ensemble)
         for key, value in given.items():
             if key == "reinit":
                 continue
             sections[owner[key]][key] = value.model_dump() if isinstance(value, BaseModel) else value
+        extra = {"ensemble": merged_ensemble(self.ensemble, ensemble)} if ensemble is not None else {}
         return self.model_copy(update={"model": ModelSpec(**sections["model"]), "train": TrainSpec(**sections["train"]),
-                                       "data": DataSpec(**sections["data"])})
+                                       "data": DataSpec(**sections["data"]), **extra})
 
 
 def json_schema() -> dict:

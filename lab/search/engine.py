@@ -34,13 +34,14 @@ from typing import Callable, Iterable
 import numpy as np
 
 from lab import parallel as _parallel
+from lab import vocabulary as V
 from lab.errors import LabError
 from lab.scenario.schema import MAX_STEPS, SearchSpec, StageSpec
 from lab.scenario.schema import Scenario
 
 from . import space
 from .space import Axis, Value, border_warnings  # noqa: F401 - border_warnings: part of this module's API
-from .trial import Trial
+from .trial import Trial, trained_as
 
 __all__ = ["MAX_ATTEMPTS", "SearchError", "SearchResult", "SearchSpec", "TrialTask", "border_warnings", "plan_stage",
            "run_search", "run_trial", "search_problems", "stages_of"]
@@ -72,17 +73,8 @@ class TrialTask:
     steps: int
 
 
-def _changes(base: Scenario, params: dict[str, Value]) -> dict[str, object]:
-    """A trial's params as a variant's `set`: `hidden` = one width for every hidden layer."""
-    out: dict[str, object] = {}
-    for name, value in params.items():
-        out[name] = [int(value)] * len(base.model.hidden) if name == "hidden" else value
-    return out
-
-
 def trial_scenario(base: Scenario, task: TrialTask) -> Scenario:
-    changed = base.with_changes({**_changes(base, task.params), "steps": task.steps})
-    return changed.model_copy(update={"scenario": changed.scenario.model_copy(update={"seed": task.seed})})
+    return trained_as(base, task.params, task.steps, task.seed)
 
 
 def _prepare_worker() -> None:
@@ -112,7 +104,7 @@ def _final(values: np.ndarray) -> float:
     return float(np.mean(tail))
 
 
-def run_trial(base: Scenario, task: TrialTask, metric: str = "val_acc", die_hook: str | None = None) -> Trial:
+def run_trial(base: Scenario, task: TrialTask, metric: str = V.VAL_ACC, die_hook: str | None = None) -> Trial:
     """Train one trial (in a worker process) and say how it went; never raises for a bad trial."""
     _prepare_worker()
     _die_if_asked(task.index, die_hook)
@@ -122,7 +114,7 @@ def run_trial(base: Scenario, task: TrialTask, metric: str = "val_acc", die_hook
     common = dict(index=task.index, stage=task.stage, params=dict(task.params), seed=task.seed, steps=task.steps)
     try:
         sc = trial_scenario(base, task)
-        keep = ("loss", "train_acc") if metric == "train_acc" else ("loss",)
+        keep = (V.LOSS, V.TRAIN_ACC) if metric == V.TRAIN_ACC else (V.LOSS,)
         result = run(sc, task.steps, checkpoints=[task.steps], keep=keep, timeline=False)
     except MemoryError:
         return Trial(**common, status="failed", metric=math.nan, val_acc=math.nan, val_loss=math.nan,
@@ -132,15 +124,15 @@ def run_trial(base: Scenario, task: TrialTask, metric: str = "val_acc", die_hook
         return Trial(**common, status="failed", metric=math.nan, val_acc=math.nan, val_loss=math.nan,
                      reason=f"{type(exc).__name__}: {text[:200]}", seconds=time.perf_counter() - started)
     series = result.sim.history.series
-    val_acc = series["val_acc"].last()
-    val_loss = series["val_loss"].last()
-    loss = np.asarray(result.series["loss"], dtype=np.float64)
+    val_acc = series[V.VAL_ACC].last()
+    val_loss = series[V.VAL_LOSS].last()
+    loss = np.asarray(result.series[V.LOSS], dtype=np.float64)
     if result.diverged:
         at = result.diverged_at
         return Trial(**common, status="diverged", metric=math.nan, val_acc=math.nan, val_loss=math.nan,
                      diverged_at=at, reason=DIVERGED.format(at), seconds=result.seconds, loss=loss)
-    value = {"val_acc": val_acc, "val_loss": val_loss, "loss": _final(loss),
-             "train_acc": _final(result.series.get("train_acc", np.empty(0)))}[metric]
+    value = {V.VAL_ACC: val_acc, V.VAL_LOSS: val_loss, V.LOSS: _final(loss),
+             V.TRAIN_ACC: _final(result.series.get(V.TRAIN_ACC, np.empty(0)))}[metric]
     status = "ok" if math.isfinite(value) else "failed"
     return Trial(**common, status=status, metric=float(value), val_acc=float(val_acc), val_loss=float(val_loss),
                  reason="" if status == "ok" else f"{metric} was not measured (is val_fraction 0?)",
@@ -157,7 +149,6 @@ def stages_of(spec: SearchSpec) -> list[StageSpec]:
 
 
 def train_rows(sc: Scenario) -> int:
-    from lab import vocabulary as V
     from lab.scenario.consistency import split_rows
 
     kind = V.data_kind(sc.data.kind)
@@ -289,7 +280,7 @@ def _largest(base: Scenario, axes: list[Axis]) -> Scenario:
         else:
             params[a.name] = int(a.high) if a.integer or a.kind == "int" else a.high
     try:
-        return base.with_changes(_changes(base, params))
+        return trained_as(base, params, base.train.steps, base.seed)
     except Exception:  # noqa: BLE001
         return base
 

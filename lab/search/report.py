@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from lab import vocabulary as V
+
 from .engine import SearchResult
 from .trial import Trial
 
@@ -38,7 +40,7 @@ def results_table(result: SearchResult, limit: int | None = 20):
     table.add_column("trial", justify="right")
     table.add_column("stage", justify="right")
     table.add_column(result.metric, justify="right", style="bold")
-    for name in ("val_acc", "val_loss"):
+    for name in (V.VAL_ACC, V.VAL_LOSS):
         if name != result.metric:
             table.add_column(name, justify="right")
     for axis in result.params:
@@ -49,7 +51,7 @@ def results_table(result: SearchResult, limit: int | None = 20):
         table.add_column("note")
     for rank, t in enumerate(shown, 1):
         cells = [str(rank) if t.ok else "", str(t.index), str(t.stage), fmt_metric(t.metric)]
-        cells += [fmt_metric(getattr(t, n)) for n in ("val_acc", "val_loss") if n != result.metric]
+        cells += [fmt_metric(getattr(t, n)) for n in (V.VAL_ACC, V.VAL_LOSS) if n != result.metric]
         cells += [fmt_value(t.params.get(a.name, "")) for a in result.params]
         cells += [f"{t.steps:,}", *([t.reason] if notes else [])]
         style = None if t.ok else ("red" if t.status == "diverged" else "yellow")

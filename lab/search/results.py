@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lab import vocabulary as V
 from lab.errors import LabError
 from lab.files import write_text_atomic
 from lab.scenario.schema import Scenario, SearchSpec
@@ -25,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 FORMAT = "nnlab-search-1"
 JSON_NAME, CSV_NAME = "results.json", "results.csv"
-CSV_FIXED = ("index", "stage", "status", "metric", "val_acc", "val_loss")
+CSV_FIXED = ("index", "stage", "status", "metric", V.VAL_ACC, V.VAL_LOSS)
 CSV_TAIL = ("seed", "steps", "diverged_at", "seconds", "reason")
 
 
@@ -41,9 +42,9 @@ def scenario_digest(sc: Scenario) -> str:
 
 def trial_to_dict(t: Trial) -> dict[str, Any]:
     return {"index": t.index, "stage": t.stage, "params": t.params, "seed": t.seed, "steps": t.steps,
-            "status": t.status, "metric": _num(t.metric), "val_acc": _num(t.val_acc), "val_loss": _num(t.val_loss),
+            "status": t.status, "metric": _num(t.metric), V.VAL_ACC: _num(t.val_acc), V.VAL_LOSS: _num(t.val_loss),
             "diverged_at": t.diverged_at, "reason": t.reason, "seconds": t.seconds,
-            "loss": [x if math.isfinite(x) else (None if math.isnan(x) else ("inf" if x > 0 else "-inf"))
+            V.LOSS: [x if math.isfinite(x) else (None if math.isnan(x) else ("inf" if x > 0 else "-inf"))
                      for x in t.loss.tolist()]}
 
 
@@ -57,10 +58,10 @@ def _back(x) -> float:
 
 def trial_from_dict(d: dict[str, Any]) -> Trial:
     return Trial(index=int(d["index"]), stage=int(d["stage"]), params=dict(d["params"]), seed=int(d["seed"]),
-                 steps=int(d["steps"]), status=d["status"], metric=_back(d["metric"]), val_acc=_back(d["val_acc"]),
-                 val_loss=_back(d["val_loss"]), diverged_at=d.get("diverged_at"), reason=d.get("reason", ""),
+                 steps=int(d["steps"]), status=d["status"], metric=_back(d["metric"]), val_acc=_back(d[V.VAL_ACC]),
+                 val_loss=_back(d[V.VAL_LOSS]), diverged_at=d.get("diverged_at"), reason=d.get("reason", ""),
                  seconds=float(d.get("seconds", 0.0)),
-                 loss=np.array([_back(x) for x in d.get("loss", [])], dtype=np.float64))
+                 loss=np.array([_back(x) for x in d.get(V.LOSS, [])], dtype=np.float64))
 
 
 def to_json(result: "SearchResult") -> str:

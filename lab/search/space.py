@@ -22,6 +22,7 @@ from typing import Iterable, Literal, Sequence
 import numpy as np
 
 from lab import vocabulary as V
+from lab.errors import finite_number
 
 AXIS_KINDS = V.SEARCH_AXIS_KINDS  # log | linear | int | choice
 SAMPLINGS = V.SEARCH_SAMPLINGS  # random | grid
@@ -88,16 +89,6 @@ def bound_text(x: float) -> str:
         if abs(exp - round(exp)) < 1e-9 and not 0 <= round(exp) <= 3:
             return f"1e{round(exp)}"
     return _short(f"{x:.6g}")
-
-
-def _number(text: str, what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{what} {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{what} must be a finite number, found {text!r}")
-    return value
 
 
 def _choice_value(text: str) -> Value:
@@ -219,7 +210,7 @@ def parse_axis(name: str, text: str) -> Axis:
     parts = rest.split(":")
     if len(parts) != 2:
         raise ValueError(f"{text!r}: expected {kind}:LOW:HIGH, e.g. \"{kind}:{'1e-4:1' if kind == 'log' else '0:1'}\"")
-    low, high = _number(parts[0], "low"), _number(parts[1], "high")
+    low, high = finite_number(parts[0], "low"), finite_number(parts[1], "high")
     if kind == "log" and low <= 0:
         raise ValueError(f"{text!r}: a log axis needs 0 < low < high (log of {low:g} is undefined)")
     if low >= high:

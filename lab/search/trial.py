@@ -43,5 +43,14 @@ class Trial:
 
     def scenario(self, base: Scenario) -> Scenario:
         """`base` as this trial trained it: its params applied, its seed and steps."""
-        changed = base.with_changes({**self.params, "steps": self.steps})
-        return changed.model_copy(update={"scenario": changed.scenario.model_copy(update={"seed": self.seed})})
+        return trained_as(base, self.params, self.steps, self.seed)
+
+
+def trained_as(base: Scenario, params: dict[str, Value], steps: int, seed: int) -> Scenario:
+    """`base` with a trial's params applied (a searched `hidden` is one width for every hidden
+    layer), trained for `steps` from `seed`."""
+    changes: dict[str, object] = {"steps": steps}
+    for name, value in params.items():
+        changes[name] = [int(value)] * len(base.model.hidden) if name == "hidden" else value
+    changed = base.with_changes(changes)
+    return changed.model_copy(update={"scenario": changed.scenario.model_copy(update={"seed": seed})})

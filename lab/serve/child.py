@@ -32,9 +32,13 @@ CPU_LIMIT_EXIT = 3  # the exit status of a session closed by its CPU-time limit
 
 
 def command(folders: list[Path] | tuple[Path, ...] = (), *, writes: bool = True, memory_mb: int | None = None,
-            cpu_seconds: int | None = None) -> list[str]:
-    """The argv that starts one served lab (for the ssh server and textual-serve alike)."""
+            cpu_seconds: int | None = None, folder: Path | None = None) -> list[str]:
+    """The argv that starts one served lab (for the ssh server and textual-serve alike).
+    `folder`: the session's working folder, made (and removed after the lab ends) by the
+    server, so that a lab killed outright (SIGKILL, the hard CPU limit) leaves nothing."""
     argv = [sys.executable, "-m", "lab.serve.child"]
+    if folder is not None:
+        argv += ["--folder", str(folder)]
     if not writes:
         argv.append("--no-writes")
     if memory_mb is not None:
@@ -64,11 +68,20 @@ def _limit_resources(memory_mb: int | None, cpu_seconds: int | None) -> None:
         resource.setrlimit(resource.RLIMIT_CPU, (soft, new_hard))
 
 
+def new_session_folder() -> Path:
+    """A private temporary folder for one session (mode 0700)."""
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix=SESSION_PREFIX))
+
+
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m lab.serve.child", description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-writes", action="store_true", help="saving and exporting are off")
     parser.add_argument("--memory-mb", type=int, default=DEFAULT_MEMORY_MB, help="address-space limit (0: none)")
     parser.add_argument("--cpu-seconds", type=int, default=None, help="CPU-time limit of the session")
+    parser.add_argument("--folder", type=Path, default=None, help="the session's folder, made by the server "
+                                                                   "(default: a new temporary folder)")
     parser.add_argument("folders", nargs="*", type=Path, help="more scenario folders for the browser")
     return parser.parse_args(argv)
 
@@ -101,13 +114,12 @@ def farewell(folder: Path, writes: bool) -> str:
 def main(argv: list[str] | None = None) -> int:
     import shutil
     import signal
-    import tempfile
 
     args = _parse(sys.argv[1:] if argv is None else argv)
     for name, value in thread_environment().items():
         os.environ[name] = value
     _limit_resources(args.memory_mb or None, args.cpu_seconds)
-    folder = Path(tempfile.mkdtemp(prefix=SESSION_PREFIX))
+    folder = args.folder if args.folder is not None else new_session_folder()
     os.chdir(folder)  # anything that writes relative to the working folder lands here too
 
     def end_now(message: str, code: int):

@@ -25,6 +25,7 @@ import asyncio
 import logging
 import os
 import re
+import shutil
 import signal
 import socket
 import sys
@@ -442,18 +443,20 @@ class _LabSession(asyncssh.SSHServerSession):
     # the running lab
 
     async def _run(self) -> None:
-        from lab.serve.child import command
+        from lab.serve.child import command, new_session_folder
         from lab.serve.pty_session import PtyProcess
 
         opts = self.server.options
         conn = self.connection
         self.started = time.monotonic()
         status: int | None = None
+        folder: Path | None = None
         try:
-            argv = command(opts.folders, writes=not opts.allow_anonymous, memory_mb=opts.memory_mb,
-                           cpu_seconds=opts.cpu_seconds)
             cols, rows, xpix, ypix = self.size
             try:
+                folder = new_session_folder()  # ours: removed below however the lab ends (even SIGKILLed)
+                argv = command(opts.folders, writes=not opts.allow_anonymous, memory_mb=opts.memory_mb,
+                               cpu_seconds=opts.cpu_seconds, folder=folder)
                 self.child = await PtyProcess.spawn(argv, self.server.child_env(self.term, self._colorterm()),
                                                     cols=cols, rows=rows, xpixels=xpix, ypixels=ypix,
                                                     on_output=self._output)
@@ -491,6 +494,8 @@ class _LabSession(asyncssh.SSHServerSession):
                     await asyncio.shield(self.child.terminate())
                     status = self.child.returncode
                 self.child.close()
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
             self.server._release(self)
             self.connection.session_closed(self)
             if self.child is not None:

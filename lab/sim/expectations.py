@@ -20,12 +20,14 @@ from __future__ import annotations
 import heapq
 import math
 import operator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator
 
 import numpy as np
 
-from lab.metrics import ENSEMBLE_SERIES_METRICS, LAYER_METRICS, STEP_SERIES_METRICS, MetricRef, parse_metric
+from lab import vocabulary as V
+from lab.metrics import (ENSEMBLE_SERIES_METRICS, EVAL_SERIES_METRICS, LAYER_METRICS, STEP_SERIES_METRICS, MetricRef,
+                         parse_metric)
 from lab.scenario.schema import Expectation, Scenario
 
 from .run import Cancelled, run  # noqa: F401 - Cancelled: what check() raises
@@ -52,8 +54,8 @@ class Recording:
         if ref.name in STEP_SERIES_METRICS:
             steps, values = self.history["step"], self.history[ref.name]
             return steps, trailing_mean(values, smooth)
-        if ref.name in ("val_loss", "val_acc"):
-            return self.history["val_step"], self.history[ref.name]
+        if ref.name in EVAL_SERIES_METRICS:
+            return self.history[V.VAL_STEP], self.history[ref.name]
         if ref.name in ENSEMBLE_SERIES_METRICS:  # an [ensemble]'s (lab/ensemble/record.py fills them)
             return self.history.get("ensemble_step", np.zeros(0)), self.history.get(ref.name, np.zeros(0))
         checkpoints = np.asarray(self.checkpoints, dtype=float)
@@ -67,18 +69,23 @@ class Recording:
 
 
 def trailing_mean(values: np.ndarray, window: int) -> np.ndarray:
-    """Mean of the last `window` values at each step (the first value repeats before the start).
+    """Mean of the last `window` values at each step (of the values so far, before `window`).
 
     A direct convolution (as it always was) when that is cheap; on long series with wide
     windows a running sum, O(n) instead of O(n * window), exact to rounding."""
     if window <= 1 or values.size == 0:
         return values
-    padded = np.concatenate([np.full(window - 1, values[0]), values])
+    # until the window fills, the mean of the values so far: padding with the first value let
+    # one lucky first batch count `window` times (a claim "reached at step 1")
+    first = min(window - 1, values.size)
+    head = np.cumsum(values[:first]) / np.arange(1, first + 1)
+    if values.size < window:
+        return head
     if values.size * window <= 50_000_000:
-        return np.convolve(padded, np.ones(window) / window, mode="valid")
-    sums = np.cumsum(padded)
+        return np.concatenate([head, np.convolve(values, np.ones(window) / window, mode="valid")])
+    sums = np.cumsum(values)
     sums[window:] = sums[window:] - sums[:-window]
-    return sums[window - 1:] / window
+    return np.concatenate([head, sums[window - 1:] / window])
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,18 @@ class CheckResult:
     expected: str
     why: str = ""
     error: str | None = None
+    control: str | None = None  # the variant with the cause removed, if the claim names one...
+    control_actual: float = math.nan  # ...what the claim measured there...
+    vacuous: bool = False  # ...and whether it held there too (the check does not discriminate)
+    robust: bool = True  # must hold at every seed and width tried (else only at the scenario's own)
+    tried: tuple[str, ...] = ()  # with --seeds/--widths: the configurations run ("seed 1", "seed 1, widths x2")
+    failed_at: tuple[str, ...] = ()  # ...those where it did not hold...
+    vacuous_at: tuple[str, ...] = ()  # ...and those where its control held too
+
+    @property
+    def ok(self) -> bool:
+        """Holds, and fails on its control: what `nnlab check` counts as a pass."""
+        return self.passed and not self.vacuous
 
 
 def compare(actual: float, op: str, value: float, tolerance: float = 0.0) -> bool:
@@ -191,12 +210,22 @@ def _run_scalar(ex: Expectation, ref: MetricRef, rec: Recording) -> float:
 
 
 def evaluate(ex: Expectation, index: int, runs: dict[str, Recording]) -> CheckResult:
+    """The claim on its runs, and, if it names a control, the same claim with the control in
+    place of `variant`: holding there too makes it vacuous."""
+    result = _evaluate(ex, index, runs)
+    if ex.control is None:
+        return result
+    on_control = _evaluate(ex.model_copy(update={"variant": ex.control, "control": None}), index, runs)
+    return replace(result, control=ex.control, control_actual=on_control.actual, vacuous=on_control.passed)
+
+
+def _evaluate(ex: Expectation, index: int, runs: dict[str, Recording]) -> CheckResult:
     expected = f"{ex.op} {ex.value:g}"
     ref = parse_metric(ex.metric)
     other = ex.ratio_over or ex.difference_over
 
     def result(passed: bool, actual: float) -> CheckResult:
-        return CheckResult(index, describe(ex), passed, actual, expected, ex.why)
+        return CheckResult(index, describe(ex), passed, actual, expected, ex.why, robust=ex.robust)
 
     diverged_scalar = ref.name == "diverged" and not ex.throughout and ex.by is None and ex.reduce is None
     if ref.steps_to is not None or diverged_scalar:
@@ -294,7 +323,7 @@ def record(name: str, scenario: Scenario, needs: Needs, until: int | None = None
     extra = {s for s in needs.steps if s <= total}
     room = total // every + len(extra) + 3  # checkpoints, and the state a run diverged in
     reached = np.empty(room, dtype=np.int64)
-    val = {k: np.empty(room) for k in ("val_loss", "val_acc")}
+    val = {k: np.empty(room) for k in EVAL_SERIES_METRICS}
     layer_values = {pair: np.empty(room) for pair in sorted(needs.layers)}
     count = 0
     index: dict[int, int] = {}
@@ -316,10 +345,11 @@ def record(name: str, scenario: Scenario, needs: Needs, until: int | None = None
 
     # no per-layer timeline: the checks read their own checkpoints, and recording ~200 steps of
     # every layer would cost several times the training of a small scenario
-    done = run(scenario if build is None else build(scenario), total, checkpoints=checkpoint_steps(total, every, extra), on_checkpoint=checkpoint,
+    done = run(scenario if build is None else build(scenario), total,
+               checkpoints=checkpoint_steps(total, every, extra), on_checkpoint=checkpoint,
                cancelled=cancelled, keep=needs.series, timeline=False)
     history = {"step": done.steps(), **done.series,
-               "val_step": reached[:count].astype(float), **{k: v[:count] for k, v in val.items()}}
+               V.VAL_STEP: reached[:count].astype(float), **{k: v[:count] for k, v in val.items()}}
     return Recording(name, history, reached[:count], {pair: v[:count] for pair, v in layer_values.items()},
                      done.diverged, done.diverged_at, done.step)
 
@@ -330,7 +360,7 @@ def needs_of(scenario: Scenario) -> dict[str, Needs]:
     scenarios = variant_scenarios(scenario)
     for ex in scenario.expect:
         ref = parse_metric(ex.metric)
-        for name in filter(None, (ex.variant, ex.ratio_over, ex.difference_over)):
+        for name in filter(None, (ex.variant, ex.ratio_over, ex.difference_over, ex.control)):
             need = wanted.setdefault(name, Needs())
             if isinstance(ex.at, int):
                 need.steps.add(ex.at)
@@ -358,7 +388,7 @@ def check(scenario: Scenario, *, progress: Callable[[int, int, str], None] | Non
     for i, (name, needs) in enumerate(wanted.items()):
         if progress is not None:
             progress(i, len(wanted), name)
-        if scenario.ensemble is not None:  # every member trained (jobs at once), combined at each checkpoint
+        if scenarios[name].ensemble is not None:  # every member trained (jobs at once), combined at each checkpoint
             from lab.ensemble.record import record_ensemble
 
             runs[name] = record_ensemble(name, scenarios[name], needs, until=needs.until, cancelled=cancelled,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lab import vocabulary as V
+
 from .snapshot import Record, Timeline
 
 TIMELINE_CAPACITY = 256  # records per run: wider than any terminal's heat map, ~1 MB for a 2-layer net
@@ -63,9 +65,9 @@ class Ring:
         self._buf[(self._n - 1) % self._buf.size] = value
 
 
-STEP_SERIES = ("step", "lr", "loss", "train_acc", "grad_norm")
+STEP_SERIES = (V.STEP, *V.series_metrics("step"))  # lr, loss, train_acc, grad_norm
 TRACE_SERIES = ("trace_step", "w_a", "w_b")  # two first-layer weights, after every step (and step 0)
-VAL_SERIES = ("val_step", "val_loss", "val_acc")
+VAL_SERIES = (V.VAL_STEP, *V.series_metrics("eval"))  # val_loss, val_acc
 
 
 class History:
@@ -78,8 +80,8 @@ class History:
 
     def record_steps(self, first_step: int, lr, loss, train_acc, grad_norm) -> None:
         n = len(loss)
-        self.series["step"].extend(np.arange(first_step, first_step + n))
-        for name, values in (("lr", lr), ("loss", loss), ("train_acc", train_acc), ("grad_norm", grad_norm)):
+        self.series[V.STEP].extend(np.arange(first_step, first_step + n))
+        for name, values in ((V.LR, lr), (V.LOSS, loss), (V.TRAIN_ACC, train_acc), (V.GRAD_NORM, grad_norm)):
             self.series[name].extend(values)
 
     def record_trace(self, first_step: int, values: np.ndarray) -> None:
@@ -91,13 +93,13 @@ class History:
         self.series["w_b"].extend(values[:, 1])
 
     def record_val(self, step: int, loss: float, acc: float) -> None:
-        for name, value in (("val_step", step), ("val_loss", loss), ("val_acc", acc)):
+        for name, value in ((V.VAL_STEP, step), (V.VAL_LOSS, loss), (V.VAL_ACC, acc)):
             self.series[name].extend([value])
 
     def replace_last_val(self, loss: float, acc: float) -> None:
         """Overwrite the last validation record's values (same step)."""
-        self.series["val_loss"].replace_last(loss)
-        self.series["val_acc"].replace_last(acc)
+        self.series[V.VAL_LOSS].replace_last(loss)
+        self.series[V.VAL_ACC].replace_last(acc)
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {name: ring.values() for name, ring in self.series.items()}

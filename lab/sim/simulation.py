@@ -25,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 from pydantic import ValidationError
 
+from lab import vocabulary as V
 from lab.data import load_data
 from lab.engine.architecture import Architecture
 from lab.engine.init import init_std
@@ -239,13 +240,13 @@ class Simulation:
     def evaluate_now(self) -> None:
         """Record validation metrics at the current step, unless that step already has them."""
         with self.lock:
-            if self.history.series["val_step"].last() != self.step_count:
+            if self.history.series[V.VAL_STEP].last() != self.step_count:
                 self._evaluate()
                 self._snapshot = None
 
     def _evaluate(self, replace: bool = False) -> None:
         loss, acc = self.trainer.evaluate(self.data.X_val, self.data.y_val, cancelled=self.cancelled)
-        if replace and self.history.series["val_step"].last() == self.step_count:
+        if replace and self.history.series[V.VAL_STEP].last() == self.step_count:
             self.history.replace_last_val(loss, acc)
         else:
             self.history.record_val(self.step_count, loss, acc)
@@ -393,8 +394,8 @@ class Simulation:
         return Snapshot(
             step=self.step_count,
             lr=float(self.lr_at(np.array([self.step_count]))[0]),
-            loss=last("loss"), train_acc=last("train_acc"), grad_norm=last("grad_norm"),
-            val_loss=last("val_loss"), val_acc=last("val_acc"),
+            loss=last(V.LOSS), train_acc=last(V.TRAIN_ACC), grad_norm=last(V.GRAD_NORM),
+            val_loss=last(V.VAL_LOSS), val_acc=last(V.VAL_ACC),
             diverged=self.diverged, diverged_at=self.diverged_at,
             layers=layers, history=h.arrays(), events=tuple(self.events),
             scenario_name=self.current.name, settings=settings, timeline=self.layer_timeline.freeze(),

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from lab import vocabulary as V
 from lab.scenario.schema import Scenario
 from lab.search.trial import Trial
 
@@ -36,7 +37,7 @@ class SearchView:
     total: int = 0  # trials planned, with the stages not reached yet counted as specified
     stage: int = 0  # the stage now running (0-based)
     stages: int = 1
-    metric: str = "val_acc"
+    metric: str = V.VAL_ACC
     maximize: bool = True
     error: str = ""  # why the search could not run (state "failed")
     started: float = field(default_factory=time.monotonic)
@@ -80,7 +81,7 @@ class SearchFeed:
         self.spec = spec if spec is not None else getattr(scenario, "search", None)
         self.search = search
         self.jobs = jobs
-        metric = getattr(self.spec, "metric", "val_acc")
+        metric = getattr(self.spec, "metric", V.VAL_ACC)
         self.view = SearchView(metric=metric, maximize=bool(getattr(self.spec, "maximize", True)),
                                stages=1 + len(getattr(self.spec, "stages", ()) or ()))
         self.result = None  # the engine's live SearchResult (from on_plan), read only in the search thread
@@ -192,18 +193,6 @@ def outcome(trial: Trial) -> str:
     if trial.status == "failed":
         return f"failed: {trial.reason}" if trial.reason else "failed"
     return "ok" if trial.ok else (trial.reason or "no metric")
-
-
-def trial_scenario(trial: Trial, base: Scenario) -> Scenario:
-    """The scenario `trial` trained (Trial.scenario), with a searched `hidden` (one width, as
-    the engine searches it) applied to every hidden layer as the engine does: Trial.scenario
-    passes it on as a number, which the scenario refuses (it wants a list)."""
-    from dataclasses import replace
-
-    width = trial.params.get("hidden")
-    if width is not None and not isinstance(width, (list, tuple)):
-        trial = replace(trial, params={**trial.params, "hidden": [int(width)] * len(base.model.hidden)})
-    return trial.scenario(base)
 
 
 def trial_label(trial: Trial, total: int) -> str:

@@ -10,6 +10,7 @@ the run screen would use, and stops at the scenario's length.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from rich.text import Text
 from textual import work
@@ -19,6 +20,7 @@ from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from lab import pace as paces
+from lab import vocabulary as V
 from lab.metrics import LAYER_METRICS, parse_metric
 from lab.pace import initial_pace
 from lab.scenario.schema import Scenario
@@ -207,7 +209,7 @@ class CompareScreen(Screen):
 
     def action_toggle_chart(self) -> None:
         chart = self.query_one(CompareChart)
-        chart.metric = "val_acc" if chart.metric == "loss" else "loss"
+        chart.metric = V.VAL_ACC if chart.metric == V.LOSS else V.LOSS
         self.tick(force=True)
 
     def action_page_layers(self, delta: int) -> None:

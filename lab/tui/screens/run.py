@@ -22,6 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 from textual.worker import get_current_worker
 
+from lab import vocabulary as V
 from lab.engine.trainer import Cancelled
 from lab.metrics import parse_metric
 from lab.pace import initial_pace
@@ -63,7 +64,7 @@ class RunScreen(Screen):
         self._said = 0
         self._warned_divergence = False
         self.page = 0
-        self.curve = "loss"  # the curve shown when there is room for one only
+        self.curve = V.LOSS  # the curve shown when there is room for one only
         self._started = time.perf_counter()
 
     # -- layout ---------------------------------------------------------------------------
@@ -73,7 +74,7 @@ class RunScreen(Screen):
         with Horizontal(id="top"):
             yield HistogramGrid(id="grid")
             with Vertical(id="curves"):
-                yield Curves("loss", id="loss-curve")
+                yield Curves(V.LOSS, id="loss-curve")
                 yield Curves("acc", id="acc-curve")
         yield StatsPanel(id="stats", wanted=self.wanted)
         yield ContextPanel(self.scenario.scenario.explain, id="context")
@@ -202,7 +203,7 @@ class RunScreen(Screen):
         # the first layout, and deciding from it made the picture depend on timing)
         both = self.app.size.height >= BOTH_CURVES_ROWS
         loss, acc = self.query_one("#loss-curve", Curves), self.query_one("#acc-curve", Curves)
-        loss.display = both or self.curve == "loss"
+        loss.display = both or self.curve == V.LOSS
         acc.display = both or self.curve == "acc"
         loss.hint, acc.hint = ("", "") if both else ("g: accuracy", "g: loss")
 
@@ -274,7 +275,7 @@ class RunScreen(Screen):
         self.query_one(HistogramGrid).toggle()
 
     def action_toggle_curve(self) -> None:
-        self.curve = "acc" if self.curve == "loss" else "loss"
+        self.curve = "acc" if self.curve == V.LOSS else V.LOSS
         self._arrange_curves()
         for curve in self.query(Curves):
             curve.flush(force=True)

@@ -26,11 +26,12 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, get_current_worker
 
+from lab import vocabulary as V
 from lab.scenario.schema import Scenario
 from lab.search.trial import Trial
 from lab.tui.keys import SEARCH_KEYS, bindings
 from lab.tui.search_feed import (SearchFeed, SearchFunction, SearchView, compact, outcome, start_process_helpers,
-                                  trial_label, trial_scenario)
+                                  trial_label)
 from lab.tui.widgets.panels import STATE_STYLES, MessageLine
 from lab.tui.widgets.scatter import SearchScatter
 
@@ -88,6 +89,7 @@ class SearchScreen(Screen):
         self.feed = SearchFeed(scenario, spec, search=search, jobs=jobs)
         self.worker: Worker | None = None
         self.view: SearchView = self.feed.view
+        self._failure_said = False
         self._version = -1
         self._columns: tuple = ()
         self._follow_best = True  # the cursor stays on the best trial until the user moves it
@@ -164,7 +166,8 @@ class SearchScreen(Screen):
             self._show_status(view)
             self._show_warning(view)
             self.query_one(SearchScatter).show(view, force)
-            if view.state == "failed":
+            if view.state == "failed" and not self._failure_said:  # once: a later version must not hide a newer message
+                self._failure_said = True
                 self.say(f"the search could not run: {view.error}", "error")
         else:
             self._show_status(self.view)  # the elapsed time
@@ -228,7 +231,7 @@ class SearchScreen(Screen):
             self._warned = view.warnings
 
     def columns(self, view: SearchView) -> tuple[str, ...]:
-        second = "val_loss" if view.metric != "val_loss" else "val_acc"
+        second = V.VAL_LOSS if view.metric != V.VAL_LOSS else V.VAL_ACC
         names = ["#", "trial"] + (["stage"] if view.stages > 1 else []) + [view.metric, second]
         return tuple(names + [axis.name for axis in view.axes] + ["status"])
 
@@ -298,7 +301,7 @@ class SearchScreen(Screen):
             self.say("no trial has finished yet", "error")
             return
         try:
-            scenario = trial_scenario(trial, self.scenario)
+            scenario = trial.scenario(self.scenario)
         except Exception as exc:  # noqa: BLE001 - a trial whose settings the scenario refuses: say why
             self.say(f"cannot open trial {trial.index}: {' '.join(str(exc).split())}", "error")
             return

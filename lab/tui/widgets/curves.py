@@ -16,6 +16,7 @@ import time
 import numpy as np
 from textual_plotext import PlotextPlot
 
+from lab import vocabulary as V
 from lab.sim.snapshot import Snapshot
 
 MAX_POINTS = 300
@@ -39,6 +40,17 @@ def step_ticks(last: float, n: int = 5) -> list[int]:
     return sorted({int(round(v)) for v in np.linspace(0, last, n)})
 
 
+def fitted_title(parts: list[str], width: int) -> str:
+    """As many of the title's parts as fit a plot `width` cells wide, most important first
+    (a part that does not fit is skipped, a shorter later one may still fit)."""
+    title, room = "", max(10, width - 4)
+    for part in filter(None, parts):
+        candidate = f"{title}   {part}" if title else part
+        if len(candidate) <= room:
+            title = candidate
+    return title
+
+
 def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
     """Ticks for a log10 axis between lo and hi (log10 values): whole decades, at most 5."""
     first, last = math.floor(lo), math.ceil(hi)
@@ -48,9 +60,9 @@ def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
 
 
 class Curves(PlotextPlot):
-    """`metric` is "loss" or "acc": train (per step) and validation (per evaluation)."""
+    """`metric` is V.LOSS or "acc": train (per step) and validation (per evaluation)."""
 
-    def __init__(self, metric: str = "loss", **kwargs) -> None:
+    def __init__(self, metric: str = V.LOSS, **kwargs) -> None:
         super().__init__(**kwargs)
         self.metric = metric
         self._pending: Snapshot | None = None
@@ -81,11 +93,11 @@ class Curves(PlotextPlot):
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        train_key, val_key = ("loss", "val_loss") if self.metric == "loss" else ("train_acc", "val_acc")
+        train_key, val_key = (V.LOSS, V.VAL_LOSS) if self.metric == V.LOSS else (V.TRAIN_ACC, V.VAL_ACC)
         x, y = thin(h["step"], h[train_key])
-        vx, vy = thin(h["val_step"], h[val_key])
+        vx, vy = thin(h[V.VAL_STEP], h[val_key])
         values = [v for v in y + vy if v > 0]
-        self.log_axis = self.metric == "loss" and bool(values) and max(values) / min(values) > LOG_SPAN
+        self.log_axis = self.metric == V.LOSS and bool(values) and max(values) / min(values) > LOG_SPAN
         if self.log_axis:  # a diverging loss: log10 values, labelled as powers of ten
             y, vy = [math.log10(v) if v > 0 else math.nan for v in y], [math.log10(v) if v > 0 else math.nan for v in vy]
         legend = self.size.height >= 10  # a legend would cover a small plot: the title says it then
@@ -112,13 +124,8 @@ class Curves(PlotextPlot):
                 lo, hi = min(finite), max(finite)
                 ticks = list(np.linspace(lo, hi, 4)) if hi > lo else [lo]
                 plt.yticks(ticks, [f"{t:.3g}" for t in ticks])
-        name = "loss" + (" (log axis: it exploded)" if self.log_axis else "") if self.metric == "loss" else "accuracy"
+        name = "loss" + (" (log axis: it exploded)" if self.log_axis else "") if self.metric == V.LOSS else "accuracy"
         parts = [name, self.hint, "" if legend or not x else "cyan train, orange val",
                  "" if x else "no steps yet (space runs, n steps)", "| = change" if snap.events else ""]
-        title, room = "", max(10, self.size.width - 4)
-        for part in filter(None, parts):  # as much as fits, most important first
-            candidate = f"{title}   {part}" if title else part
-            if len(candidate) <= room:
-                title = candidate
-        plt.title(title)
+        plt.title(fitted_title(parts, self.size.width))
         self.refresh()

@@ -18,6 +18,7 @@ from textual_plotext import PlotextPlot
 
 from lab.search.space import BORDER  # the outer 10% of a range
 from lab.tui.search_feed import SearchView, compact
+from lab.tui.widgets.curves import fitted_title
 
 REDRAW_SECONDS = 0.3
 
@@ -146,10 +147,5 @@ class SearchScatter(PlotextPlot):
         parts = [f"{view.metric} vs {axis.name}{scale}", "@ best" if best is not None else "",
                  "x diverged" if bad else "", "| border" if axis.kind != "choice" else "",
                  self.hint if len(view.axes) > 1 else ""]
-        title, room = "", max(10, self.size.width - 4)
-        for part in filter(None, parts):  # as much as fits, most important first
-            candidate = f"{title}   {part}" if title else part
-            if len(candidate) <= room:
-                title = candidate
-        plt.title(title)
+        plt.title(fitted_title(parts, self.size.width))
         self.refresh()

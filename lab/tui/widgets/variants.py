@@ -25,6 +25,7 @@ from rich.text import Text
 from textual.widget import Widget
 from textual_plotext import PlotextPlot
 
+from lab import vocabulary as V
 from lab.report.table import LAYER_COLUMNS, Column, fitting_columns, layer_rows
 from lab.sim.snapshot import Snapshot
 
@@ -64,12 +65,12 @@ class Scalar:
 
 
 SCALARS: tuple[Scalar, ...] = (
-    Scalar("loss", "loss", lambda s: _fmt(s.loss, ".4f"), always=True, width=6),
-    Scalar("acc", "train_acc", lambda s: _pct(s.train_acc), always=True),
-    Scalar("val", "val_acc", lambda s: _pct(s.val_acc), always=True),
-    Scalar("val loss", "val_loss", lambda s: _fmt(s.val_loss, ".4f"), width=6),
+    Scalar("loss", V.LOSS, lambda s: _fmt(s.loss, ".4f"), always=True, width=6),
+    Scalar("acc", V.TRAIN_ACC, lambda s: _pct(s.train_acc), always=True),
+    Scalar("val", V.VAL_ACC, lambda s: _pct(s.val_acc), always=True),
+    Scalar("val loss", V.VAL_LOSS, lambda s: _fmt(s.val_loss, ".4f"), width=6),
     Scalar("lr", "lr", lambda s: _fmt(s.lr, ".3g"), width=5),
-    Scalar("‖g‖", "grad_norm", lambda s: _fmt(s.grad_norm, ".3g"), width=5),
+    Scalar("‖g‖", V.GRAD_NORM, lambda s: _fmt(s.grad_norm, ".3g"), width=5),
 )
 
 
@@ -271,7 +272,7 @@ class VariantTable(Widget):
 
     @staticmethod
     def _scalar_cell(sc: Scalar, snap: Snapshot) -> tuple[str, str]:
-        if sc.metric == "loss" and snap.diverged:
+        if sc.metric == V.LOSS and snap.diverged:
             return "NaN", "bold red"
         return sc.cell(snap), ""
 
@@ -370,7 +371,7 @@ class CompareChart(PlotextPlot):
     def __init__(self, names: list[str], **kwargs) -> None:
         super().__init__(**kwargs)
         self.names = names
-        self.metric = "loss"  # or "val_acc"
+        self.metric = V.LOSS  # or V.VAL_ACC
         self.log_axis = False
         self.cut: float | None = None  # the top of the y axis when a spike is cut off
         self.off_top: list[str] = []  # diverged variants, left out of the scale
@@ -400,7 +401,7 @@ class CompareChart(PlotextPlot):
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        x_key, y_key = ("step", "loss") if self.metric == "loss" else ("val_step", "val_acc")
+        x_key, y_key = (V.STEP, V.LOSS) if self.metric == V.LOSS else (V.VAL_STEP, V.VAL_ACC)
         points = max(10, min(POINTS, (self.size.width - 8) // 2))
         series = {name: bucket_means(snaps[name].history[x_key], snaps[name].history[y_key], points)
                   for name in self.names if name in snaps}
@@ -408,13 +409,13 @@ class CompareChart(PlotextPlot):
         scaled = [name for name in series if not snaps[name].diverged] or list(series)
         self.off_top = [name for name in series if name not in scaled and series[name][0]]
         positive = [v for name in scaled for v in series[name][1] if v > 0]
-        self.log_axis = self.metric == "loss" and bool(positive) and max(positive) / min(positive) > LOG_SPAN
+        self.log_axis = self.metric == V.LOSS and bool(positive) and max(positive) / min(positive) > LOG_SPAN
         if self.log_axis:  # an exploding loss: log10 values, labelled as powers of ten
             series = {name: ([a for a, b in zip(x, y) if b > 0], [math.log10(b) for b in y if b > 0])
                       for name, (x, y) in series.items()}
         values = [v for name in scaled for v in series[name][1]]
         self.cut = None
-        if self.metric == "val_acc":
+        if self.metric == V.VAL_ACC:
             lo, hi = 0.0, 1.0
             ticks, labels = [0, 0.25, 0.5, 0.75, 1.0], ["0", ".25", ".5", ".75", "1"]
         elif values and self.log_axis:
@@ -449,7 +450,7 @@ class CompareChart(PlotextPlot):
         self.refresh()
 
     def title(self) -> str:
-        if self.metric == "val_acc":
+        if self.metric == V.VAL_ACC:
             return "validation accuracy"
         return ("training loss" + (", log scale" if self.log_axis else "")
                 + (f", peaks above {self.cut:.3g} cut" if self.cut is not None else "")
