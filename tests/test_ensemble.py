@@ -413,3 +413,15 @@ def test_a_variant_changes_the_ensemble_and_serves_as_a_claims_control():
     bad = {**raw, "variants": [{"name": "x", "set": {"ensemble": {"at": [20, 40]}}}], "expect": []}
     with pytest.raises(ScenarioError, match=r"variants\[0\].set.ensemble: at is for mode"):
         parse_scenario(bad, "bad.toml")
+
+
+def test_reading_the_members_probabilities_never_changes_their_training():
+    """With dropout (random masks) too: the ensemble's extra forward passes draw nothing."""
+    sc = Scenario.model_validate({**tiny(members=2, steps=60).model_dump(),
+                                  "model": {"hidden": [8], "dropout": 0.3}})
+    result = run_ensemble(sc)
+    sim = Simulation(sc, timeline_capacity=0)
+    sim.step(60)
+    sim.evaluate_now()
+    acc, loss = C.member_metrics(val_probs(sim), sim.data.y_val)
+    assert result.member_acc[-1, 0] == acc and result.member_loss[-1, 0] == loss

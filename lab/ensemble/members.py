@@ -21,7 +21,7 @@ from lab.sim.simulation import Simulation
 
 from .combine import softmax
 
-PROBS_CHUNK = 512  # validation rows per forward pass (the evaluation's chunk; budget.py counts it)
+PROBS_CHUNK = 512  # validation rows per forward pass at most: the evaluation's chunk, in its workspace
 
 
 @dataclass(frozen=True)
@@ -86,8 +86,11 @@ def simulation(member: Member, **kwargs) -> Simulation:
 def val_probs(sim: Simulation) -> np.ndarray:
     """(n_val, C) float64: the network's softmax probabilities on the validation rows, in eval mode.
 
-    Forward passes of PROBS_CHUNK rows (the last one padded to the same size: one workspace);
-    the network's last workspace is left as it was (the layer statistics read it)."""
+    Forward passes in the evaluation's own workspace (Trainer.evaluate's rows: PROBS_CHUNK, fewer
+    for a huge network; the last pass padded to the same size), so no memory is added; the
+    network's last workspace is left as it was (the layer statistics read it)."""
+    from lab.engine.trainer import EVAL_BATCH_MACS
+
     net = sim.network
     X = sim.data.X_val
     n = X.shape[0]
@@ -95,14 +98,18 @@ def val_probs(sim: Simulation) -> np.ndarray:
     out = np.empty((n, C), dtype=np.float64)
     if n == 0:
         return out
-    rows = min(PROBS_CHUNK, n)
+    chunk = PROBS_CHUNK
+    fits = int(EVAL_BATCH_MACS // sim.trainer.example_macs())
+    if fits < chunk:
+        chunk = 1 << max(0, fits.bit_length() - 1)  # as Trainer.evaluate
+    rows = min(chunk, n)
     keep = net._last_ws
     try:
         for start in range(0, n, rows):
             part = X[start:start + rows]
             if part.shape[0] < rows:
                 part = np.concatenate([part, np.zeros((rows - part.shape[0], X.shape[1]), dtype=X.dtype)])
-            scores = net.forward(part, train=False, purpose="ensemble")
+            scores = net.forward(part, train=False, purpose="eval")
             out[start:start + rows] = softmax(scores)[:min(rows, n - start)]
     finally:
         net._last_ws = keep
