@@ -251,6 +251,8 @@ def run(
     csv: Optional[Path] = typer.Option(None, "--csv", help="Headless: write the per-step history to this CSV file "
                                                            "and each layer's statistics over time to FILE-layers.csv."),
     plot: bool = typer.Option(False, "--plot", help="Headless: print plotext charts (loss, per-layer histograms)."),
+    jobs: int = typer.Option(1, "-j", "--jobs", min=1, help="Headless [ensemble]: members trained in this many "
+                                                            "worker processes (the same bits as one)."),
 ) -> None:
     """Open a scenario in the lab, or train it headless and print the summary and per-layer table."""
     headless = headless or steps is not None or csv is not None or plot or not _interactive()
@@ -268,7 +270,12 @@ def run(
         _check_writable(csv, "--csv")
     if headless:
         try:
-            run_headless(sc, steps, csv=csv, plot=plot)
+            if sc.ensemble is not None:  # the members and the ensemble over time (lab/ensemble/report.py)
+                from lab.ensemble.report import run_headless as run_ensemble_headless
+
+                run_ensemble_headless(console, sc, steps, jobs=jobs, csv=csv, plot=plot)
+            else:
+                run_headless(sc, steps, csv=csv, plot=plot)
         except LabError as exc:
             _fail(exc)
         except MemoryError:
@@ -319,9 +326,11 @@ def screenshot(
     console.print(f"wrote {path}")
 
 
-def _check_one(path: str, display: str, blas_threads: int | None, seed_offset: int = 0, width: float = 1.0):
+def _check_one(path: str, display: str, blas_threads: int | None, seed_offset: int = 0, width: float = 1.0,
+               jobs: int = 1):
     """Check one file in one configuration (runs in a worker process with -j); `display` is how
-    the report names it.  Returns (outcome, invalid input?)."""
+    the report names it; jobs: an [ensemble]'s members trained at once.  Returns (outcome,
+    invalid input?)."""
     from lab.engine.threads import limit_blas_threads
     from lab.report.check import ScenarioOutcome
     from lab.scenario import load_scenario
@@ -338,7 +347,7 @@ def _check_one(path: str, display: str, blas_threads: int | None, seed_offset: i
         return ScenarioOutcome(display, "", error=str(named), seconds=time.perf_counter() - start,
                                problems=list(exc.problems)), True
     try:
-        results = check(sc)
+        results = check(sc, jobs=jobs)  # jobs: an [ensemble]'s members at once
     except LabError as exc:  # the input's fault, found only when running (e.g. data that do not vary)
         problem = str(exc.problems[0] if isinstance(exc, ScenarioError) and exc.problems else exc)
         named = ScenarioError(display, [problem])
@@ -405,8 +414,8 @@ def check(
         if jobs > 1 and len(tasks) > 1:
             with interrupt.worker_pool(jobs) as pool:
                 done = list(pool.map(_check_one, *columns))
-        else:  # small scenarios: one BLAS thread is fastest
-            done = [_check_one(*task) for task in zip(*columns)]
+        else:  # small scenarios: one BLAS thread is fastest; an [ensemble]'s members use the -j workers
+            done = [_check_one(*task, jobs=jobs) for task in zip(*columns)]
     finally:
         if status:
             status.stop()

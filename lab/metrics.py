@@ -18,6 +18,7 @@ from lab.errors import clip, finite_number
 SCALAR_METRICS = V.scalar_metrics()
 STEP_SERIES_METRICS = V.series_metrics("step")  # recorded every step
 EVAL_SERIES_METRICS = V.series_metrics("eval")  # recorded at every evaluation
+ENSEMBLE_SERIES_METRICS = V.series_metrics("ensemble")  # an [ensemble]'s, at every checkpoint (lab/ensemble/)
 LAYER_METRICS = V.layer_metrics()
 OPS = ("<=", ">=", "==", "!=", "<", ">")
 
@@ -54,7 +55,7 @@ def parse_metric(text: str) -> MetricRef:
                              f"{', '.join(LAYER_METRICS)}; derived: steps_to(train_acc >= 0.9))")
         name, value = m.group(1), m.group(2)
         op = ">=" if name.endswith("acc") else "<="
-    if name not in STEP_SERIES_METRICS and name not in EVAL_SERIES_METRICS:
+    if name not in STEP_SERIES_METRICS and name not in EVAL_SERIES_METRICS and name not in ENSEMBLE_SERIES_METRICS:
         raise ValueError(f"steps_to needs a recorded series: one of {', '.join(STEP_SERIES_METRICS)}, "
                          f"{', '.join(EVAL_SERIES_METRICS)} (found {clip(repr(name))})")
     return MetricRef(name, False, (op, finite_number(value, "steps_to threshold")))

@@ -270,6 +270,22 @@ METRICS: list[Metric] = [
            header="sign", column=7, fmt="{:.2f}", brief="grad sign agreement", width=4, drop=3),
     Metric("unit_similarity", True, "mean cosine similarity of units' incoming weights: 1 = symmetry never broken",
            header="sim", column=8, fmt="{:.2f}", brief="unit similarity", width=5, drop=1),
+    # an [ensemble]'s validation metrics, at every checkpoint (lab/ensemble/)
+    Metric("ensemble_val_acc", False, "validation accuracy of the ensemble's prediction (mean of the members' "
+           "softmax probabilities, or their vote)", series="ensemble", csv=False),
+    Metric("ensemble_val_loss", False, "validation cross-entropy of the members' averaged probabilities",
+           series="ensemble", csv=False),
+    Metric("member_val_acc_mean", False, "mean of the members' validation accuracies", series="ensemble", csv=False),
+    Metric("member_val_acc_best", False, "the best member's validation accuracy", series="ensemble", csv=False),
+    Metric("member_val_loss_mean", False, "mean of the members' validation cross-entropies", series="ensemble",
+           csv=False),
+    Metric("ensemble_gain_mean", False, "ensemble_val_acc - member_val_acc_mean: what averaging adds to the "
+           "average member", series="ensemble", csv=False),
+    Metric("ensemble_gain_best", False, "ensemble_val_acc - member_val_acc_best: > 0 when the ensemble beats even "
+           "its best member", series="ensemble", csv=False),
+    Metric("ensemble_loss_drop", False, "member_val_loss_mean - ensemble_val_loss: how much averaging the "
+           "probabilities lowers the loss (never below 0; 0 when the members agree exactly)", series="ensemble",
+           csv=False),
 ]
 
 # dropout as an ensemble (lab/engine/mc_dropout.py): recorded at every evaluation when train.mc_samples > 0

@@ -57,7 +57,8 @@ TABLE: dict[str, Case] = {
     "unknown_key.toml": Case(("train.optimiser", "unknown key 'optimiser'", "in [train]", "did you mean 'optimizer'?",
                               "allowed: batch_size, beta1, beta2")),
     "unknown_table.toml": Case(("training", "unknown key 'training' at the top level", "did you mean 'train'?",
-                                "allowed: data, events, expect, model, scenario, search, train, transfer, variants")),
+                                "allowed: data, ensemble, events, expect, model, scenario, search, train, transfer, "
+                                "variants")),
     "wrong_table_type.toml": Case(("model: expected a table", 'found "mlp"', "(a string)")),
     "markup_in_key.toml": Case(("[/x]: unknown key '[/x]' at the top level", "allowed: data")),
     # --- types (strict: no silent conversions) -------------------------------------------------

@@ -611,6 +611,13 @@ def memory_problems(sc: Scenario, budget: Budget | None = None) -> list[str]:
         phase = worst.peak_phase
         return [f"memory: {worst.where} needs about {size(worst.peak)} ({phase.name}), over the budget of "
                 f"{size(budget.nbytes)} ({budget.source}). Most of it: {_dominant(phase)}"]
+    if sc.ensemble is not None or any(v.set.ensemble is not None for v in sc.variants):
+        # N members = N networks, and their kept probabilities (lab/ensemble/)
+        need, what = ensemble_bytes(sc, runs)
+        if need > budget.nbytes:
+            return [f"memory: the [ensemble] needs about {size(need)} ({what}), over the budget of "
+                    f"{size(budget.nbytes)} ({budget.source}): use fewer members, a smaller model or data, or "
+                    "a larger train.eval_every"]
     if len(runs) > 1 and together(runs) > budget.nbytes:
         big = sorted(runs, key=lambda r: -r.steady)[:3]
         return [f"memory: the {len(runs)} runs side by side (the lab's compare view) need about "
@@ -636,3 +643,25 @@ def require_memory(sc: Scenario, states: list[tuple[str, Scenario, set[str]]] | 
                              f"{size(budget.nbytes)} ({budget.source}). Most of it: {_dominant(phase)}"])
 
 
+# -- [ensemble] ------------------------------------------------------------------------------------------
+
+def ensemble_bytes(sc: Scenario, runs: list[RunEstimate] | None = None) -> tuple[int, str]:
+    """What an [ensemble] holds at once, in bytes, and in words: the largest run's members side by
+    side (the lab's ensemble view steps them together: N members = N networks with their data,
+    each with its own history), the largest one-off peak, and the members' validation
+    probabilities a headless run keeps for every run (float64, members x checkpoints x
+    validation rows x classes; a snapshot ensemble keeps only its snapshots)."""
+    runs = runs if runs is not None else estimate(sc)
+    scenarios = [sc, *(sc.with_changes(v.set) for v in sc.variants)]
+    held, probs, most = 0, 0, 1
+    for run, each in zip(runs, scenarios):
+        e = each.ensemble
+        trained = (e.size if e.mode == "seeds" else 1) if e is not None else 1
+        kept = (e.size if e.mode == "snapshot" else e.size * (each.train.steps // each.train.eval_every + 2)) \
+            if e is not None else 0
+        probs += kept * _data(each).n_val * _classes(each) * 8
+        if trained * run.steady > held:
+            held, most = trained * run.steady, trained
+    peak = max((r.peak - r.steady for r in runs), default=0)
+    return held + peak + probs, (f"{most} member(s) side by side = {size(held)}; their validation probabilities "
+                                 f"{size(probs)}")

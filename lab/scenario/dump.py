@@ -72,7 +72,22 @@ def dump_scenario(sc: Scenario, header: str = "") -> str:
             lines.append("")
     if sc.search is not None:
         lines += search_tables(sc.search)
+    if sc.ensemble is not None:
+        lines += ensemble_tables(sc.ensemble)
     return "\n".join(lines)
+
+
+def ensemble_tables(ensemble) -> list[str]:
+    """[ensemble] (written even when every key is at its default: it makes the scenario an
+    ensemble), and each listed member as an [[ensemble.members]] table."""
+    given = ensemble.model_dump(exclude_defaults=True)
+    listed = isinstance(ensemble.members, list)
+    lines = ["[ensemble]", *(f"{k} = {toml_value(v)}" for k, v in given.items() if not (listed and k == "members")),
+             ""]
+    for member in ensemble.members if listed else ():
+        lines += ["[[ensemble.members]]", *(f"{k} = {toml_value(v)}" for k, v in
+                                            member.model_dump(exclude_defaults=True).items()), ""]
+    return lines
 
 
 def search_tables(search) -> list[str]:

@@ -287,6 +287,9 @@ class VariantChanges(Changes):
     labels_per_class: int | None = Field(None, ge=1, le=1_000_000)
     source_permute: bool | None = None
     source_steps: int | None = Field(None, ge=0, le=MAX_STEPS)
+    ensemble: "EnsembleChanges | None" = Field(
+        None, description="[ensemble] keys that differ in this run (merged over the scenario's [ensemble]; e.g. "
+                          "members = 1, the cause of an ensemble claim removed).")
 
 
 class Variant(Strict):
@@ -457,6 +460,147 @@ class SearchSpec(Strict):
         return self.params.model_dump(exclude_none=True)
 
 
+# -- [ensemble]: several networks whose predictions are averaged (lab/ensemble/) --------------------------
+MAX_MEMBERS = 32
+ENSEMBLE_MODES = ("seeds", "snapshot")
+ENSEMBLE_COMBINE = ("mean", "vote")
+# what a listed member may not change: every member is scored on the same validation rows at the same steps
+MEMBER_FIXED_KEYS = ("kind", "n", "classes", "noise", "dim", "pca_components", "val_fraction", "shift", "scale",
+                     "steps", "eval_every", "ensemble")
+
+
+class MemberSpec(Strict):
+    """[[ensemble.members]]: one member given by its settings (and optionally its own seed)."""
+
+    name: Line | None = Field(None, min_length=1, max_length=NAME, description="Its name in tables (default m1, m2, ...).")
+    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="Its seed for init, batches and dropout (default: "
+                                                                  "the scenario's; the data split is always the "
+                                                                  "scenario's).")
+    set: VariantChanges = Field(default_factory=VariantChanges,
+                                description="Overrides from step 0, as a variant's `set`, except the data and length "
+                                            "keys (" + ", ".join(MEMBER_FIXED_KEYS) + "): members share the "
+                                            "validation rows and the checkpoints.")
+
+    @field_validator("set")
+    @classmethod
+    def _same_rows(cls, value: VariantChanges) -> VariantChanges:
+        fixed = [k for k in MEMBER_FIXED_KEYS if k in value.given()]
+        if fixed:
+            raise ValueError(f"a member cannot change {', '.join(fixed)}: every member is scored on the same "
+                             "validation rows at the same steps (give the whole ensemble a variant instead)")
+        return value
+
+
+class EnsembleSpec(Strict):
+    """[ensemble]: train several members and average their predictions on the validation set."""
+
+    mode: Literal[ENSEMBLE_MODES] = Field("seeds", description="seeds: independent members (member k uses seed "  # type: ignore[valid-type]
+                                                               "scenario.seed + k: its own init, batch order and "
+                                                               "dropout; the data split is shared); snapshot: members "
+                                                               "taken along ONE run at the steps in `at`.")
+    members: Annotated[int, Field(ge=1, le=MAX_MEMBERS)] | Annotated[
+        list[MemberSpec], Field(min_length=1, max_length=MAX_MEMBERS)] | None = Field(
+        None, description="seeds mode: how many members (1 .. 32; default 5), or [[ensemble.members]] tables that "
+                          "list each member's settings (they share the scenario's seed unless they give one).")
+    combine: Literal[ENSEMBLE_COMBINE] = Field("mean", description="mean: average the members' softmax "  # type: ignore[valid-type]
+                                                                  "probabilities (the notes' advice); vote: majority "
+                                                                  "vote of their predicted classes (a tie goes to the "
+                                                                  "tied class with the higher mean probability, then "
+                                                                  "the lower class number).")
+    at: list[Annotated[int, Field(ge=1, le=MAX_STEPS)]] | None = Field(
+        None, min_length=2, max_length=MAX_MEMBERS,
+        description="snapshot mode: the steps (ascending, 2 .. 32 of them, within train.steps) whose weights become "
+                    "members, e.g. the ends of cosine cycles.")
+
+    @model_validator(mode="after")
+    def _mode_keys(self) -> "EnsembleSpec":
+        if self.mode == "snapshot":
+            if self.at is None:
+                raise ValueError("mode = \"snapshot\" needs at = [steps...]: the steps whose weights become members "
+                                 "(e.g. at = [200, 400, 600], the ends of cosine cycles)")
+            if self.members is not None:
+                raise ValueError("mode = \"snapshot\" takes its members from `at`: leave out members")
+            if list(self.at) != sorted(set(self.at)):
+                raise ValueError(f"at must be ascending steps without repeats (found {list(self.at)})")
+        elif self.at is not None:
+            raise ValueError("at is for mode = \"snapshot\"; seeds mode uses members = N")
+        return self
+
+    @property
+    def size(self) -> int:
+        """How many members the ensemble has."""
+        if self.mode == "snapshot":
+            return len(self.at or ())
+        if isinstance(self.members, list):
+            return len(self.members)
+        return 5 if self.members is None else self.members
+
+
+class EnsembleChanges(Strict):
+    """A variant's `set.ensemble`: any [ensemble] key, merged over the scenario's table (the result
+    is checked as an [ensemble] table)."""
+
+    mode: Literal[ENSEMBLE_MODES] | None = None  # type: ignore[valid-type]
+    members: Annotated[int, Field(ge=1, le=MAX_MEMBERS)] | Annotated[
+        list[MemberSpec], Field(min_length=1, max_length=MAX_MEMBERS)] | None = None
+    combine: Literal[ENSEMBLE_COMBINE] | None = None  # type: ignore[valid-type]
+    at: list[Annotated[int, Field(ge=1, le=MAX_STEPS)]] | None = Field(None, min_length=2, max_length=MAX_MEMBERS)
+
+
+VariantChanges.model_rebuild()
+Variant.model_rebuild()
+MemberSpec.model_rebuild()
+EnsembleSpec.model_rebuild()
+
+
+def merged_ensemble(base: EnsembleSpec | None, changes: dict[str, Any]) -> EnsembleSpec:
+    """A variant's [ensemble]: the scenario's with the variant's keys over it (ValueError if invalid)."""
+    from pydantic import ValidationError
+
+    given = base.model_dump(exclude_defaults=True) if base is not None else {}
+    if "mode" in changes and changes["mode"] != (base.mode if base is not None else "seeds"):
+        given = {k: v for k, v in given.items() if k == "combine"}  # another mode: its own keys only
+    try:
+        return EnsembleSpec(**{**given, **changes})
+    except ValidationError as exc:
+        raise ValueError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
+
+
+def ensemble_problems(sc: "Scenario") -> list[str]:
+    """What [ensemble] asks that this scenario cannot give: snapshot steps past the end of a run,
+    ensemble metrics without an [ensemble] table."""
+    from lab.metrics import ENSEMBLE_SERIES_METRICS
+
+    problems = []
+    ens = sc.ensemble
+    runs = [("", sc.ensemble, sc.train.steps)]
+    for i, v in enumerate(sc.variants):
+        if v.set.ensemble is not None:
+            try:
+                runs.append((f" (variants[{i}] {v.name!r})", merged_ensemble(ens, v.set.given()["ensemble"]),
+                             v.set.steps or sc.train.steps))
+            except ValueError as exc:
+                problems.append(f"variants[{i}].set.ensemble: {exc}")
+    for where, spec, steps in runs[1:]:
+        late = [s for s in (spec.at or ()) if s > steps]
+        if late:
+            problems.append(f"ensemble.at{where}: step(s) {', '.join(map(str, late))} after the run's last step {steps}")
+    if ens is None and len(runs) == 1:
+        for i, ex in enumerate(sc.expect):
+            if parse_metric(ex.metric).name in ENSEMBLE_SERIES_METRICS:
+                problems.append(f"expect[{i}].metric: {ex.metric} needs an [ensemble] table (e.g. members = 5)")
+        return problems
+    if ens is not None and ens.at is not None:
+        runs = [("", sc.train.steps)] + [(f" (variant {v.name!r} has {v.set.steps})", v.set.steps)
+                                         for v in sc.variants if v.set.steps is not None]
+        for where, steps in runs:
+            late = [s for s in ens.at if s > steps]
+            if late:
+                problems.append(f"ensemble.at: step(s) {', '.join(map(str, late))} after the run's last step "
+                                f"{steps}{where}")
+    return problems
+
+
 class Scenario(Strict):
     scenario: ScenarioMeta = Field(default_factory=ScenarioMeta)
     data: DataSpec = Field(default_factory=DataSpec)
@@ -469,10 +613,12 @@ class Scenario(Strict):
                                                         "(`nnlab search`); run and check ignore it.")
     transfer: TransferSpec | None = Field(None, description="Transfer learning: pretrain on a source task, then "
                                                             "train on the target task ([data]); see docs/transfer.md.")
+    ensemble: EnsembleSpec | None = Field(None, description="Train several members and average their predictions "
+                                                            "(model ensembles, snapshot ensembles).")
 
     @model_validator(mode="after")
     def _consistent(self) -> "Scenario":
-        problems = cross_field_problems(self.model_dump())
+        problems = cross_field_problems(self.model_dump()) + ensemble_problems(self)
         from lab.transfer.spec import event_problems_without_transfer, transfer_problems
 
         problems = problems + (transfer_problems(self) if self.transfer is not None
@@ -508,12 +654,14 @@ class Scenario(Strict):
                 changed = {"freeze": None, "lr_factor": None, **changed}
             transfer = TransferSpec(**{**self.transfer.model_dump(), **changed})
             return self.model_copy(update={"transfer": transfer}).with_changes(given)
+        ensemble = given.pop("ensemble", None)  # a variant's [ensemble] keys (merged_ensemble)
         for key, value in given.items():
             if key == "reinit":
                 continue
             sections[owner[key]][key] = value.model_dump() if isinstance(value, BaseModel) else value
+        extra = {"ensemble": merged_ensemble(self.ensemble, ensemble)} if ensemble is not None else {}
         return self.model_copy(update={"model": ModelSpec(**sections["model"]), "train": TrainSpec(**sections["train"]),
-                                       "data": DataSpec(**sections["data"])})
+                                       "data": DataSpec(**sections["data"]), **extra})
 
 
 def json_schema() -> dict:

@@ -27,13 +27,13 @@ from __future__ import annotations
 import math
 import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 
+from lab import parallel as _parallel
 from lab import vocabulary as V
 from lab.errors import LabError
 from lab.scenario.schema import MAX_STEPS, SearchSpec, StageSpec
@@ -77,24 +77,11 @@ def trial_scenario(base: Scenario, task: TrialTask) -> Scenario:
     return trained_as(base, task.params, task.steps, task.seed)
 
 
-_worker_ready = False
-
-
 def _prepare_worker() -> None:
-    """Once per worker process: one BLAS thread (the same bits everywhere)."""
-    global _worker_ready
-    if not _worker_ready:
-        from lab.engine.threads import limit_blas_threads
+    """Once per worker process: one BLAS thread (the same bits everywhere); see lab/parallel.py."""
+    from lab.parallel import prepare_worker
 
-        limit_blas_threads(1)
-        _worker_ready = True
-
-
-def _pool_initializer() -> None:
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us
-    _prepare_worker()
+    prepare_worker()
 
 
 def _die_if_asked(index: int, hook: str | None) -> None:
@@ -341,118 +328,26 @@ class SearchResult:
 
 # -- executors ------------------------------------------------------------------------------------------
 
-class _LocalBackend:
+# (the process pool and the dask client live in lab/parallel.py, shared with ensembles; these
+# give them a trial's signature)
+
+class _LocalBackend(_parallel.LocalBackend):
     """A process pool (forkserver or spawn) whose workers use one BLAS thread and ignore Ctrl-C."""
 
     def __init__(self, jobs: int) -> None:
-        self.jobs = jobs
-        self.capacity = 2 * jobs  # trials in flight: a break re-runs at most these
-        self.in_flight: list = []
-        self.pool = None
-        self.restarts = 0
-        self._start()
-
-    def _start(self) -> None:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-        context = mp.get_context(method)
-        if method == "forkserver":
-            # numpy, numba and the engine imported once, in the fork server, not in every worker
-            # (and in every fresh pool after a worker died); set before the server first starts
-            context.set_forkserver_preload(["lab.search.engine", "lab.sim.run"])
-        self.pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=context, initializer=_pool_initializer)
+        super().__init__(jobs, preload=("lab.search.engine", "lab.sim.run"))
 
     def submit(self, base, task, metric, hook):
-        return self.pool.submit(run_trial, base, task, metric, hook)
-
-    def wait(self, futures, timeout):
-        from concurrent.futures import FIRST_COMPLETED, wait
-
-        return wait(futures, timeout=timeout, return_when=FIRST_COMPLETED).done
-
-    @staticmethod
-    def worker_died(exc: BaseException) -> bool:
-        from concurrent.futures.process import BrokenProcessPool
-
-        return isinstance(exc, BrokenProcessPool)
-
-    def restart(self) -> None:
-        self.close(cancel=True)
-        self.restarts += 1
-        self._start()
-
-    def close(self, cancel: bool = False) -> None:
-        pool, self.pool = self.pool, None
-        if pool is None:
-            return
-        if not cancel:
-            pool.shutdown(wait=True)
-            return
-        workers = list((getattr(pool, "_processes", None) or {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for process in workers:
-            try:
-                process.terminate()
-            except Exception:  # noqa: BLE001 - already gone
-                pass
-        for process in workers:
-            process.join(timeout=5)
+        return self.run(run_trial, base, task, metric, hook)
 
 
-class _DaskBackend:
+class _DaskBackend(_parallel.DaskBackend):
     """The same trials on a dask.distributed cluster: "local" (a LocalCluster started here) or an
     address such as tcp://127.0.0.1:8786.  Dask re-runs the trial of a worker that died."""
 
-    def __init__(self, scheduler: str, jobs: int) -> None:
-        try:
-            from distributed import Client, LocalCluster
-        except ImportError as exc:  # pragma: no cover - a dependency
-            raise LabError(f"--scheduler needs dask.distributed: pip install 'dask[distributed]' ({exc})") from None
-        self.cluster = None
-        self.capacity = 1 << 30  # the scheduler queues them
-        self.in_flight: list = []  # cancelled on close(cancel=True)
-        self.token = uuid.uuid4().hex[:8]
-        try:
-            if scheduler == "local":
-                self.cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                                            dashboard_address=":0")  # a free port: never "8787 in use"
-                self.client = Client(self.cluster)
-            else:
-                self.client = Client(scheduler, timeout="20s")
-        except (OSError, TimeoutError) as exc:
-            if self.cluster is not None:
-                self.cluster.close()
-            raise LabError(f"--scheduler {scheduler}: cannot reach the dask scheduler ({exc})") from None
-
     def submit(self, base, task, metric, hook):
-        return self.client.submit(run_trial, base, task, metric, hook, pure=False, retries=MAX_ATTEMPTS - 1,
-                                  key=f"nnlab-trial-{self.token}-{task.index}")
-
-    def wait(self, futures, timeout):
-        from distributed import wait
-
-        try:
-            return wait(futures, timeout=timeout, return_when="FIRST_COMPLETED").done
-        except TimeoutError:
-            return set()
-
-    @staticmethod
-    def worker_died(exc: BaseException) -> bool:
-        return False  # dask reschedules; KilledWorker (it died too often) is a failed trial
-
-    def restart(self) -> None:  # pragma: no cover - worker_died is never true here
-        """Nothing to replace: the dask scheduler moves a dead worker's tasks to the others."""
-
-    def close(self, cancel: bool = False) -> None:
-        try:
-            if cancel and self.in_flight:
-                self.client.cancel(self.in_flight)
-            self.client.close()
-        finally:
-            if self.cluster is not None:
-                self.cluster.close()
+        return self.run(run_trial, base, task, metric, hook, retries=MAX_ATTEMPTS - 1,
+                        key=f"nnlab-trial-{self.token}-{task.index}")
 
 
 def _backend(jobs: int, scheduler: str | None):

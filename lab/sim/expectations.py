@@ -26,7 +26,8 @@ from typing import Callable, Iterator
 import numpy as np
 
 from lab import vocabulary as V
-from lab.metrics import EVAL_SERIES_METRICS, LAYER_METRICS, STEP_SERIES_METRICS, MetricRef, parse_metric
+from lab.metrics import (ENSEMBLE_SERIES_METRICS, EVAL_SERIES_METRICS, LAYER_METRICS, STEP_SERIES_METRICS, MetricRef,
+                         parse_metric)
 from lab.scenario.schema import Expectation, Scenario
 
 from .run import Cancelled, run  # noqa: F401 - Cancelled: what check() raises
@@ -56,6 +57,8 @@ class Recording:
             return steps, trailing_mean(values, smooth)
         if ref.name in EVAL_SERIES_METRICS:
             return self.history[V.VAL_STEP], self.history[ref.name]
+        if ref.name in ENSEMBLE_SERIES_METRICS:  # an [ensemble]'s (lab/ensemble/record.py fills them)
+            return self.history.get("ensemble_step", np.zeros(0)), self.history.get(ref.name, np.zeros(0))
         checkpoints = np.asarray(self.checkpoints, dtype=float)
         if ref.name == "diverged":
             hit = self.diverged and self.diverged_at is not None
@@ -322,10 +325,12 @@ def checkpoint_steps(total: int, every: int, extra: set[int]) -> Iterator[int]:
 
 
 def record(name: str, scenario: Scenario, needs: Needs, until: int | None = None,
-           cancelled: Callable[[], bool] | None = None) -> Recording:
+           cancelled: Callable[[], bool] | None = None, *, build: Callable[[Scenario], Simulation] | None = None,
+           also: Callable[[Simulation], None] | None = None) -> Recording:
     """Run a variant to `until` (default: its train.steps) on the headless runner, checkpointing
     as the module says and keeping what `needs` names.  When cancelled() turns true, Cancelled
-    is raised."""
+    is raised.  build(scenario): the Simulation to run (default: a fresh one, no timeline);
+    also(sim): called at every checkpoint too (an ensemble member's probabilities)."""
     total = scenario.train.steps if until is None else min(until, scenario.train.steps)
     every = scenario.train.eval_every
     extra = {s for s in needs.steps if s <= total}
@@ -350,10 +355,13 @@ def record(name: str, scenario: Scenario, needs: Needs, until: int | None = None
             for (metric, number), out in layer_values.items():
                 out[count] = layers[index[number]].metric(metric) if number in index else float("nan")
         count += 1
+        if also is not None:
+            also(sim)
 
     # no per-layer timeline: the checks read their own checkpoints, and recording ~200 steps of
     # every layer would cost several times the training of a small scenario
-    done = run(scenario, total, checkpoints=checkpoint_steps(total, every, extra), on_checkpoint=checkpoint,
+    done = run(scenario if build is None else build(scenario), total,
+               checkpoints=checkpoint_steps(total, every, extra), on_checkpoint=checkpoint,
                cancelled=cancelled, keep=needs.series, timeline=False)
     history = {"step": done.steps(), **done.series,
                V.VAL_STEP: reached[:count].astype(float), **{k: v[:count] for k, v in val.items()}}
@@ -382,17 +390,24 @@ def needs_of(scenario: Scenario) -> dict[str, Needs]:
 
 
 def check(scenario: Scenario, *, progress: Callable[[int, int, str], None] | None = None,
-          cancelled: Callable[[], bool] | None = None) -> list[CheckResult]:
+          cancelled: Callable[[], bool] | None = None, jobs: int = 1) -> list[CheckResult]:
     """Run every variant an expectation needs (only as far as its claims read), then evaluate
     every expectation.
 
     progress(i, n, name) is called before the i-th of n runs; when cancelled() turns true
-    the current run stops within a kernel call (a fraction of a second) and Cancelled is raised."""
+    the current run stops within a kernel call (a fraction of a second) and Cancelled is raised.
+    jobs: an [ensemble]'s members train in this many worker processes (lab/parallel.py)."""
     scenarios = variant_scenarios(scenario)
     wanted = needs_of(scenario)
     runs = {}
     for i, (name, needs) in enumerate(wanted.items()):
         if progress is not None:
             progress(i, len(wanted), name)
+        if scenarios[name].ensemble is not None:  # every member trained (jobs at once), combined at each checkpoint
+            from lab.ensemble.record import record_ensemble
+
+            runs[name] = record_ensemble(name, scenarios[name], needs, until=needs.until, cancelled=cancelled,
+                                         jobs=jobs)
+            continue
         runs[name] = record(name, scenarios[name], needs, until=needs.until, cancelled=cancelled)
     return [evaluate(ex, i, runs) for i, ex in enumerate(scenario.expect)]

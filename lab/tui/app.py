@@ -52,7 +52,13 @@ class NNLabApp(App):
 
             if self.kernels is not None and covers(self.start_scenario):
                 self.kernels.start()  # before the screen: its worker waits for it, with progress
-            await self.push_screen(RunScreen(self.start_scenario, source=self.source, autostart=self.autostart))
+            if self.start_scenario.ensemble is not None:  # the members and the ensemble, live
+                from lab.tui.screens.ensemble import EnsembleScreen
+
+                await self.push_screen(EnsembleScreen(self.start_scenario, source=self.source,
+                                                      running=self.autostart))
+            else:
+                await self.push_screen(RunScreen(self.start_scenario, source=self.source, autostart=self.autostart))
         elif self.kernels is not None:
             # after the first frame is composed (the compiling thread competes for the GIL); a run
             # screen opened from the browser waits for it instead of compiling beside it

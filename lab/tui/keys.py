@@ -170,6 +170,20 @@ SEARCH_KEYS: tuple[Key, ...] = (
     Key("q", "app.quit", "quit", "quit the lab (stops the search)", footer=True, group=APP),
 )
 
+ENSEMBLE_KEYS: tuple[Key, ...] = (
+    Key("space", "toggle", "run/pause", "run or pause every member (at the end: go on past the scenario's steps)",
+        footer=True, group=RUN),
+    Key("n", "step_once", "step", "one training step of every member, then pause", group=RUN),
+    Key("plus,equals_sign", "faster", "faster", "faster pace (steps per second)", display="+", footer=True, group=RUN),
+    Key("minus", "slower", "slower", "slower pace", display="-", footer=True, group=RUN),
+    Key("r", "reset", "replay", "reset every member to step 0 and replay", footer=True, group=RUN),
+    Key("g", "toggle_chart", "acc/loss", "chart: validation accuracy or loss of every member and the ensemble",
+        footer=True, group=LOOK),
+    Key("question_mark", "app.show_help", "help", "help", display="?", footer=True, group=APP),
+    Key("escape", "app.pop_screen", "back", "back to the browser", display="escape", footer=True, group=APP),
+    Key("q", "app.quit", "quit", "quit the lab", footer=True, group=APP),
+)
+
 HELP_KEYS: tuple[Key, ...] = (
     Key("escape,question_mark", "app.pop_screen", "close", "close the help", display="escape", footer=True, group=APP),
     Key("q", "app.quit", "quit", "quit the lab", footer=True, group=APP),

@@ -131,4 +131,9 @@ class BrowserScreen(Screen):
         except Exception as exc:  # noqa: BLE001 - as in describe
             self.notify(str(exc), title="invalid scenario", severity="error", markup=False)
             return
+        if sc.ensemble is not None:  # the members and the ensemble, live (lab/tui/screens/ensemble.py)
+            from lab.tui.screens.ensemble import EnsembleScreen
+
+            self.app.push_screen(EnsembleScreen(sc, source=entry.name, running=getattr(self.app, "autostart", True)))
+            return
         self.app.push_screen(RunScreen(sc, source=entry.name, autostart=getattr(self.app, "autostart", True)))
