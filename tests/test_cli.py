@@ -96,7 +96,7 @@ def mentions(text: str, prose: bool = True) -> set[str]:
     """Scenario names in a text: `topic/name` for every bundled topic (also as scenarios/topic/name.toml),
     and in prose the argument of an `nnlab run/show/check/screenshot/browse` example, unless a placeholder."""
     topics = "|".join(re.escape(t) for t in sorted({e.topic for e in bundled()}))
-    found = {m.group(1) for m in re.finditer(rf"(?<![\w./-])(?:scenarios/)?((?:{topics})/[\w-]+)(?:\.toml)?(?![\w/-])",
+    found = {m.group(1) for m in re.finditer(rf"(?<![\w./-])(?:scenarios/)?((?:{topics})/[\w-]+)(?:\.toml)?(?![\w/-]|\.\w)",
                                              text)}
     for m in re.finditer(rf"nnlab (?:{'|'.join(COMMANDS_TAKING_A_SCENARIO)}) +([^\s`|)\]'\"]+)", text if prose else ""):
         arg = m.group(1).rstrip(".,;:")
@@ -110,6 +110,7 @@ def test_the_scanner_finds_names_and_would_catch_a_stale_one():
         == {"init/xavier-vs-kaiming-relu", "activations/sigmoid-zigzag"}
     assert mentions("nnlab run SCENARIO --headless, nnlab check [PATH...], lab/engine/init.py") == set()
     assert mentions("(e.g. init/xavier-tanh)") == {"init/xavier-tanh"}
+    assert mentions("np.load('scenarios/after-training/parts-source-seed0.npz')") == set()  # a data file
     with pytest.raises(ScenarioError):
         resolve("init/xavier-tanh")  # the example `nnlab run --help` used to give
 

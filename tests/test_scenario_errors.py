@@ -93,7 +93,7 @@ TABLE: dict[str, Case] = {
     "bad_event_value.toml": Case(("events[0].set.lr", "must be > 0", "found -1.0")),
     # --- expectations --------------------------------------------------------------------------
     "expect_unknown_metric.toml": Case(("expect[0].metric", "unknown metric 'val_accuracy'", "did you mean 'val_acc'?",
-                                        "scalar: lr, loss", "per layer: act_mean", "steps_to(train_acc >= 0.9)")),
+                                        "scalar: lr, loss", "per layer: n_params, act_mean", "steps_to(train_acc >= 0.9)")),
     "expect_bad_steps_to.toml": Case(("expect[0].metric", "steps_to needs a recorded series", "found 'dead_fraction'",
                                       "train_acc")),
     "expect_unknown_layer.toml": Case(("expect[0].layer", "layer 5 does not exist", "layers 1..3")),

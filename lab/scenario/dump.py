@@ -66,6 +66,9 @@ def dump_scenario(sc: Scenario, header: str = "") -> str:
         lines.append(f"[{section}]")
         lines += [f"{key} = {toml_value(value)}" for key, value in table.items()]
         lines.append("")
+    if sc.transfer is not None:  # written even when every key is at its default: it makes the run a transfer
+        lines += ["[transfer]", *(f"{k} = {toml_value(v)}" for k, v in
+                                  sc.transfer.model_dump(exclude_defaults=True).items()), ""]
     for name in ARRAYS:
         for entry in getattr(sc, name):
             lines += array_entry(name, entry)
