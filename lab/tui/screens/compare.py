@@ -28,7 +28,7 @@ from lab.sim import Simulation
 from lab.tui.controls import describe_change
 from lab.tui.keys import COMPARE_KEYS, bindings
 from lab.tui.lockstep import Lockstep
-from lab.tui.widgets.panels import STATE_STYLES, MessageLine
+from lab.tui.widgets.panels import STATE_STYLES, MessageLine, update_changed
 from lab.tui.widgets.variants import ChartLegend, CompareChart, Variant, VariantTable
 
 FRAME_SECONDS = 0.08  # as the run screen
@@ -175,7 +175,7 @@ class CompareScreen(Screen):
             if text and line.cell_len + 2 + len(text) <= width:
                 line.append("  ")
                 line.append(text, style)
-        self.query_one("#compare-status", Static).update(line)
+        update_changed(self.query_one("#compare-status", Static), line)
 
     def say(self, message: str, kind: str = "info") -> None:
         self.query_one(MessageLine).say(message, kind)

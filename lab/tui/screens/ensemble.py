@@ -25,7 +25,7 @@ from lab.pace import initial_pace
 from lab.scenario.schema import Scenario
 from lab.tui.keys import ENSEMBLE_KEYS, bindings
 from lab.tui.widgets.ensemble import EnsembleChart, MemberTable
-from lab.tui.widgets.panels import STATE_STYLES, MessageLine
+from lab.tui.widgets.panels import STATE_STYLES, MessageLine, update_changed
 
 FRAME_SECONDS = 0.08  # as the run and compare screens
 CHART_MIN_ROWS = 6
@@ -136,7 +136,7 @@ The numbers are those of `nnlab check` and `nnlab run --headless`, checkpoint fo
             self._size_explain()
             chart.show(frame, force)
         chart.flush()
-        self.query_one("#ensemble-legend", Static).update(chart.title())
+        update_changed(self.query_one("#ensemble-legend", Static), chart.title())
 
     def _show_status(self) -> None:
         ls = self.lockstep
@@ -164,7 +164,7 @@ The numbers are those of `nnlab check` and `nnlab run --headless`, checkpoint fo
             if line.cell_len + 2 + len(text) <= width:
                 line.append("  ")
                 line.append(text, style)
-        status.update(line)
+        update_changed(status, line)
 
     def say(self, message: str, kind: str = "info") -> None:
         self.query_one(MessageLine).say(message, kind)

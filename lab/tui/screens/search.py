@@ -32,7 +32,7 @@ from lab.search.trial import Trial
 from lab.tui.keys import SEARCH_KEYS, bindings
 from lab.tui.search_feed import (SearchFeed, SearchFunction, SearchView, compact, outcome, start_process_helpers,
                                   trial_label)
-from lab.tui.widgets.panels import STATE_STYLES, MessageLine
+from lab.tui.widgets.panels import STATE_STYLES, MessageLine, update_changed
 from lab.tui.widgets.scatter import SearchScatter
 
 POLL_SECONDS = 0.1
@@ -185,7 +185,7 @@ class SearchScreen(Screen):
         line = Text.assemble((f" {label} ", style), " ", no_wrap=True, overflow="ellipsis")
         if state == "failed":
             line.append(view.error or "the search could not run", "red")
-            self.query_one("#search-status", Static).update(line)
+            update_changed(self.query_one("#search-status", Static), line)
             return
         total = f" of {view.total}" if view.total else ""
         line.append(f"{view.done}{total} trials", "bold")
@@ -213,7 +213,7 @@ class SearchScreen(Screen):
                     line.append("  ")
                     line.append(text, style)
                     break
-        self.query_one("#search-status", Static).update(line)
+        update_changed(self.query_one("#search-status", Static), line)
 
     def _show_warning(self, view: SearchView) -> None:
         warning = self.query_one("#border-warning", Static)

@@ -33,6 +33,15 @@ def _g(x: float) -> str:
     return f"{x:.2g}" if x else "0"
 
 
+def update_changed(widget: Static, content) -> None:
+    """`widget.update(content)` unless it already shows exactly that.  Static.update repaints
+    every time: the screens' frame timers (12.5/s) would otherwise resend an unchanged status
+    line to the terminal over and over, kilobytes a second per student over SSH while paused."""
+    if content != getattr(widget, "_nnlab_content", None):
+        widget._nnlab_content = content
+        widget.update(content)
+
+
 class StatusBar(Static):
     """State, step of total, pace, loss and accuracy on one line."""
 
@@ -54,7 +63,7 @@ class StatusBar(Static):
             (step, "bold"), "  ", (pace_text, "cyan"), "  ",
             f"loss {_fmt(snap.loss, '.4g')}  acc {_pct(snap.train_acc)}  val {_pct(snap.val_acc)}",
             no_wrap=True, overflow="ellipsis")
-        self.update(text)
+        update_changed(self, text)
 
 
 def settings_segments(s: dict) -> list[tuple[str, str]]:
