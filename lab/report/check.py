@@ -69,7 +69,9 @@ def _claim(r: CheckResult) -> str:
         return r.description
     required = len(r.tried) if r.robust else 1
     held = required - len(r.failed_at)
-    where = f"held at {held}/{required}" if r.robust else "not robust: own seed only"
+    tried = len(r.tried)
+    where = (f"held at {held}/{required}" if r.robust else
+             f"seed-specific: needed at its own, held at {tried - len(r.missed_at)}/{tried}")
     return f"{r.description}  [{where}" + (f", control held at {len(r.vacuous_at)}" if r.vacuous_at else "") + "]"
 
 
@@ -173,7 +175,8 @@ def to_json(outcomes: list[ScenarioOutcome]) -> str:
                               "actual": clean(r.actual), "passed": r.ok, "held": r.passed, "why": r.why,
                               "control": r.control, "control_actual": clean(r.control_actual) if r.control else None,
                               "vacuous": r.vacuous, "robust": r.robust, "tried": list(r.tried),
-                              "failed_at": list(r.failed_at), "vacuous_at": list(r.vacuous_at)}
+                              "failed_at": list(r.failed_at), "vacuous_at": list(r.vacuous_at),
+                              "missed_at": list(r.missed_at)}
                              for r in o.results],
         } for o in outcomes],
     }, indent=2)

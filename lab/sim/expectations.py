@@ -105,6 +105,7 @@ class CheckResult:
     tried: tuple[str, ...] = ()  # with --seeds/--widths: the configurations run ("seed 1", "seed 1, widths x2")
     failed_at: tuple[str, ...] = ()  # ...those where it did not hold...
     vacuous_at: tuple[str, ...] = ()  # ...and those where its control held too
+    missed_at: tuple[str, ...] = ()  # every configuration where it did not hold (robust or not: a report)
 
     @property
     def ok(self) -> bool:
@@ -210,6 +211,8 @@ def _run_scalar(ex: Expectation, ref: MetricRef, rec: Recording) -> float:
     """A per-run number that is not a series value: steps_to, or diverged at a step."""
     if ref.steps_to is not None:
         steps, values = rec.series(ref, ex.layer, ex.smooth)
+        if ex.smooth and ex.smooth > 1:  # a 20-step average is reached once 20 steps are averaged: before,
+            steps, values = steps[ex.smooth - 1:], values[ex.smooth - 1:]  # one lucky batch would count
         if ex.by is not None:
             keep = steps <= ex.by
             steps, values = steps[keep], values[keep]

@@ -94,6 +94,8 @@ def tally(runs: list[tuple[Config, str, list[CheckResult]]]) -> list[CheckResult
         required = [(label, results[i]) for c, label, results in runs if first.robust or c.own]
         failed = tuple(label for label, r in required if not r.passed)
         vacuous = tuple(label for label, r in required if r.vacuous)
+        missed = tuple(label for _, label, results in runs if not results[i].passed)
         merged.append(replace(first, passed=not failed, vacuous=bool(vacuous),
-                              tried=tuple(label for _, label, _ in runs), failed_at=failed, vacuous_at=vacuous))
+                              tried=tuple(label for _, label, _ in runs), failed_at=failed, vacuous_at=vacuous,
+                              missed_at=missed))
     return merged

@@ -137,13 +137,21 @@ ZOOM_KEYS: tuple[Key, ...] = (
     Key("q", "app.quit", "quit", "quit the lab", footer=True, group=APP),
 )
 
+def lockstep_keys(runs: str) -> tuple[Key, ...]:
+    """Pause, step, pace and replay for a screen stepping several runs together (`runs`: "variant")."""
+    return (
+        Key("space", "toggle", "run/pause", f"run or pause every {runs} (at the end: go on past the scenario's "
+            "steps)", footer=True, group=RUN),
+        Key("n", "step_once", "step", f"one training step of every {runs}, then pause", group=RUN),
+        Key("plus,equals_sign", "faster", "faster", "faster pace (steps per second)", display="+", footer=True,
+            group=RUN),
+        Key("minus", "slower", "slower", "slower pace", display="-", footer=True, group=RUN),
+        Key("r", "reset", "replay", f"reset every {runs} to step 0 and replay", footer=True, group=RUN),
+    )
+
+
 COMPARE_KEYS: tuple[Key, ...] = (
-    Key("space", "toggle", "run/pause", "run or pause every variant (at the end: go on past the scenario's steps)",
-        footer=True, group=RUN),
-    Key("n", "step_once", "step", "one training step of every variant, then pause", group=RUN),
-    Key("plus,equals_sign", "faster", "faster", "faster pace (steps per second)", display="+", footer=True, group=RUN),
-    Key("minus", "slower", "slower", "slower pace", display="-", footer=True, group=RUN),
-    Key("r", "reset", "replay", "reset every variant to step 0 and replay", footer=True, group=RUN),
+    *lockstep_keys("variant"),
     Key("g", "toggle_chart", "loss/acc", "chart: training loss or validation accuracy of every variant", footer=True,
         group=LOOK),
     Key("pageup", "page_layers(-1)", "layers ↑", "previous page of layers (deep networks, many variants)",
@@ -171,12 +179,7 @@ SEARCH_KEYS: tuple[Key, ...] = (
 )
 
 ENSEMBLE_KEYS: tuple[Key, ...] = (
-    Key("space", "toggle", "run/pause", "run or pause every member (at the end: go on past the scenario's steps)",
-        footer=True, group=RUN),
-    Key("n", "step_once", "step", "one training step of every member, then pause", group=RUN),
-    Key("plus,equals_sign", "faster", "faster", "faster pace (steps per second)", display="+", footer=True, group=RUN),
-    Key("minus", "slower", "slower", "slower pace", display="-", footer=True, group=RUN),
-    Key("r", "reset", "replay", "reset every member to step 0 and replay", footer=True, group=RUN),
+    *lockstep_keys("member"),
     Key("g", "toggle_chart", "acc/loss", "chart: validation accuracy or loss of every member and the ensemble",
         footer=True, group=LOOK),
     Key("question_mark", "app.show_help", "help", "help", display="?", footer=True, group=APP),

@@ -9,17 +9,11 @@ the run screen would use, and stops at the scenario's length.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
-from textual.screen import Screen
 from textual.widgets import Footer, Static
-from textual.worker import get_current_worker
 
-from lab import pace as paces
 from lab import vocabulary as V
 from lab.metrics import LAYER_METRICS, parse_metric
 from lab.pace import initial_pace
@@ -28,10 +22,10 @@ from lab.sim import Simulation
 from lab.tui.controls import describe_change
 from lab.tui.keys import COMPARE_KEYS, bindings
 from lab.tui.lockstep import Lockstep
-from lab.tui.widgets.panels import STATE_STYLES, MessageLine, update_changed
+from lab.tui.screens.lockstep_screen import FRAME_SECONDS, LockstepScreen
+from lab.tui.widgets.panels import MessageLine, update_changed
 from lab.tui.widgets.variants import ChartLegend, CompareChart, Variant, VariantTable
 
-FRAME_SECONDS = 0.08  # as the run screen
 CHART_MIN_ROWS = 9  # the chart's legend, six rows of plot and the x axis (two)
 FIXED_ROWS = 3  # status line, message line, footer
 
@@ -41,7 +35,9 @@ def change_items(changes: dict) -> tuple[str, ...]:
     return tuple(describe_change({key: value}) for key, value in changes.items())
 
 
-class CompareScreen(Screen):
+class CompareScreen(LockstepScreen):
+    WORKER_GROUP = "compare"
+    RESET_MESSAGE = "every variant back to step 0, replayed in lockstep"
     KEYS = COMPARE_KEYS
     BINDINGS = bindings(COMPARE_KEYS)
     DEFAULT_CSS = """
@@ -62,8 +58,6 @@ class CompareScreen(Screen):
         self.lockstep = Lockstep(scenarios, pace=initial_pace(self.scenario.scenario.pace, self.scenario.train.steps),
                                  running=running)
         self._drawn: dict | None = None
-        self._said = 0
-        self._started = time.perf_counter()
 
     @classmethod
     def from_run(cls, scenario: Scenario, sim: Simulation, *, running: bool = True) -> "CompareScreen":
@@ -109,33 +103,17 @@ class CompareScreen(Screen):
         if self.note:
             self.say(self.note)
 
-    def on_resize(self) -> None:
-        self.call_after_refresh(self._after_resize)
-
-    def _after_resize(self) -> None:
-        self._arrange()
-        self.tick(force=True)
-
     def _arrange(self) -> None:
         """The table gets what the chart leaves it: the chart keeps a third of the screen."""
         height = self.size.height or 30
         chart = max(CHART_MIN_ROWS, height // 3)
         self.query_one(VariantTable).set_budget(max(2, height - FIXED_ROWS - chart))
 
-    @work(thread=True, exclusive=True, group="compare", name="compare")
-    def start_worker(self) -> None:
-        """Build the variants' simulations and step them in lockstep until the screen goes."""
-        worker = get_current_worker()
-        self.lockstep.loop(lambda: worker.is_cancelled)
-
     # -- drawing ------------------------------------------------------------------------------
     def tick(self, force: bool = False) -> None:
-        ls = self.lockstep
         self._show_status()
-        if ls.said != self._said:
-            self._said = ls.said
-            self.say(ls.message, ls.message_kind)
-        snaps = ls.snapshots
+        self.relay_messages()
+        snaps = self.lockstep.snapshots
         table, chart = self.query_one(VariantTable), self.query_one(CompareChart)
         if snaps and (snaps is not self._drawn or force):
             self._drawn = snaps
@@ -147,66 +125,21 @@ class CompareScreen(Screen):
     def _show_status(self) -> None:
         ls = self.lockstep
         state = ls.state()
+        status = self.query_one("#compare-status", Static)
         if state == "starting":
-            elapsed = time.perf_counter() - self._started
-            self.query_one("#compare-status", Static).update(
-                Text(f" STARTING  building {len(self.scenarios)} variants… {elapsed:.0f} s", no_wrap=True,
-                     overflow="ellipsis"))
+            status.update(self.starting_line(f"{len(self.scenarios)} variants"))
             return
         snaps = ls.snapshots  # the step of what is drawn (the worker may be mid-round)
         step = max(snap.step for snap in snaps.values() if not snap.diverged or state == "diverged")
-        total = ls.total_steps
-        where = f"step {step:,}/{total:,}" if step <= total else f"step {step:,} (past {total:,})"
-        pace = f"pace {paces.describe(ls.pace)}"
-        if state == "running" and ls.pace is not None and 0 < ls.steps_per_s < 0.8 * ls.pace:
-            pace += f" (runs {ls.steps_per_s:,.0f}/s)"
-        elif state == "running" and ls.pace is None and ls.steps_per_s:
-            pace += f" {ls.steps_per_s:,.0f}/s"
         diverged = [name for name, snap in snaps.items() if snap.diverged]
-        line = Text.assemble((f" {state.upper()} ", STATE_STYLES.get(state, "bold")), " ", (where, "bold"), "  ",
-                             (pace, "cyan"), no_wrap=True, overflow="ellipsis")
         extras = [  # what else the line says, while it fits, most telling first
             (f"{len(diverged)} diverged", "bold red") if diverged and state != "diverged" else ("", ""),
             (self.query_one(VariantTable).marker, "dim"),
             (f"{len(self.scenarios)} variant{'s' if len(self.scenarios) != 1 else ''}", ""),
         ]
-        width = self.query_one("#compare-status").size.width or 80
-        for text, style in extras:
-            if text and line.cell_len + 2 + len(text) <= width:
-                line.append("  ")
-                line.append(text, style)
-        update_changed(self.query_one("#compare-status", Static), line)
+        update_changed(status, self.status_line(state, step, self.pace_text(state), extras, status.size.width or 80))
 
-    def say(self, message: str, kind: str = "info") -> None:
-        self.query_one(MessageLine).say(message, kind)
-
-    def _watch_for_effect(self) -> None:
-        """Poll fast for a few frames after a key press, so its effect shows at once."""
-        for delay in (0.01, 0.02, 0.04, 0.06):
-            self.set_timer(delay, self.tick)
-
-    # -- actions ------------------------------------------------------------------------------
-    def action_toggle(self) -> None:
-        self.lockstep.toggle()
-        self._watch_for_effect()
-
-    def action_step_once(self) -> None:
-        self.lockstep.step_once()
-        self._watch_for_effect()
-
-    def action_faster(self) -> None:
-        self.lockstep.faster()
-        self.tick()
-
-    def action_slower(self) -> None:
-        self.lockstep.slower()
-        self.tick()
-
-    def action_reset(self) -> None:
-        self.lockstep.reset()
-        self.say("every variant back to step 0, replayed in lockstep", "change")
-        self._watch_for_effect()
-
+    # -- actions (pause, step, pace and reset are LockstepScreen's) ------------------------------
     def action_toggle_chart(self) -> None:
         chart = self.query_one(CompareChart)
         chart.metric = V.VAL_ACC if chart.metric == V.LOSS else V.LOSS

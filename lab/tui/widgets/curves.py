@@ -1,7 +1,7 @@
 """Loss and accuracy curves (plotext), with a marker at every change.
 
 plotext's build() costs ~10 ms whatever the size, so a curve redraws at most every
-REDRAW_SECONDS; but the latest snapshot is always drawn in the end: `show` keeps it,
+ThrottledPlot.REDRAW_SECONDS (widgets/throttled.py); but the latest snapshot is always drawn in the end: `show` keeps it,
 and `flush` (called every frame) draws it once the throttle allows.  x ticks are given
 explicitly (plotext's own float ticks vary between processes, which would make snapshot
 tests flaky).  A loss that explodes (a diverging run) is drawn on a log10 axis with
@@ -11,16 +11,14 @@ labels like 1e+12, instead of 20-digit numbers.
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
-from textual_plotext import PlotextPlot
+from lab.tui.widgets.throttled import ThrottledPlot
 
 from lab import vocabulary as V
 from lab.sim.snapshot import Snapshot
 
 MAX_POINTS = 300
-REDRAW_SECONDS = 0.3
 LOG_SPAN = 1e3  # a loss whose max/min exceeds this is drawn on a log axis
 
 
@@ -59,34 +57,17 @@ def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
     return [float(t) for t in ticks], [f"1e{t:+03d}" for t in ticks]
 
 
-class Curves(PlotextPlot):
+class Curves(ThrottledPlot):
     """`metric` is V.LOSS or "acc": train (per step) and validation (per evaluation)."""
 
     def __init__(self, metric: str = V.LOSS, **kwargs) -> None:
         super().__init__(**kwargs)
         self.metric = metric
-        self._pending: Snapshot | None = None
-        self._drawn: Snapshot | None = None
-        self._last = 0.0
         self.log_axis = False
         self.hint = ""  # e.g. "g: accuracy" when only one curve fits
 
-    def show(self, snap: Snapshot, force: bool = False) -> None:
-        """Draw `snap` now if the throttle allows (or `force`), else as soon as it does."""
-        self._pending = snap
-        self.flush(force)
-
-    def flush(self, force: bool = False) -> None:
-        snap = self._pending
-        if snap is None or not self.display:
-            return
-        now = time.perf_counter()
-        if snap is self._drawn and not force:
-            return
-        if not force and now - self._last < REDRAW_SECONDS:
-            return
-        self._drawn, self._last = snap, now
-        self._draw(snap)
+    def view_key(self) -> tuple:
+        return (self.metric,)
 
     def _draw(self, snap: Snapshot) -> None:
         h = snap.history

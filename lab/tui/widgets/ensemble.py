@@ -5,12 +5,11 @@ Both render what they are handed: an EnsembleFrame (lab/tui/ensemble_lockstep.py
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 from rich.text import Text
 from textual.widget import Widget
-from textual_plotext import PlotextPlot
+from lab.tui.widgets.throttled import ThrottledPlot
 
 from lab.tui.ensemble_lockstep import EnsembleFrame
 
@@ -22,7 +21,6 @@ ENSEMBLE_MARKER = "█"
 MEMBER_MARKER = "·"
 RUN_MARKER = "-"  # snapshot mode: the run itself
 RUN_COLOR = 244
-REDRAW_SECONDS = 0.3  # plotext's build() costs ~10 ms
 BAR = 12  # cells of the accuracy bar on a wide terminal
 
 
@@ -118,35 +116,17 @@ class MemberTable(Widget):
         return out
 
 
-class EnsembleChart(PlotextPlot):
+class EnsembleChart(ThrottledPlot):
     """Validation accuracy (or loss) of every member (thin dots, each its colour) and of the
     ensemble (a solid orange line) at every checkpoint, on one scale."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.metric = "acc"  # or "loss"
-        self._pending: EnsembleFrame | None = None
-        self._drawn: tuple | None = None
-        self._last = 0.0
         self.zoomed = False  # the y axis does not start at 0 (accuracy) or cuts early losses (loss)
 
-    def show(self, frame: EnsembleFrame, force: bool = False) -> None:
-        self._pending = frame
-        self.flush(force)
-
-    def flush(self, force: bool = False) -> None:
-        frame = self._pending
-        if frame is None:
-            return
-        key = (id(frame), self.metric, self.size)
-        now = time.perf_counter()
-        if key == self._drawn and not force:
-            return
-        if not force and now - self._last < REDRAW_SECONDS:
-            return
-        self._drawn, self._last = key, now
-        self._draw(frame)
-        self.refresh()
+    def view_key(self) -> tuple:
+        return (self.metric,)
 
     def title(self) -> Text:
         what = ("val accuracy" if self.metric == "acc" else "val loss") + (", zoomed" if self.zoomed else "")

@@ -4,23 +4,21 @@ A log-scale parameter is drawn on a log10 axis labelled in powers of ten; a choi
 place in the list.  The x range is the parameter's whole range as given, with its outer
 10% (the border) marked, so a best value on the border is seen where it lies.  Trials that
 diverged (or failed) have no metric: they are drawn as red x on the worst edge of the plot,
-at their parameter's value.  Redrawn at most every REDRAW_SECONDS (plotext's build costs
+at their parameter's value.  Redrawn at most every ThrottledPlot.REDRAW_SECONDS (plotext's build costs
 ~10 ms); ticks are explicit (plotext's own vary between processes).
 """
 
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
-from textual_plotext import PlotextPlot
+from lab.tui.widgets.throttled import ThrottledPlot
 
 from lab.search.space import BORDER  # the outer 10% of a range
 from lab.tui.search_feed import SearchView, compact
 from lab.tui.widgets.curves import fitted_title
 
-REDRAW_SECONDS = 0.3
 
 
 def _x(axis, value) -> float | None:
@@ -57,20 +55,16 @@ def x_ticks(axis) -> tuple[list[float], list[str]]:
     return ticks, [compact(int(round(t)) if axis.kind == "int" else t) for t in ticks]
 
 
-class SearchScatter(PlotextPlot):
+class SearchScatter(ThrottledPlot):
     """Draws a SearchView: the metric against the parameter `param` (an index into view.axes)."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.param = 0
         self.hint = ""  # e.g. "p: next parameter"
-        self._pending: SearchView | None = None
-        self._drawn: tuple | None = None
-        self._last = 0.0
 
-    def show(self, view: SearchView, force: bool = False) -> None:
-        self._pending = view
-        self.flush(force)
+    def view_key(self) -> tuple:
+        return (self.param,)
 
     def cycle(self) -> str:
         """The next parameter; its name."""
@@ -80,18 +74,6 @@ class SearchScatter(PlotextPlot):
             self.param = (self.param + 1) % n
         self.flush(force=True)
         return view.axes[self.param].name if n else ""
-
-    def flush(self, force: bool = False) -> None:
-        view = self._pending
-        if view is None or not self.display or not self.size.width:
-            return
-        key = (id(view), self.param, self.size)
-        if key == self._drawn and not force:
-            return
-        if not force and time.perf_counter() - self._last < REDRAW_SECONDS:
-            return
-        self._drawn, self._last = key, time.perf_counter()
-        self._draw(view)
 
     def _draw(self, view: SearchView) -> None:
         plt = self.plt

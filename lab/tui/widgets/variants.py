@@ -16,14 +16,13 @@ above it uses the same marker and colour as the table.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 from rich.text import Text
 from textual.widget import Widget
-from textual_plotext import PlotextPlot
+from lab.tui.widgets.throttled import ThrottledPlot
 
 from lab import vocabulary as V
 from lab.report.table import LAYER_COLUMNS, Column, fitting_columns, layer_rows
@@ -35,7 +34,6 @@ from .curves import LOG_SPAN, log_ticks, step_ticks
 MARKERS = ("•", "x", "+", "o", "*", "#", "=", "%")
 COLORS = (45, 208, 40, 170, 33, 220, 250, 139)  # 256-colour codes: plotext and rich draw the same colour
 POINTS = 40  # a loss curve is drawn through at most this many means of consecutive steps (noise averaged)
-REDRAW_SECONDS = 0.3  # plotext's build() costs ~10 ms: the chart redraws at most this often
 GAP = 2
 
 
@@ -365,7 +363,7 @@ class ChartLegend(Widget):
         return Text("\n").join(self.lines(max(20, self.size.width)))
 
 
-class CompareChart(PlotextPlot):
+class CompareChart(ThrottledPlot):
     """Training loss (or validation accuracy) of every variant on one scale."""
 
     def __init__(self, names: list[str], **kwargs) -> None:
@@ -375,27 +373,9 @@ class CompareChart(PlotextPlot):
         self.log_axis = False
         self.cut: float | None = None  # the top of the y axis when a spike is cut off
         self.off_top: list[str] = []  # diverged variants, left out of the scale
-        self._pending: dict[str, Snapshot] | None = None
-        self._drawn: tuple | None = None
-        self._last = 0.0
 
-    def show(self, snapshots: dict[str, Snapshot], force: bool = False) -> None:
-        self._pending = snapshots
-        self.flush(force)
-
-    def flush(self, force: bool = False) -> None:
-        """Draw the latest snapshots if the throttle allows (always, in the end)."""
-        snaps = self._pending
-        if not snaps:
-            return
-        key = (id(snaps), self.metric, self.size)
-        now = time.perf_counter()
-        if key == self._drawn and not force:
-            return
-        if not force and now - self._last < REDRAW_SECONDS:
-            return
-        self._drawn, self._last = key, now
-        self._draw(snaps)
+    def view_key(self) -> tuple:
+        return (self.metric,)
 
     def _draw(self, snaps: dict[str, Snapshot]) -> None:
         plt = self.plt
