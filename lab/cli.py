@@ -655,8 +655,13 @@ def bench(
     only: Optional[str] = typer.Option(None, "--only", help="Run one workload."),
     peers: bool = typer.Option(False, "--peers", help="Training steps against PyTorch and JAX, one core "
                                "(pip install -e '.\\[peers]')."),
+    activations: bool = typer.Option(False, "--activations", help="What each activation's forward and backward "
+                                     "kernels cost per value, and the ratio to ReLU (informational)."),
 ) -> None:
     """Measure training speed against a plain-numpy reference and the GEMM floor (--peers: PyTorch, JAX)."""
+    if activations:
+        _activation_costs()
+        return
     here = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
     script = here if here.exists() else Path.cwd() / "benchmarks" / "run.py"
     if not script.exists():
@@ -667,6 +672,25 @@ def bench(
     argv = (["--quick"] if quick else []) + (["--only", only] if only else []) + (["--peers"] if peers else [])
     module = runpy.run_path(str(script), run_name="nnlab_bench")
     raise typer.Exit(module["main"](argv))
+
+
+def _activation_costs() -> None:
+    from rich.table import Table
+
+    from lab.engine.activation_cost import measure, table
+    from lab.engine.threads import limit_blas_threads
+
+    limit_blas_threads(1)
+    for dtype in ("float32", "float64"):
+        costs = measure(dtype)
+        out = Table(title=f"{dtype}: nanoseconds per value, {costs.values:,} values a call",
+                    title_justify="left", box=None)
+        for column in ("activation", "forward ns/value", "backward ns/value", "(fwd+bwd) / relu"):
+            out.add_column(column, justify="left" if column == "activation" else "right")
+        for row in table(costs):
+            out.add_row(*row)
+        console.print(out)
+        console.print()
 
 
 serve_app = typer.Typer(help="Demo to a room: one lab per person, over SSH or in a browser.", no_args_is_help=True)

@@ -328,7 +328,7 @@ def test_h_toggles_the_histogram_grid(tmp_path):
     run(body)
 
 
-def test_v_cycles_all_five_context_views_and_each_renders(tmp_path):
+def test_v_cycles_every_context_view_and_each_renders(tmp_path):
     async def body():
         app = cli_app(tiny(), tmp_path)
         async with app.run_test(size=SIZE) as pilot:
@@ -346,6 +346,8 @@ def test_v_cycles_all_five_context_views_and_each_renders(tmp_path):
                     await until(pilot, lambda: "●" in str(panel.query_one(Boundary).content), "the boundary")
                 if panel.view == "lr":
                     await until(pilot, lambda: "lr now" in screen_text(app), "the lr curve")
+                if panel.view == "cost":  # timed by the worker, once
+                    await until(pilot, lambda: "x relu" in str(panel.query_one("#cost").content), "the costs")
                 seen.append(panel.view)
                 assert panel.query_one("ContentSwitcher").current in (panel.view, f"{panel.view}-scroll")
                 shown[panel.view] = screen_text(app)  # renders every visible widget
@@ -358,6 +360,11 @@ def test_v_cycles_all_five_context_views_and_each_renders(tmp_path):
             assert "●" in str(panel.query_one(Boundary).content)  # the training points on the regions
             assert "weight path" in shown["path"]
             assert "learning-rate schedule" in shown["lr"] and "lr now" in shown["lr"]
+            costs = str(panel.query_one("#cost").content)
+            assert "activation cost" in shown["cost"]
+            mine = screen.runner.latest.settings["activation"]
+            assert f"▶ {mine} " in costs  # the run's own activation is marked
+            assert all(f"  {name} " in costs for name in ("sigmoid", "tanh", "gelu") if name != mine)
 
     run(body)
 

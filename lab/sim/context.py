@@ -3,7 +3,8 @@ steps the Simulation and published beside the Snapshot (the views never read the
 
 The decision boundary costs a forward pass over a grid, so it is taken only while a view
 asks for it (`Wanted`), at the size it will be drawn, at most every BOUNDARY_SECONDS while
-the run trains; the learning-rate curve is the schedule in force, from the Snapshot's settings.
+the run trains; the learning-rate curve is the schedule in force, from the Snapshot's settings;
+the activation costs (lab.engine.activation_cost) are timed once, the first time asked for.
 """
 
 from __future__ import annotations

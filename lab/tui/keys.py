@@ -85,8 +85,8 @@ RUN_KEYS: tuple[Key, ...] = (
     Key("X", "change('batch_down')", "batch ÷2", "batch size ÷2 (at least 1)", group=CHANGE),
     Key("h", "toggle_histograms", "weights", "histograms: activations | gradients, or weights | updates", group=LOOK),
     Key("g", "toggle_curve", "loss/acc", "curves: loss or accuracy (both when there is room)", group=LOOK),
-    Key("v", "cycle_view", "view", "context panel: explanation, event log, decision boundary, weight path, lr schedule",
-        footer=True, group=LOOK),
+    Key("v", "cycle_view", "view", "context panel: explanation, event log, decision boundary, weight path, "
+        "lr schedule, activation cost", footer=True, group=LOOK),
     Key("up", "scroll_context(-1)", "scroll up", "scroll the context panel up", display="↑", group=LOOK),
     Key("down", "scroll_context(1)", "scroll down", "scroll the context panel down", display="↓", group=LOOK),
     Key("pageup", "page_layers(-1)", "layers ↑", "previous page of layers (deep networks)", display="pgup", group=LOOK),

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from pydantic import ValidationError
 
+from lab.engine.activation_cost import ActivationCosts, measure
 from lab.errors import LabError
 from lab.scenario.load import problems_of
 from lab.scenario.schema import Changes
@@ -27,7 +28,7 @@ from lab.tui.paced import PacedWorker
 class SimRunner(PacedWorker):
     """One Simulation, touched only by the worker (and by the UI only through `sim.lock`,
     e.g. to save).  The UI reads `latest`, the context views published beside it
-    (`boundary`, `lr_curve`: taken only while `want` asks for them), the run state, the
+    (`boundary`, `lr_curve`, `costs`: taken only while `want` asks for them), the run state, the
     pace and the message."""
 
     def __init__(self, sim: Simulation, *, running: bool = False, pace: float | None = None) -> None:
@@ -38,6 +39,7 @@ class SimRunner(PacedWorker):
         self.changes: dict[str, Any] = sim.user_changes()  # the user's changes so far, a copy taken by the worker
         self.boundary: DecisionGrid | None = None
         self.lr_curve: LrCurve | None = None
+        self.costs: ActivationCosts | None = None  # timed once, by the worker, when first shown
         self._wanted = Wanted()  # written by the worker only, from "want" commands
         self._boundary_at = 0.0
         self._rate = sim.trainer.steps_per_second()
@@ -115,5 +117,7 @@ class SimRunner(PacedWorker):
                 self._boundary_at = now
         elif wanted.view == "lr":
             self.lr_curve = lr_curve(snap)
+        elif wanted.view == "cost" and self.costs is None:
+            self.costs = measure(self.sim.current.model.dtype)  # ~0.1 s of kernel calls, once per run screen
         self.changes = self.sim.user_changes()
         self.latest = snap

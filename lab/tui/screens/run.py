@@ -60,7 +60,7 @@ class RunScreen(Screen):
         self.wanted = tuple(dict.fromkeys(parse_metric(e.metric).name for e in scenario.expect))
         self._shown: Snapshot | None = None
         self._wanted = None  # what the context view last asked the runner to take...
-        self._context_shown = (None, None)  # ...and what it drew of it
+        self._context_shown = (None, None, None)  # ...and what it drew of it
         self._said = 0
         self._warned_divergence = False
         self.page = 0
@@ -185,9 +185,9 @@ class RunScreen(Screen):
         self._show_message(r)
         if snap is not self._shown or force:
             self._draw(snap, force)
-        elif (r.boundary, r.lr_curve) != self._context_shown:  # taken for a view just asked for
-            self._context_shown = (r.boundary, r.lr_curve)
-            self.query_one(ContextPanel).show(snap, r.boundary, r.lr_curve)
+        elif (r.boundary, r.lr_curve, r.costs) != self._context_shown:  # taken for a view just asked for
+            self._context_shown = (r.boundary, r.lr_curve, r.costs)
+            self.query_one(ContextPanel).show(snap, *self._context_shown)
         for curve in self.query(Curves):
             curve.flush()  # the latest snapshot is always drawn once the redraw throttle allows
 
@@ -200,7 +200,7 @@ class RunScreen(Screen):
         idle = not self.runner.running  # paused or done: a change shows in the curves at once too
         for curve in self.query(Curves):
             curve.show(snap, force or idle)
-        self._context_shown = (self.runner.boundary, self.runner.lr_curve)
+        self._context_shown = (self.runner.boundary, self.runner.lr_curve, self.runner.costs)
         self.query_one(ContextPanel).show(snap, *self._context_shown)
         if snap.diverged and not self._warned_divergence:
             self._warned_divergence = True

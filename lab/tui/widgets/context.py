@@ -1,6 +1,7 @@
-"""The context panel: the scenario's explanation, the event log, and three views that
+"""The context panel: the scenario's explanation, the event log, and four views that
 explain a run: the decision boundary (2-D data), the path of two weights (the zigzag),
-and the learning-rate schedule.  `v` cycles through them; ↑/↓ scroll the text views."""
+the learning-rate schedule, and what each activation costs to compute (measured here).
+`v` cycles through them; ↑/↓ scroll the text views."""
 
 from __future__ import annotations
 
@@ -11,16 +12,18 @@ from textual.containers import Container, VerticalScroll
 from textual.widgets import ContentSwitcher, Markdown, Static
 from textual_plotext import PlotextPlot
 
+from lab.engine.activation_cost import ActivationCosts
 from lab.sim.context import DecisionGrid, LrCurve, Wanted
 from lab.sim.snapshot import Snapshot
 from lab.tui.controls import describe_change
 
 from .curves import step_ticks, thin
 
-VIEWS = ("explain", "events", "boundary", "path", "lr")
+VIEWS = ("explain", "events", "boundary", "path", "lr", "cost")
 VIEW_TITLES = {"explain": "what to watch", "events": "event log, newest first", "boundary": "decision boundary",
-               "path": "weight path W1[0,0] vs W1[1,0]", "lr": "learning-rate schedule"}
-SCROLLING = {"explain": "explain-scroll", "events": "events-scroll"}
+               "path": "weight path W1[0,0] vs W1[1,0]", "lr": "learning-rate schedule",
+               "cost": "activation cost"}
+SCROLLING = {"explain": "explain-scroll", "events": "events-scroll", "cost": "cost-scroll"}
 REGION = ("#5f0000", "#005f00", "#00005f", "#5f5f00", "#5f005f", "#005f5f", "#3a3a3a", "#875f00", "#005f87",
           "#5f0087")
 POINT = ("bright_red", "bright_green", "bright_blue", "bright_yellow", "bright_magenta", "bright_cyan", "white",
@@ -74,6 +77,27 @@ def event_log(snap: Snapshot) -> Text:
     return text
 
 
+def cost_chart(costs: ActivationCosts | None, in_use: set[str], width: int) -> Text:
+    """One bar per activation: forward + backward nanoseconds per value, the run's own in bold."""
+    if costs is None:
+        return Text("timing the activation kernels…", style="dim")
+    total = costs.forward_ns + costs.backward_ns
+    label_w, tail_w = max(len(n) for n in costs.names) + 3, len(" 12.6 ns  32.3x relu")
+    bar_w = max(4, min(60, width - label_w - tail_w - 2))
+    out = Text()
+    for name, ns in zip(costs.names, total):
+        mine = name in in_use
+        cells = max(1, round(bar_w * ns / total.max()))
+        out.append(("▶ " if mine else "  ") + name.ljust(label_w - 2), "bold" if mine else "")  # a space after
+        out.append("█" * cells, "bold orange1" if mine else "orange3")
+        out.append(" " * (bar_w - cells) + f" {ns:4.1f} ns  {costs.ratio(name):4.1f}x relu\n",
+                   "bold" if mine else "dim")
+    out.append(f"forward + backward per value, {costs.dtype}, {costs.values:,} values a call (fastest of "
+               "several rounds). Sigmoid, tanh, ELU, SELU and GELU evaluate exp/erf; ReLU is a compare.",
+               style="dim")
+    return out
+
+
 def path_caption(snap: Snapshot) -> str:
     if snap.settings.get("inputs_positive"):
         return "o start  x now: the inputs are all positive, so both weights always move the same way"
@@ -87,7 +111,7 @@ class ContextPanel(Container):
     ContextPanel ContentSwitcher { height: 1fr; }
     ContextPanel VerticalScroll { scrollbar-size-vertical: 1; }
     ContextPanel Markdown { margin: 0; padding: 0 1; }
-    ContextPanel #events { padding: 0 1; }
+    ContextPanel #events, ContextPanel #cost { padding: 0 1; }
     """
 
     def __init__(self, explain: str, **kwargs) -> None:
@@ -105,6 +129,8 @@ class ContextPanel(Container):
             yield Boundary(id="boundary")
             yield PlotextPlot(id="path")
             yield PlotextPlot(id="lr")
+            with VerticalScroll(id="cost-scroll", can_focus=False):
+                yield Static(id="cost")
 
     def on_mount(self) -> None:
         self._title()
@@ -131,9 +157,10 @@ class ContextPanel(Container):
         area = self.query_one(ContentSwitcher).size  # the boundary's own size is 0 until first shown
         return Wanted(self.view, max(8, max(20, area.width)), max(4, area.height))
 
-    def show(self, snap: Snapshot, boundary: DecisionGrid | None = None, lr: LrCurve | None = None) -> None:
+    def show(self, snap: Snapshot, boundary: DecisionGrid | None = None, lr: LrCurve | None = None,
+             costs: ActivationCosts | None = None) -> None:
         """Draw the view shown from what the worker published: the Snapshot, and the
-        decision grid or the lr curve taken beside it (lab.sim.context)."""
+        decision grid, the lr curve or the activation costs taken beside it (lab.sim.context)."""
         if self.view == "events":
             self.query_one("#events", Static).update(event_log(snap))
         elif self.view == "boundary":
@@ -142,6 +169,11 @@ class ContextPanel(Container):
             self._path(snap)
         elif self.view == "lr" and lr is not None:
             self._lr(snap, lr)
+        elif self.view == "cost":
+            activation = snap.settings.get("activation")
+            in_use = set(activation) if isinstance(activation, (list, tuple)) else {activation}
+            width = self.query_one(ContentSwitcher).size.width or 80
+            self.query_one("#cost", Static).update(cost_chart(costs, in_use, width - 2))
 
     def _path(self, snap: Snapshot) -> None:
         plot = self.query_one("#path", PlotextPlot)
