@@ -257,19 +257,23 @@ METRICS: list[Metric] = [
     Metric("wgrad_std", True, "std of dL/dW"),
     Metric("weight_std", True, "std of W"),
     Metric("update_ratio", True, "||last update of W|| / ||W||: the rule of thumb is about 1e-3", header="upd/w",
-           column=6, fmt="{:.1e}", brief="||dW||/||W|| (aim ~1e-3)", width=7, drop=5),
+           column=7, fmt="{:.1e}", brief="||dW||/||W|| (aim ~1e-3)", width=7, drop=5),
     Metric("dead_fraction", True, "units whose slope f'(z) < 1e-3 on every probe example: they never learn again",
            header="dead", column=3, fmt="%", brief="f'(z)<1e-3 on every probe example", width=4, drop=9,
            alert=(DEAD_ALERT, "bold red")),
+    Metric("off_fraction", True, "units whose pre-activation z <= 0 on every probe example, whatever the "
+           "activation: a leaky unit there is not dead (it still gets alpha times the gradient) but it is stuck "
+           "on its small negative slope", header="off", column=4, fmt="%", brief="z<=0 on every probe example",
+           width=4, drop=1),
     Metric("saturated_fraction", True, "activations in a flat region: |tanh| > 0.99, sigmoid < 0.01 or > 0.99 "
-           "(gradient ~0)", header="sat", column=4, fmt="%", brief="|tanh|>.99 / sigmoid<.01|>.99", width=4, drop=7,
+           "(gradient ~0)", header="sat", column=5, fmt="%", brief="|tanh|>.99 / sigmoid<.01|>.99", width=4, drop=7,
            alert=(SATURATED_ALERT, "bold yellow")),
-    Metric("zero_fraction", True, "activations with |a| < 1e-3 (near zero)", header="~0", column=5, fmt="%",
+    Metric("zero_fraction", True, "activations with |a| < 1e-3 (near zero)", header="~0", column=6, fmt="%",
            brief="|a|<1e-3", width=4, drop=2),
     Metric("sign_agreement", True, "share of a unit's weight gradients with the same sign: 1 = the zigzag regime",
-           header="sign", column=7, fmt="{:.2f}", brief="grad sign agreement", width=4, drop=3),
+           header="sign", column=8, fmt="{:.2f}", brief="grad sign agreement", width=4, drop=3),
     Metric("unit_similarity", True, "mean cosine similarity of units' incoming weights: 1 = symmetry never broken",
-           header="sim", column=8, fmt="{:.2f}", brief="unit similarity", width=5, drop=1),
+           header="sim", column=9, fmt="{:.2f}", brief="unit similarity", width=5, drop=1),
     # an [ensemble]'s validation metrics, at every checkpoint (lab/ensemble/)
     Metric("ensemble_val_acc", False, "validation accuracy of the ensemble's prediction (mean of the members' "
            "softmax probabilities, or their vote)", series="ensemble", csv=False),

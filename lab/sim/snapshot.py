@@ -34,6 +34,7 @@ class LayerStats:
     weight_std: float
     update_ratio: float
     dead_fraction: float
+    off_fraction: float  # z <= 0 on every probe example, whatever the activation (leaky units too)
     saturated_fraction: float
     zero_fraction: float
     sign_agreement: float

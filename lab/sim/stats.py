@@ -97,6 +97,16 @@ def dead_fraction(network: Network, layer, z: np.ndarray, a: np.ndarray) -> floa
     return float(np.mean(np.all(np.abs(dz) < DEAD_SLOPE, axis=0)))
 
 
+def off_fraction(layer, z: np.ndarray) -> float:
+    """Fraction of units whose pre-activation z is <= 0 on every probe example, whatever the
+    activation: a leaky unit that is off everywhere still gets alpha times the gradient (it
+    is not dead and can recover) but it passes on only alpha*z.  0 for layers that cannot
+    die (maxout, the output layer, a residual block's sum), as dead_fraction."""
+    if layer.kind not in CAN_DIE or z.shape[0] == 0:
+        return 0.0
+    return float(np.mean(np.all(z <= 0, axis=0)))
+
+
 class _Scratch(threading.local):
     """Buffers layer_stats reuses from call to call (one set per thread).  A fresh 2 MB
     array costs ~500 page faults each time (the allocator hands freed memory back to the
@@ -360,6 +370,7 @@ def layer_stats(network: Network, last_update: np.ndarray, probe_x: np.ndarray,
             wgrad_std=wgrads.std, weight_std=weights.std,
             update_ratio=updates.norm / weights.norm if weights.norm > 0 else float("nan"),
             dead_fraction=dead_fraction(network, layer, probe_ws.node(layer.pre_node), probe_ws.node(layer.out_node)),
+            off_fraction=off_fraction(layer, probe_ws.node(layer.pre_node)),
             saturated_fraction=act.saturated_fraction,
             zero_fraction=act.zero_fraction,
             sign_agreement=agreement,
