@@ -59,17 +59,18 @@ class SavedSession:
 
     @property
     def kept(self) -> list[Expectation]:
-        """The claims written as [[expect]]: those that hold (none before the check)."""
+        """The claims written as [[expect]]: those that hold and still fail on their control, as
+        `nnlab check` wants them (none before the check)."""
         if self.results is None:
             return []
-        return [ex for ex, r in zip(self.scenario.expect, self.results) if r.passed]
+        return [ex for ex, r in zip(self.scenario.expect, self.results) if r.ok]
 
     @property
     def dropped(self) -> list[tuple[Expectation, CheckResult]]:
-        """The claims that do not hold in the saved run, with their results."""
+        """The claims that do not hold in the saved run, or hold on their control too, with their results."""
         if self.results is None:
             return []
-        return [(ex, r) for ex, r in zip(self.scenario.expect, self.results) if not r.passed]
+        return [(ex, r) for ex, r in zip(self.scenario.expect, self.results) if not r.ok]
 
     def summary(self) -> str:
         """One line for a notice."""
@@ -129,9 +130,13 @@ def _note(saved: SavedSession, i: int, ex: Expectation) -> list[str]:
     if saved.results is None:
         return [f"{'not checked' if saved.problem else 'being checked'}: {describe(ex)}"]
     r = saved.results[i]
-    if r.passed:
+    if r.ok:
         return []
     claim = r.description + (f' ("{ex.why}")' if ex.why else "")
+    if r.passed:  # it holds, but so it does on its control: it no longer tells the cause apart
+        return [f"dropped: {claim}",
+                f"measured {measured(r)} in this run, and {r.control_actual:.6g} on its control {r.control!r}: "
+                "after this session's changes it holds there too."]
     return [f"dropped: {claim}",
             f"measured {measured(r)} in this run: it no longer holds after this session's changes."]
 
