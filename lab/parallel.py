@@ -42,6 +42,23 @@ def _pool_initializer() -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us
     prepare_worker()
+    _first_run_warm_up()
+
+
+def _first_run_warm_up() -> None:
+    """On a cold kernel cache, the workers would all compile the same kernels at once: the
+    first one compiles them (with its warm-up helper, on two cores), the others wait for its
+    lock and load them (lab/engine/warmup.py).  On a warm cache: nothing."""
+    import numba
+
+    from lab.engine.warmup import cache_is_cold, compile_float32_kernels
+
+    if numba.config.DISABLE_JIT or not cache_is_cold():
+        return
+    try:
+        compile_float32_kernels()
+    except Exception:  # noqa: BLE001 - only a head start: the task compiles what it needs itself
+        pass
 
 
 class LocalBackend:

@@ -130,18 +130,9 @@ class Trainer:
         n = int(lrs.shape[0])
         start = time.perf_counter()
         net = self.network
-        ws = net.workspace(self.batch_size)
-        loss = np.empty(n)
-        acc = np.empty(n)
-        gnorm = np.empty(n)
-        trace = np.full((n, self.trace_idx.size), np.nan)  # a step the kernel stopped at leaves NaN, never garbage
-        data = K.Data(self.X, self.y, self.perm, self.cursor)
-        augment = K.Augment(self.augment, self.image_shape, np.empty(self.X.shape[1], net.dtype))
-        opt = K.Optimizer(self.optimizer.code, self.optimizer.hyper(), self.opt_state.m1, self.opt_state.m2,
-                          self.opt_state.t, self.first_trained)
-        out = K.Outputs(loss, acc, gnorm, self.last_update, self.trace_idx, trace)
-        done = K.train_steps(n, np.ascontiguousarray(lrs, np.float64), data, augment, ws, net.weights, opt, self.rng,
-                             LOSS_CODES[net.arch.loss], out)
+        args = self.train_steps_args(lrs)
+        ws, (loss, acc, gnorm, _, _, trace) = args[4], args[-1]
+        done = K.train_steps(*args)
         self._timed(done * self.step_macs(), start)
         net.trained_in(ws)
         # The kernel stops at the first non-finite loss/gradient (before the update) or
@@ -149,6 +140,20 @@ class Trainer:
         last_bad = done > 0 and not (np.isfinite(loss[done - 1]) and np.isfinite(gnorm[done - 1]))
         diverged = done < n or last_bad or not np.all(np.isfinite(net.params))
         return StepRecord(loss[:done], acc[:done], gnorm[:done], bool(diverged), trace[:done])
+
+    def train_steps_args(self, lrs: np.ndarray) -> tuple:
+        """The arguments of kernels/network.train_steps for len(lrs) steps (the warm-up
+        compiles the kernel for exactly these types)."""
+        n = int(lrs.shape[0])
+        net = self.network
+        trace = np.full((n, self.trace_idx.size), np.nan)  # a step the kernel stopped at leaves NaN, never garbage
+        data = K.Data(self.X, self.y, self.perm, self.cursor)
+        augment = K.Augment(self.augment, self.image_shape, np.empty(self.X.shape[1], net.dtype))
+        opt = K.Optimizer(self.optimizer.code, self.optimizer.hyper(), self.opt_state.m1, self.opt_state.m2,
+                          self.opt_state.t, self.first_trained)
+        out = K.Outputs(np.empty(n), np.empty(n), np.empty(n), self.last_update, self.trace_idx, trace)
+        return (n, np.ascontiguousarray(lrs, np.float64), data, augment, net.workspace(self.batch_size), net.weights,
+                opt, self.rng, LOSS_CODES[net.arch.loss], out)
 
     def evaluate(self, X: np.ndarray, y: np.ndarray, chunk: int = 512,
                  cancelled: Callable[[], bool] | None = None) -> tuple[float, float]:

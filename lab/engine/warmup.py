@@ -13,13 +13,27 @@ those of nnlab's own kernels.  The total is the count of the last fully cold war
 recorded with its timeline beside the compiled kernels (DEFAULT when nothing was
 recorded); the time left follows that timeline at the pace measured so far.
 
+Two cores, one compilation.  numba compiles one function at a time per process (a global
+lock), so on a cold cache the warm-up splits the work with a helper process
+(`python -m lab.engine.warmup --helper`) writing into the same on-disk cache: this process
+compiles the forward pass, evaluation and augmentation, the helper the backward pass, the
+loss and the optimizer; then this process compiles the training
+driver while the helper compiles the gradient pass and the statistics; last, everything
+loads from the cache here.  Each half compiles its kernels with the argument types the
+driver calls them with (`_compile_for`), so nothing compiles twice.  If the helper cannot
+start or dies, this process compiles what is missing itself: slower, never wrong.
+One compilation per machine: a cold warm-up holds a lock on the cache directory, and
+another nnlab process (a second terminal, a classroom of them) waits for it, then loads.
+
 No Textual here (and no numba at import: the browser imports this before its first frame).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -49,18 +63,257 @@ def covers(scenario) -> bool:
     return dtypes == {"float32"}
 
 
+TINY_SCENARIO = {"data": {"n": 40}, "model": {"hidden": [4]}, "train": {"steps": 2}}
+HELPER_TIMEOUT = 300.0  # seconds a stage of the helper may take before this process stops waiting for it
+
+
 def compile_float32_kernels() -> None:
     """Build, step and observe a small float32 simulation: compiles (or loads) every kernel
     a float32 run calls.  Not the three that sample the statistics of layers wider than
     65,536 weights (one bundled scenario): adding a wide layer here compiles them too, but
-    makes every first run ~1 s longer for it; that scenario compiles them itself."""
+    makes every first run ~1 s longer for it; that scenario compiles them itself.
+
+    On a cold cache with a helper process at hand, the two halves compile in parallel
+    (see the module's docstring); the result is the same kernels in the same cache."""
     from lab.scenario.schema import Scenario
     from lab.sim import Simulation
 
-    sim = Simulation(Scenario.model_validate({"data": {"n": 40}, "model": {"hidden": [4]},
-                                              "train": {"steps": 2}}))
-    sim.step(2)
-    sim.snapshot()
+    with cache_lock():
+        helper = Helper.start() if cache_is_cold() else None
+        try:
+            sim = Simulation(Scenario.model_validate(TINY_SCENARIO))  # forward pass and evaluation
+            if helper is not None:
+                _compile_augment(sim.network, sim.trainer)
+                helper.said("A")  # the forward pass is in the cache: the helper builds the gradient pass on it
+                helper.wait_for("B")  # ...its half (backward, loss, optimizer) is in the cache for the driver
+                _compile_driver(sim.trainer)  # while the helper compiles the gradient pass and the statistics
+                helper.wait_for("C")
+            sim.step(2)
+            sim.snapshot()
+        finally:
+            if helper is not None:
+                helper.close()
+
+
+# -- the two halves --------------------------------------------------------------------------
+def _compile_for(kernel, *args) -> None:
+    """Compile (or load) `kernel` for the types of `args`, without running it: the types
+    must be exactly those its caller passes, or the caller compiles another specialization."""
+    import numba
+
+    kernel.compile(tuple(numba.typeof(a) for a in args))
+
+
+def _tiny_parts():
+    """A network and trainer like the tiny scenario's, built without running a kernel (the
+    kernels' argument types depend on the dtypes and shapes' ranks, not on the data)."""
+    import numpy as np
+
+    from lab.engine.network import Network
+    from lab.engine.trainer import Trainer
+    from lab.scenario.schema import Scenario
+    from lab.sim.simulation import architecture_of, optimizer_of
+
+    sc = Scenario.model_validate(TINY_SCENARIO)
+    X, y = np.zeros((sc.data.n, sc.data.dim)), np.zeros(sc.data.n, np.int64)
+    net = Network(architecture_of(sc, sc.data.dim, sc.data.classes), np.float32, l1=0.0, l2=0.0)
+    trainer = Trainer(net, X, y, sc.train.batch_size, optimizer_of(sc), np.random.default_rng(0))
+    return net, trainer
+
+
+def _compile_augment(net, trainer) -> None:
+    """augment_batch, as kernels/network.train_steps calls it."""
+    import numpy as np
+
+    from .kernels.augment import augment_batch
+
+    ws = net.workspace(trainer.batch_size)
+    c, h, w = (trainer.image_shape[i] for i in range(3))
+    _compile_for(augment_batch, ws.node(0), ws.ybuf, ws.y2buf, ws.lambuf, trainer.augment, c, h, w, trainer.rng,
+                 np.empty(trainer.X.shape[1], net.dtype))
+
+
+def _compile_driver(trainer) -> None:
+    """kernels/network.train_steps, for the arguments Trainer.run gives it."""
+    import numpy as np
+
+    from .kernels.network import train_steps
+
+    _compile_for(train_steps, *trainer.train_steps_args(np.zeros(1)))
+
+
+def _compile_backward_half(net, trainer) -> None:
+    """The helper's first half: what train_steps calls besides the forward pass and the
+    augmentation, with the argument types train_steps gives them.  The backward pass comes
+    last: by then this process has compiled the matrix product both passes share."""
+    from .kernels import network as K
+    from .kernels.losses import LOSS_CODES, loss_forward_backward
+    from .kernels.optim import optimizer_update, penalty_and_sq_norm
+
+    ws = net.workspace(trainer.batch_size)
+    w = net.weights
+    state, hyper = trainer.opt_state, trainer.optimizer.hyper()
+    _compile_for(optimizer_update, trainer.optimizer.code, w.params, w.grads, w.reg, hyper, 1.0, 0.1,
+                 state.t[0], state.m1, state.m2, trainer.last_update, True)
+    _compile_for(penalty_and_sq_norm, w.params, w.grads, w.reg, 0.0, 0.0)
+    last = len(net.plan.node_widths) - 1
+    _compile_for(loss_forward_backward, LOSS_CODES[net.arch.loss], ws.node(last), ws.ybuf, ws.y2buf, ws.lambuf,
+                 ws.grad_node(last))
+    _compile_for(K.backward, ws, ws.batch, w, True)
+
+
+def _compile_statistics_half() -> None:
+    """The helper's second half, once the forward pass is in the cache: the gradient pass
+    and the per-layer statistics of a snapshot."""
+    from lab.scenario.schema import Scenario
+    from lab.sim import Simulation
+
+    Simulation(Scenario.model_validate(TINY_SCENARIO)).snapshot()
+
+
+# -- the helper process ----------------------------------------------------------------------
+def cache_is_cold() -> bool:
+    """No training driver in the kernel cache yet: a first run (a helper is worth starting)."""
+    from lab import _numba_cache
+
+    root = _numba_cache.cache_dir()
+    if root is None or root != _numba_cache.keyed_dir():  # a private or no cache: a helper could not share it
+        return False
+    return not any(root.rglob("network.train_steps-*.nbi"))
+
+
+@contextlib.contextmanager
+def cache_lock():
+    """Hold the kernel cache's lock (blocking until another process's warm-up is over)."""
+    from lab import _numba_cache
+
+    root = _numba_cache.cache_dir()
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, each process compiles for itself
+        fcntl = None
+    if root is None or fcntl is None:
+        yield
+        return
+    try:
+        handle = open(root / "warm-up.lock", "a+b")
+    except OSError:
+        yield
+        return
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:
+            pass  # a file system without locks: compile anyway
+        yield  # closing the file releases the lock
+
+
+class Helper:
+    """The helper process, seen from the warm-up: stages it reports done ("B", "C"), lines
+    it is told ("A"), and every kernel it compiles counted into the warm-up's progress."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.proc = proc
+        self._stages: set[str] = set()
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, name="nnlab-warm-up-helper", daemon=True)
+        self._reader.start()
+
+    @staticmethod
+    def start() -> "Helper | None":
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "lab.engine.warmup", "--helper"],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                    env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+        except OSError:
+            return None
+        return Helper(proc)
+
+    def _read(self) -> None:
+        for raw in self.proc.stdout:
+            line = raw.decode("utf-8", "replace").strip()
+            if line.startswith("compiled "):
+                if os.environ.get("NNLAB_WARM_UP_TRACE"):
+                    print(f"helper {line}", file=sys.stderr, flush=True)
+                _count_elsewhere()
+            elif line.startswith("done "):
+                with self._changed:
+                    self._stages.add(line[5:])
+                    self._changed.notify_all()
+        with self._changed:  # the helper is gone: nothing more will come
+            self._stages.add("exit")
+            self._changed.notify_all()
+
+    def said(self, line: str) -> None:
+        try:
+            self.proc.stdin.write(f"{line}\n".encode())
+            self.proc.stdin.flush()
+        except (OSError, ValueError):
+            pass  # the helper is gone; wait_for returns at once
+
+    def wait_for(self, stage: str) -> bool:
+        """Until the helper has finished `stage` (True) or is gone or too slow (False)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: stage in self._stages or "exit" in self._stages, HELPER_TIMEOUT) \
+                and stage in self._stages
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def helper_main() -> int:
+    """The helper process: the backward half, then (told the forward half is cached) the
+    statistics half; a line on stdout per kernel compiled and per stage done."""
+    from numba.core import event
+
+    class Reporter(event.Listener):
+        def on_start(self, ev) -> None:
+            pass
+
+        def on_end(self, ev) -> None:
+            py_func = getattr((ev.data or {}).get("dispatcher"), "py_func", None)
+            module = getattr(py_func, "__module__", "") or ""
+            if module.startswith(KERNEL_PREFIX):
+                print(f"compiled {kernel_name(ev)}", flush=True)
+
+    with event.install_listener("numba:compile", Reporter()):
+        _compile_backward_half(*_tiny_parts())
+        print("done B", flush=True)
+        if sys.stdin.readline().strip() != "A":
+            return 0  # the warm-up ended (or failed) before its forward half: nothing to build on
+        _compile_statistics_half()
+        print("done C", flush=True)
+    return 0
+
+
+def _count_elsewhere() -> None:
+    """A kernel compiled by the helper process: count it in the running warm-up's progress."""
+    warm_up = getattr(_shared, "warm_up", None)
+    if warm_up is not None:
+        warm_up._compiled_at(time.perf_counter() - warm_up._t0)
+
+
+class _Shared:
+    warm_up = None
+
+
+_shared = _Shared()
+
+
+def kernel_name(ev) -> str:
+    """'module.function(argument types)' of a numba:compile event, on one line (for traces)."""
+    data = ev.data or {}
+    py_func = getattr(data.get("dispatcher"), "py_func", None)
+    args = " ".join(str(data.get("args", "")).split())
+    return f"{getattr(py_func, '__module__', '?')}.{getattr(py_func, '__name__', '?')}{args}"
 
 
 def default_record_path() -> Path:
@@ -253,12 +506,14 @@ class WarmUp:
                 warm_up._compiled((ev.data or {}).get("dispatcher"))
 
         hits_before = _cache_hits()
+        _shared.warm_up = self
         try:
             with event.install_listener("numba:compile", Watcher()):
                 self.job()
         except BaseException as exc:  # reported through progress(); the waiter compiles itself and sees it
             self.error = exc
         finally:
+            _shared.warm_up = None
             self.seconds = time.perf_counter() - self._t0
             cold = self.error is None and self._times and _cache_hits() == hits_before
             if cold and self._path is not None:
@@ -268,8 +523,14 @@ class WarmUp:
     def _compiled(self, dispatcher) -> None:
         module = getattr(getattr(dispatcher, "py_func", None), "__module__", "") or ""
         if module.startswith(KERNEL_PREFIX):
-            self._last_event = time.perf_counter() - self._t0
-            self._times.append(self._last_event)
+            self._compiled_at(time.perf_counter() - self._t0)
+
+    def _compiled_at(self, seconds: float) -> None:
+        """A kernel was done (here, or in the helper process: its reader thread calls this)."""
+        self._seen_compile = True
+        with self._lock:
+            self._last_event = seconds
+            self._times.append(seconds)
 
 
 KERNELS = WarmUp()
@@ -289,4 +550,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(helper_main() if sys.argv[1:] == ["--helper"] else main())
