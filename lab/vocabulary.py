@@ -33,6 +33,7 @@ class Activation:
     can_die: bool = True  # dead_fraction applies (a slope f'(z) that can be ~0 everywhere)
     pieces: bool = False  # each unit is the max of maxout_k pieces (a dense layer maxout_k times wider)
     learned_slope: bool = False  # a learned slope per unit (parameter slope{l})
+    linear_negative: bool = False  # f(z) = s*z for z <= 0 (s: alpha if it takes one, else 0): negative_slope is s
     key: int | None = None  # place in the `a` key's cycle (None: not in it)
     public: bool = True  # allowed in scenario files (identity is the output layer's, internal)
     default: bool = False  # the schema's default
@@ -136,8 +137,9 @@ class Metric:
 ACTIVATIONS: list[Activation] = [
     Activation("sigmoid", 0, "1/(1+exp(-z))", act_range=(0.0, 1.0), saturated=(0.01, 0.99), key=8),
     Activation("tanh", 1, "tanh(z)", act_range=(-1.0, 1.0), saturated=(-0.99, 0.99), key=7),
-    Activation("relu", 2, "max(0, z)", "f'(0) = 0", key=0, default=True),
-    Activation("leaky_relu", 3, "z if z > 0 else alpha*z", "`alpha` (default 0.01)", alpha=0.01, key=1),
+    Activation("relu", 2, "max(0, z)", "f'(0) = 0", linear_negative=True, key=0, default=True),
+    Activation("leaky_relu", 3, "z if z > 0 else alpha*z", "`alpha` (default 0.01)", alpha=0.01,
+               linear_negative=True, key=1),
     Activation("prelu", 4, "z if z > 0 else s_j*z", "s_j = `slope{l}[j]`, learned; dL/ds_j = sum over batch of "
                "dout*z where z <= 0", learned_slope=True, key=2),
     Activation("elu", 5, "z if z > 0 else alpha*(exp(z)-1)", "`alpha` (default 1.0)", alpha=1.0, key=3),
@@ -274,6 +276,12 @@ METRICS: list[Metric] = [
            header="sign", column=8, fmt="{:.2f}", brief="grad sign agreement", width=4, drop=3),
     Metric("unit_similarity", True, "mean cosine similarity of units' incoming weights: 1 = symmetry never broken",
            header="sim", column=9, fmt="{:.2f}", brief="unit similarity", width=5, drop=1),
+    # not table columns (see their notes in lab/sim/stats.py): in claims, the layers CSV and `nnlab check`
+    Metric("weight_zero_fraction", True, "weights W with |w| < 1e-3 (near zero): what L1 drives up; a layer of "
+           "std s drawn at random has about 0.8e-3/s of them"),
+    Metric("negative_slope", True, "the activation's slope for z < 0, mean over the layer's units: PReLU's "
+           "learned s_j (parameter slope{l}, 0.25 at init), leaky_relu's fixed alpha, relu's 0; NaN (\"-\") "
+           "where the negative side is not a line (sigmoid, tanh, elu, selu, gelu, maxout, the output layer)"),
     # an [ensemble]'s validation metrics, at every checkpoint (lab/ensemble/)
     Metric("ensemble_val_acc", False, "validation accuracy of the ensemble's prediction (mean of the members' "
            "softmax probabilities, or their vote)", series="ensemble", csv=False),

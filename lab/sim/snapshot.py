@@ -39,6 +39,8 @@ class LayerStats:
     zero_fraction: float
     sign_agreement: float
     unit_similarity: float
+    weight_zero_fraction: float  # |w| < 1e-3 among W's entries (over weight_std's sample on wide layers)
+    negative_slope: float  # slope for z < 0, mean over units: PReLU's learned ones, leaky's alpha, relu's 0; else NaN
     act_hist: np.ndarray  # counts over act_edges (fixed per kind)
     act_edges: np.ndarray
     grad_hist: np.ndarray  # counts over grad_edges (symlog, shared by all layers)
