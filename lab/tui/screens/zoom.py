@@ -168,7 +168,7 @@ class ZoomScreen(Screen):
     KEYS = ZOOM_KEYS
     BINDINGS = bindings(ZOOM_KEYS)
     DEFAULT_CSS = """
-    ZoomScreen #zoom-title { height: 1; background: $boost; padding: 0 1; }
+    ZoomScreen #zoom-title { height: auto; max-height: 3; background: $boost; padding: 0 1; }
     ZoomScreen PlotextPlot { height: 1fr; }
     ZoomScreen #heat-title { height: 1; padding: 0 1; color: $text-muted; }
     ZoomScreen #heat { height: 1fr; padding: 0 1; }
@@ -285,7 +285,10 @@ class ZoomScreen(Screen):
                        f"std {s.act_std if q == 'act' else s.grad_std:.3g}  "
                        f"dead {s.dead_fraction:.0%}  sat {s.saturated_fraction:.0%}")
         else:
-            numbers = f"W std {s.weight_std:.3g}  dW std {s.wgrad_std:.3g}  update/weight {s.update_ratio:.2g}"
+            numbers = (f"W std {s.weight_std:.3g}  dW std {s.wgrad_std:.3g}  update/weight {s.update_ratio:.2g}"
+                       f"  |W|<1e-3 {s.weight_zero_fraction:.0%}")
+            if s.kind == "prelu":  # the slope PReLU learns (leaky's is fixed: nothing to watch)
+                numbers += f"  slope {s.negative_slope:.3g}"
         self.query_one("#zoom-title", Static).update(
             f"[b]layer {s.index}[/b] ({s.kind}, {s.width} units) {what} at step {step} ({when})   {numbers}"
             + ("   (log counts)" if self.log_counts else ""))
