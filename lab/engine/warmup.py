@@ -13,15 +13,17 @@ those of nnlab's own kernels.  The total is the count of the last fully cold war
 recorded with its timeline beside the compiled kernels (DEFAULT when nothing was
 recorded); the time left follows that timeline at the pace measured so far.
 
-Two cores, one compilation.  numba compiles one function at a time per process (a global
-lock), so on a cold cache the warm-up splits the work with a helper process
-(`python -m lab.engine.warmup --helper`) writing into the same on-disk cache: this process
-compiles the forward pass, evaluation and augmentation, the helper the backward pass, the
-loss and the optimizer; then this process compiles the training
-driver while the helper compiles the gradient pass and the statistics; last, everything
-loads from the cache here.  Each half compiles its kernels with the argument types the
-driver calls them with (`_compile_for`), so nothing compiles twice.  If the helper cannot
-start or dies, this process compiles what is missing itself: slower, never wrong.
+Two cores, one compilation, none of it in the lab's own process.  numba compiles one
+function at a time per process (a global lock), and a compilation in the app's process
+would hold the GIL against its screen.  So on a cold cache two helper processes
+(`python -m lab.engine.warmup --helper forward|backward`) compile into the same on-disk
+cache: one the forward pass and augmentation, the other the backward pass, the loss and the
+optimizer; then the first compiles the training driver while the second compiles
+evaluation, the gradient pass and the statistics (this process relays who waits for whom);
+last, everything loads from the cache here in well under a second.  Each half compiles its
+kernels with the argument types the driver calls them with (`_compile_for`), so nothing
+compiles twice.  If a helper cannot start or dies, this process compiles what is missing
+itself: slower, never wrong.
 One compilation per machine: a cold warm-up holds a lock on the cache directory, and
 another nnlab process (a second terminal, a classroom of them) waits for it, then loads.
 
@@ -43,14 +45,14 @@ from typing import Callable
 
 # A cold warm-up on the 2-core reference machine (`python -m lab.engine.warmup` with a fresh
 # NUMBA_CACHE_DIR prints these for a checkout): how many nnlab kernels compile, the seconds it
-# took (22-23 s at load 1-2; 29-34 s at load 2.5) and when each kernel was done.  Used until
-# this machine has recorded a cold warm-up of its own.
-DEFAULT_TOTAL = 53
-DEFAULT_SECONDS = 22.4
-DEFAULT_TIMELINE = (0.74, 0.86, 1.22, 1.32, 1.34, 1.58, 1.87, 2.18, 2.76, 2.93, 3.15, 3.40, 3.57, 3.68, 3.79, 4.15,
-                    4.48, 4.57, 4.88, 5.19, 6.16, 6.40, 6.74, 6.86, 7.04, 7.26, 8.44, 8.76, 11.24, 11.52, 11.79,
-                    11.97, 12.49, 12.61, 12.96, 13.09, 13.21, 13.32, 13.42, 13.57, 13.96, 14.62, 14.99, 15.16,
-                    16.26, 16.47, 16.53, 16.64, 18.58, 21.27, 22.08, 22.20, 22.39)
+# took (14.8 s at load 1.5 with the two helper processes; 22-23 s in one process) and when each
+# kernel was done.  Used until this machine has recorded a cold warm-up of its own.
+DEFAULT_TOTAL = 56
+DEFAULT_SECONDS = 14.8
+DEFAULT_TIMELINE = (1.15, 1.54, 1.63, 1.66, 1.75, 1.92, 2.21, 2.50, 2.70, 2.79, 2.90, 3.01, 3.10, 3.15, 3.35, 3.45,
+                    3.57, 3.62, 3.83, 4.00, 4.10, 4.10, 4.20, 4.33, 4.69, 4.78, 4.92, 5.06, 5.25, 5.29, 5.36, 5.37,
+                    5.50, 5.74, 5.81, 5.94, 6.09, 7.01, 7.27, 7.63, 7.79, 8.66, 9.06, 9.09, 9.19, 9.44, 9.79, 9.99,
+                    10.00, 10.19, 11.33, 12.96, 13.02, 13.72, 13.85, 14.04)
 
 RECORD_NAME = "nnlab-warm-up.json"
 KERNEL_PREFIX = "lab."  # compile events of dispatchers defined in these modules are counted
@@ -73,28 +75,31 @@ def compile_float32_kernels() -> None:
     65,536 weights (one bundled scenario): adding a wide layer here compiles them too, but
     makes every first run ~1 s longer for it; that scenario compiles them itself.
 
-    On a cold cache with a helper process at hand, the two halves compile in parallel
-    (see the module's docstring); the result is the same kernels in the same cache."""
+    On a cold cache two helper processes compile the two halves in parallel (see the
+    module's docstring); the result is the same kernels in the same cache."""
     from lab.scenario.schema import Scenario
     from lab.sim import Simulation
 
     with cache_lock():
-        helper = Helper.start() if cache_is_cold() else None
-        if helper is not None and _shared.warm_up is not None:
-            _shared.warm_up.split = True  # a cold cache: this process will load what the helper compiled
-        try:
-            sim = Simulation(Scenario.model_validate(TINY_SCENARIO))  # forward pass and evaluation
-            if helper is not None:
-                helper.said("A")  # the forward pass is in the cache: the helper builds the gradient pass on it
-                _compile_augment(sim.network, sim.trainer)
-                helper.wait_for("B")  # ...its half (backward, loss, optimizer) is in the cache for the driver
-                _compile_driver(sim.trainer)  # while the helper compiles the gradient pass and the statistics
-                helper.wait_for("C")
-            sim.step(2)
-            sim.snapshot()
-        finally:
-            if helper is not None:
-                helper.close()
+        helpers = Helper.start_pair() if cache_is_cold() else None
+        if helpers is not None:
+            if _shared.warm_up is not None:
+                _shared.warm_up.split = True  # a cold cache: this process loads what the helpers compiled
+            forward, backward = helpers
+            try:
+                forward.wait_for("A")  # the forward pass is in the cache: the gradient pass can build on it
+                backward.said("A")
+                backward.wait_for("B")  # the backward pass, loss and optimizer are: the driver can
+                forward.said("B")
+                forward.wait_for("D")
+                backward.wait_for("C")
+            finally:
+                forward.close()
+                backward.close()
+        # everything loads from the cache now (compiles here only what a helper failed to)
+        sim = Simulation(Scenario.model_validate(TINY_SCENARIO))
+        sim.step(2)
+        sim.snapshot()
 
 
 # -- the two halves --------------------------------------------------------------------------
@@ -121,6 +126,15 @@ def _tiny_parts():
     net = Network(architecture_of(sc, sc.data.dim, sc.data.classes), np.float32, l1=0.0, l2=0.0)
     trainer = Trainer(net, X, y, sc.train.batch_size, optimizer_of(sc), np.random.default_rng(0))
     return net, trainer
+
+
+def _compile_forward(net, trainer) -> None:
+    """kernels/network.forward, as train_steps, evaluate and loss_and_grads call it (their
+    flags are plain bools: see kernels/_jit.flag)."""
+    from .kernels.network import forward
+
+    ws = net.workspace(trainer.batch_size)
+    _compile_for(forward, ws, ws.batch, net.weights, trainer.rng, False, False)
 
 
 def _compile_augment(net, trainer) -> None:
@@ -165,8 +179,8 @@ def _compile_backward_half(net, trainer) -> None:
 
 
 def _compile_statistics_half() -> None:
-    """The helper's second half, once the forward pass is in the cache: the gradient pass
-    and the per-layer statistics of a snapshot."""
+    """The backward helper's second half, once the forward pass is in the cache: evaluation
+    (building a Simulation evaluates it), the gradient pass and the per-layer statistics."""
     from lab.scenario.schema import Scenario
     from lab.sim import Simulation
 
@@ -222,14 +236,25 @@ class Helper:
         self._reader.start()
 
     @staticmethod
-    def start() -> "Helper | None":
+    def start(role: str) -> "Helper | None":
         try:
-            proc = subprocess.Popen([sys.executable, "-m", "lab.engine.warmup", "--helper"],
+            proc = subprocess.Popen([sys.executable, "-m", "lab.engine.warmup", "--helper", role],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                     env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
         except OSError:
             return None
         return Helper(proc)
+
+    @staticmethod
+    def start_pair() -> "tuple[Helper, Helper] | None":
+        """The forward and the backward helper, or None (and neither) if one cannot start."""
+        forward = Helper.start("forward")
+        backward = Helper.start("backward") if forward is not None else None
+        if backward is None:
+            if forward is not None:
+                forward.close()
+            return None
+        return forward, backward
 
     def _read(self) -> None:
         for raw in self.proc.stdout:
@@ -271,9 +296,13 @@ class Helper:
             self.proc.wait()
 
 
-def helper_main() -> int:
-    """The helper process: the backward half, then (told the forward half is cached) the
-    statistics half; a line on stdout per kernel compiled and per stage done."""
+def helper_main(role: str) -> int:
+    """A helper process: a line on stdout per kernel compiled and per stage done, a line on
+    stdin when the other helper's stage it builds on is in the cache (relayed by the warm-up).
+
+    forward:  the forward pass (A), augmentation; after B, the training driver (D).
+    backward: the backward pass, loss and optimizer (B); after A, evaluation, the gradient
+              pass and the statistics (C)."""
     from numba.core import event
 
     class Reporter(event.Listener):
@@ -287,12 +316,22 @@ def helper_main() -> int:
                 print(f"compiled {kernel_name(ev)}", flush=True)
 
     with event.install_listener("numba:compile", Reporter()):
-        _compile_backward_half(*_tiny_parts())
-        print("done B", flush=True)
-        if sys.stdin.readline().strip() != "A":
-            return 0  # the warm-up ended (or failed) before its forward half: nothing to build on
-        _compile_statistics_half()
-        print("done C", flush=True)
+        if role == "forward":
+            net, trainer = _tiny_parts()
+            _compile_forward(net, trainer)
+            print("done A", flush=True)
+            _compile_augment(net, trainer)
+            if sys.stdin.readline().strip() != "B":
+                return 0  # the warm-up ended (or the other helper failed): nothing to build on
+            _compile_driver(trainer)
+            print("done D", flush=True)
+        else:
+            _compile_backward_half(*_tiny_parts())
+            print("done B", flush=True)
+            if sys.stdin.readline().strip() != "A":
+                return 0
+            _compile_statistics_half()
+            print("done C", flush=True)
     return 0
 
 
@@ -554,4 +593,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(helper_main() if sys.argv[1:] == ["--helper"] else main())
+    raise SystemExit(helper_main(sys.argv[2]) if sys.argv[1:2] == ["--helper"] else main())
