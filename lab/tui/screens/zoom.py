@@ -26,6 +26,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual_plotext import PlotextPlot
 
+from lab import vocabulary as V
 from lab.report.plots import _tick_labels
 from lab.sim import LayerStats, Snapshot
 from lab.tui.keys import PAGE, ZOOM_KEYS, bindings
@@ -50,6 +51,8 @@ PAIR = {"act": "grad", "grad": "act", "weight": "update", "update": "weight"}
 FAMILY = {"act": "weight", "grad": "update", "weight": "act", "update": "grad"}
 
 Frame = tuple[int, tuple[LayerStats, ...]]
+
+LEARNED_SLOPE = frozenset(a.name for a in V.ACTIVATIONS if a.learned_slope)
 
 
 def column_frames(n_frames: int, width: int, keep: int | None = None) -> np.ndarray:
@@ -287,7 +290,7 @@ class ZoomScreen(Screen):
         else:
             numbers = (f"W std {s.weight_std:.3g}  dW std {s.wgrad_std:.3g}  update/weight {s.update_ratio:.2g}"
                        f"  |W|<1e-3 {s.weight_zero_fraction:.0%}")
-            if s.kind == "prelu":  # the slope PReLU learns (leaky's is fixed: nothing to watch)
+            if s.kind in LEARNED_SLOPE:  # the slope PReLU learns (leaky's is fixed: nothing to watch)
                 numbers += f"  slope {s.negative_slope:.3g}"
         self.query_one("#zoom-title", Static).update(
             f"[b]layer {s.index}[/b] ({s.kind}, {s.width} units) {what} at step {step} ({when})   {numbers}"
