@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lab.engine.kernels.augment import (A_BRIGHTNESS, A_CONTRAST, A_CROP_PAD, A_CUTOUT, A_FLIP, A_MIXUP, A_NOISE,
-                                        N_AUG, augment_batch, beta_weight)
+                                        A_SCALE, N_AUG, augment_batch, beta_weight)
 from lab.errors import ScenarioError
 from lab.scenario.load import parse_scenario
 from lab.sim import Simulation
@@ -29,7 +29,7 @@ def run(x, y, **params):
     aug = np.zeros(N_AUG)
     for name, value in params.items():
         aug[{"flip": A_FLIP, "crop_pad": A_CROP_PAD, "noise": A_NOISE, "brightness": A_BRIGHTNESS,
-             "contrast": A_CONTRAST, "cutout": A_CUTOUT, "mixup": A_MIXUP}[name]] = value
+             "contrast": A_CONTRAST, "cutout": A_CUTOUT, "mixup": A_MIXUP, "scale": A_SCALE}[name]] = value
     x = x.copy()
     y2 = np.empty_like(y)
     lam = np.empty(len(y))
@@ -101,6 +101,41 @@ def test_contrast_and_brightness_are_affine_per_image():
         slope, intercept = np.polyfit(b, a, 1)
         np.testing.assert_allclose(a, slope * b + intercept, atol=1e-9)
         assert 0.5 <= slope <= 1.5
+
+
+def numpy_zoom(image: np.ndarray, z: float) -> np.ndarray:
+    """(C, H, W) zoomed about its centre by z, bilinear, zero outside: with scipy-free numpy."""
+    out = np.zeros_like(image)
+    cy, cx = (H - 1) / 2, (W - 1) / 2
+    padded = np.zeros((image.shape[0], H + 4, W + 4))
+    padded[:, 2:-2, 2:-2] = image
+    for h in range(H):
+        for w in range(W):
+            sy, sx = cy + (h - cy) / z, cx + (w - cx) / z
+            y0, x0 = int(np.floor(sy)), int(np.floor(sx))
+            fy, fx = sy - y0, sx - x0
+            if not (-2 <= y0 and y0 + 1 < H + 2 and -2 <= x0 and x0 + 1 < W + 2):
+                continue  # the whole 2x2 neighbourhood is outside: 0
+            p = padded[:, y0 + 2:y0 + 4, x0 + 2:x0 + 4]
+            out[:, h, w] = ((1 - fy) * (1 - fx) * p[:, 0, 0] + (1 - fy) * fx * p[:, 0, 1]
+                            + fy * (1 - fx) * p[:, 1, 0] + fy * fx * p[:, 1, 1])
+    return out
+
+
+@pytest.mark.parametrize("s", [0.1, 0.5, 0.9])
+def test_scale_zooms_each_image_about_its_centre_as_numpy_does(s):
+    x, y = batch(B=16)
+    out, _, _ = run(x, y, scale=s)
+    rng = np.random.default_rng(42)  # run()'s stream: one uniform per image, nothing else is on
+    factors = [rng.uniform(1 - s, 1 + s) for _ in range(len(x))]
+    assert min(factors) < 1 < max(factors)  # both shrunk and magnified images are checked
+    for got, image, z in zip(images(out), images(x), factors):
+        np.testing.assert_allclose(got, numpy_zoom(image, z), rtol=1e-12, atol=1e-12)
+
+
+def test_a_zoom_of_one_is_the_identity():
+    x, y = batch()
+    np.testing.assert_allclose(images(run(x, y, scale=1e-12)[0]), images(x), atol=1e-9)
 
 
 def test_mixup_blends_pairs_and_reports_partner_labels():

@@ -107,6 +107,8 @@ class AugmentSpec(Strict):
     noise: float = Field(0.0, ge=0.0, le=10.0, description="Std of gaussian noise added to every pixel (<= 10).")
     brightness: float = Field(0.0, ge=0.0, le=100.0, description="Add U(-b, b) to each image (<= 100).")
     contrast: float = Field(0.0, ge=0.0, lt=1.0, description="Scale each image around its mean by U(1-c, 1+c).")
+    scale: float = Field(0.0, ge=0.0, lt=1.0, description="Zoom each image about its centre by U(1-s, 1+s) "
+                                                          "(bilinear; zeros where a shrunk image leaves a border).")
     cutout: int = Field(0, ge=0, le=32, description="Zero a random square of this side in each image.")
     mixup: float = Field(0.0, ge=0.0, le=10.0, description="Mixup alpha: blend each batch with a shuffled copy, "
                                                            "weight ~ Beta(alpha, alpha); 0 (off) or 0.01 to 10.")

@@ -183,7 +183,7 @@ class Simulation:
 
     def _set_augmentation(self, sc: Scenario) -> None:
         a = sc.data.augment
-        params = np.array([float(a.flip), a.crop_pad, a.noise, a.brightness, a.contrast, a.cutout, a.mixup])
+        params = np.array([float(a.flip), a.crop_pad, a.noise, a.brightness, a.contrast, a.cutout, a.mixup, a.scale])
         self.trainer.set_augmentation(params, self.data.image_shape)
 
     def _init_rng(self) -> np.random.Generator:

@@ -15,8 +15,8 @@ from ._jit import jit
 from .shuffle import shuffle
 
 # Layout of the `aug` parameter array.
-A_FLIP, A_CROP_PAD, A_NOISE, A_BRIGHTNESS, A_CONTRAST, A_CUTOUT, A_MIXUP = range(7)
-N_AUG = 7
+A_FLIP, A_CROP_PAD, A_NOISE, A_BRIGHTNESS, A_CONTRAST, A_CUTOUT, A_MIXUP, A_SCALE = range(8)
+N_AUG = 8
 
 
 # Below this, Beta(a, a) is 0 or 1 in double precision (all but a ~1e-100 chance): a coin
@@ -74,6 +74,9 @@ def augment_batch(x, y, y2, lam, aug, C, H, W, rng, tmp):
     bright = aug[A_BRIGHTNESS]
     contrast = aug[A_CONTRAST]
     cut = int(aug[A_CUTOUT])
+    zoom = aug[A_SCALE]
+    cy = (H - 1) * 0.5
+    cx = (W - 1) * 0.5
     for i in range(B):
         row = x[i]
         # 1) horizontal flip with probability 1/2
@@ -98,6 +101,32 @@ def augment_batch(x, y, y2, lam, aug, C, H, W, rng, tmp):
                         sw = w + dx
                         inside = 0 <= sh < H and 0 <= sw < W
                         row[c * HW + h * W + w] = tmp[c * HW + sh * W + sw] if inside else 0.0
+        # 2b) zoom about the centre by z ~ U(1 - s, 1 + s): output pixel (h, w) samples the
+        #     image bilinearly at (cy + (h - cy) / z, cx + (w - cx) / z); outside it is 0
+        if zoom > 0:
+            z = rng.uniform(1.0 - zoom, 1.0 + zoom)
+            for k in range(C * HW):
+                tmp[k] = row[k]
+            for h in range(H):
+                sy = cy + (h - cy) / z
+                y0 = math.floor(sy)
+                fy = sy - y0
+                for w in range(W):
+                    sx = cx + (w - cx) / z
+                    x0 = math.floor(sx)
+                    fx = sx - x0
+                    for c in range(C):
+                        v = 0.0
+                        for ky in range(2):
+                            yy = int(y0) + ky
+                            wy = fy if ky == 1 else 1.0 - fy
+                            if 0 <= yy < H and wy != 0.0:
+                                for kx in range(2):
+                                    xx = int(x0) + kx
+                                    wx = fx if kx == 1 else 1.0 - fx
+                                    if 0 <= xx < W and wx != 0.0:
+                                        v += wy * wx * tmp[c * HW + yy * W + xx]
+                        row[c * HW + h * W + w] = v
         # 3) contrast (scale around the image mean) and brightness (shift)
         if contrast > 0 or bright > 0:
             scale = rng.uniform(1.0 - contrast, 1.0 + contrast) if contrast > 0 else 1.0
