@@ -141,6 +141,9 @@ class DataSpec(Strict):
                                                                               "all; at most 16384).")
     val_fraction: float = Field(0.2, ge=0.0, le=0.9, description="Fraction held out for validation.")
     augment: AugmentSpec = Field(default_factory=AugmentSpec, description="Training-time augmentation (image data).")
+    val_noise: float = Field(0.0, ge=0.0, le=100.0, description="Std of gaussian noise added once to the validation "
+                                                              "inputs after preprocessing (a robustness test; training "
+                                                              "data untouched; its own seeded stream).")
     shift: float = Field(0.0, ge=-1e6, le=1e6, description="Added to every raw feature (an off-centre data set; "
                                                            "|shift| <= 1e6).")
     scale: Factor | Annotated[list[Factor], Field(min_length=1, max_length=MAX_WIDTH)] = Field(
@@ -282,6 +285,7 @@ class VariantChanges(Changes):
     shift: float | None = Field(None, ge=-1e6, le=1e6)
     scale: Factor | Annotated[list[Factor], Field(min_length=1, max_length=MAX_WIDTH)] | None = None
     augment: AugmentSpec | None = None
+    val_noise: float | None = Field(None, ge=0.0, le=100.0)
     steps: int | None = Field(None, ge=1, le=MAX_STEPS)
     eval_every: int | None = Field(None, ge=1, le=MAX_STEPS)
     mc_samples: int | None = Field(None, ge=0, le=MAX_MC_SAMPLES)

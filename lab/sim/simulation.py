@@ -18,6 +18,7 @@ lazily, at the next step or snapshot, and a snapshot at a record step reuses the
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import replace
 from typing import Any, Callable
@@ -43,6 +44,7 @@ from .stats import layer_stats, probe_size
 
 INIT_STREAM, TRAIN_STREAM = 2, 3  # the data module uses streams seed and [seed, 1]
 MC_STREAM = 4  # [seed, MC_STREAM, step]: the dropout masks of the Monte-Carlo evaluation at a step
+VAL_NOISE_STREAM = 5  # [seed, VAL_NOISE_STREAM]: data.val_noise, drawn once per data set
 HISTOGRAMS = ("act_hist", "grad_hist", "weight_hist", "update_hist")
 MAX_CHUNK = 4096  # steps per compiled call: bounds the per-step records a call returns (budget.py counts it)
 GRID_CHUNK = 1024  # decision-grid rows per forward pass (budget.py counts a workspace of this many)
@@ -169,6 +171,9 @@ class Simulation:
         if data.X_train.shape[1] == 0:
             raise LabError(f"{sc.name}: data.preprocess: whiten kept no feature: the training rows do not vary "
                            "(raise data.noise or data.n, or leave out whiten)")
+        if d.val_noise > 0:  # the same noise for every run of a seed: runs differ only in what they learnt
+            noise = np.random.default_rng([self.seed, VAL_NOISE_STREAM]).standard_normal(data.X_val.shape)
+            data = dataclasses.replace(data, X_val=(data.X_val + d.val_noise * noise).astype(data.X_val.dtype))
         return data
 
     def _set_trace(self) -> None:
