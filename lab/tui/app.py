@@ -13,6 +13,7 @@ from textual.timer import Timer
 from lab.engine.threads import limit_blas_threads
 from lab.engine.warmup import KERNELS, WarmUp, covers
 from lab.scenario.schema import Scenario
+from lab.tui.screens.base import LabScreen
 from lab.tui.screens.too_small import MIN_HEIGHT, MIN_WIDTH, TooSmallScreen
 
 SIZE_SETTLE_SECONDS = 0.15  # a resize this long after the last one decides the notice
@@ -37,6 +38,10 @@ class NNLabApp(App):
         self.kernels: WarmUp | None = KERNELS if warm_up is True else (warm_up or None)
         self._size_settle: Timer | None = None  # check_size once resizes stop coming
         self._size_switching = False  # the notice is being pushed or popped
+
+    def get_default_screen(self) -> Screen:
+        # the screen under the browser gets every resize too (lab/tui/screens/base.py says why)
+        return LabScreen(id="_default")
 
     async def on_mount(self) -> None:
         # the same BLAS thread count as headless runs (bit-identical metrics), which also

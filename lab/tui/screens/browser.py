@@ -8,13 +8,13 @@ from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Markdown, Static, Tree
 
 from lab.errors import ScenarioError
 from lab.scenario import load_scenario
 from lab.scenario.catalog import Entry, bundled, scenario_files
 from lab.tui.keys import BROWSER_KEYS, bindings
+from lab.tui.screens.base import LabScreen
 from lab.tui.widgets.warmup import WarmUpLine
 
 
@@ -30,7 +30,7 @@ def entries_for(paths: list[Path]) -> list[Entry]:
     return out
 
 
-class BrowserScreen(Screen):
+class BrowserScreen(LabScreen):
     KEYS = BROWSER_KEYS
     BINDINGS = bindings(BROWSER_KEYS)
     DEFAULT_CSS = """

@@ -13,12 +13,12 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Markdown, Static
 
-from lab.tui.ensemble_lockstep import EnsembleLockstep
 from lab.pace import initial_pace
 from lab.scenario.schema import Scenario
+from lab.tui.ensemble_lockstep import EnsembleLockstep
 from lab.tui.keys import ENSEMBLE_KEYS, bindings
-from lab.tui.widgets.ensemble import EnsembleChart, MemberTable
 from lab.tui.screens.lockstep_screen import FRAME_SECONDS, LockstepScreen
+from lab.tui.widgets.ensemble import EnsembleChart, MemberTable
 from lab.tui.widgets.panels import MessageLine, update_changed
 
 CHART_MIN_ROWS = 6

@@ -8,11 +8,12 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen, Screen
+from textual.screen import Screen
 from textual.widgets import Footer, Markdown, Static
 
 from lab.report.table import LAYER_COLUMNS
 from lab.tui.keys import HELP_KEYS, Key, bindings
+from lab.tui.screens.base import LabModalScreen
 
 
 def keys_table(keys: tuple[Key, ...]) -> Table:
@@ -38,7 +39,7 @@ def columns_table() -> Table:
     return table
 
 
-class HelpScreen(ModalScreen):
+class HelpScreen(LabModalScreen):
     KEYS = HELP_KEYS
     BINDINGS = bindings(HELP_KEYS)
     DEFAULT_CSS = """

@@ -12,16 +12,16 @@ from __future__ import annotations
 import time
 
 from rich.text import Text
-from textual.screen import Screen
 from textual.worker import get_current_worker
 
 from lab import pace as paces
+from lab.tui.screens.base import LabScreen
 from lab.tui.widgets.panels import STATE_STYLES, MessageLine
 
 FRAME_SECONDS = 0.08  # as the run screen: about 12 frames a second
 
 
-class LockstepScreen(Screen):
+class LockstepScreen(LabScreen):
     WORKER_GROUP = "lockstep"  # the worker's group and name (tests find the worker by it)
     RESET_MESSAGE = "every run back to step 0, replayed together"
     lockstep: object  # set by the subclass's __init__, before mount

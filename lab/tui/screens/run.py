@@ -18,7 +18,6 @@ from pathlib import Path
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import Footer
 from textual.worker import get_current_worker
 
@@ -32,6 +31,7 @@ from lab.sim import Simulation, Snapshot
 from lab.tui.controls import change_for, describe_change
 from lab.tui.keys import RUN_KEYS, bindings
 from lab.tui.runner import SimRunner
+from lab.tui.screens.base import LabScreen
 from lab.tui.widgets.context import ContextPanel
 from lab.tui.widgets.curves import Curves
 from lab.tui.widgets.histograms import HistogramGrid
@@ -42,7 +42,7 @@ BOTH_CURVES_ROWS = 36  # in a shorter terminal the curves panel shows loss or ac
 CONTEXT_MIN_ROWS = 5  # the context panel's border, title and three lines of text
 
 
-class RunScreen(Screen):
+class RunScreen(LabScreen):
     KEYS = RUN_KEYS
     BINDINGS = bindings(RUN_KEYS)
 

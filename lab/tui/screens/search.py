@@ -22,7 +22,6 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Container
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, get_current_worker
 
@@ -30,6 +29,7 @@ from lab import vocabulary as V
 from lab.scenario.schema import Scenario
 from lab.search.trial import Trial
 from lab.tui.keys import SEARCH_KEYS, bindings
+from lab.tui.screens.base import LabScreen
 from lab.tui.search_feed import (SearchFeed, SearchFunction, SearchView, compact, outcome, start_process_helpers,
                                   trial_label)
 from lab.tui.widgets.panels import STATE_STYLES, MessageLine, update_changed
@@ -51,7 +51,7 @@ def _metric(x: float) -> str:
     return f"{x:.4f}" if x == 0 or 1e-3 <= abs(x) < 1e4 else f"{x:.2g}"
 
 
-class SearchScreen(Screen):
+class SearchScreen(LabScreen):
     KEYS = SEARCH_KEYS
     BINDINGS = bindings(SEARCH_KEYS)
     HELP_TEXT = """\

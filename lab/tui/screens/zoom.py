@@ -22,7 +22,6 @@ import numpy as np
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
-from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual_plotext import PlotextPlot
 
@@ -30,6 +29,7 @@ from lab import vocabulary as V
 from lab.report.plots import _tick_labels
 from lab.sim import LayerStats, Snapshot
 from lab.tui.keys import PAGE, ZOOM_KEYS, bindings
+from lab.tui.screens.base import LabScreen
 from lab.tui.widgets.bars import regroup
 
 # magma-like, dark = empty; every colour is exact in the xterm 256-colour cube, so a terminal
@@ -167,7 +167,7 @@ def heatmap(columns: list[np.ndarray], edges: np.ndarray, symlog: bool, steps: l
     return text
 
 
-class ZoomScreen(Screen):
+class ZoomScreen(LabScreen):
     KEYS = ZOOM_KEYS
     BINDINGS = bindings(ZOOM_KEYS)
     DEFAULT_CSS = """
