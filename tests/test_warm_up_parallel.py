@@ -5,6 +5,7 @@ nnlab process waits for the first's compilation instead of racing it (lab/engine
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -16,7 +17,8 @@ import pytest
 from lab.engine.warmup import WarmUp, Helper, _shared
 
 # One warm-up in a child process: every kernel compiled in it printed as "main <kernel(types)>";
-# the helper's, as "helper compiled <kernel(types)>" (NNLAB_WARM_UP_TRACE), both on stderr.
+# the helpers', as "<seconds> forward|backward compiled <kernel(types)>" (NNLAB_WARM_UP_TRACE),
+# both on stderr.
 TRACED = r"""
 import sys
 from numba.core import event
@@ -42,10 +44,13 @@ def fresh_cache_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+HELPER_LINE = re.compile(r"^\s*\S+ (forward|backward) compiled (.*)$")
+
+
 def compiled(stderr: str) -> tuple[list[str], list[str]]:
     """(kernels compiled in the process, kernels its helper compiled)."""
     main = [line[5:] for line in stderr.splitlines() if line.startswith("main ")]
-    helper = [line[16:] for line in stderr.splitlines() if line.startswith("helper compiled ")]
+    helper = [m[2] for m in (HELPER_LINE.match(line) for line in stderr.splitlines()) if m]
     return main, helper
 
 
@@ -63,7 +68,8 @@ def test_a_cold_warm_up_splits_the_kernels_with_a_helper_and_compiles_none_twice
     assert not main, main  # the lab's own process only loads what the helpers compiled
     # both halves were compiled, each once
     for kernel in (".network.forward(", ".network.backward(", ".optim.optimizer_update(", ".network.evaluate(",
-                   ".network.loss_and_grads(", ".network.train_steps(", ".augment.augment_batch("):
+                   ".network.loss_and_grads(", ".network.train_steps(", ".augment.augment_batch(",
+                   ".histogram.summarize("):
         assert sum(kernel in k for k in helpers) == 1, kernel
     # nothing compiled twice, in either helper, for the same argument types; but the small
     # leaves both halves call (the matrix product, a vector-math helper: ~0.1 s each) may be
@@ -107,8 +113,8 @@ def test_the_helper_counts_its_kernels_in_the_warm_ups_progress_and_reports_its_
         assert len(warm_up._times) == 2
         helper.said("A")
         assert helper.wait_for("C")
-        helper.close()
-        assert len(warm_up._times) == 3 and helper.proc.returncode == 0
+        helper.close()  # does not wait for the exit: the helper's reaper does
+        assert helper.proc.wait(timeout=60) == 0 and len(warm_up._times) == 3
     finally:
         _shared.warm_up = None
 
@@ -118,4 +124,4 @@ def test_a_helper_that_dies_is_not_waited_for():
     assert helper.wait_for("B") is False  # at once: its stdout closed, no stage will come
     helper.said("A")  # writing to a dead helper is harmless
     helper.close()
-    assert helper.proc.returncode == 3
+    assert helper.proc.wait(timeout=60) == 3

@@ -18,9 +18,10 @@ function at a time per process (a global lock), and a compilation in the app's p
 would hold the GIL against its screen.  So on a cold cache two helper processes
 (`python -m lab.engine.warmup --helper forward|backward`) compile into the same on-disk
 cache: one the forward pass and augmentation, the other the backward pass, the loss and the
-optimizer; then the first compiles the training driver while the second compiles
-evaluation, the gradient pass and the statistics (this process relays who waits for whom);
-last, everything loads from the cache here in well under a second.  Each half compiles its
+optimizer; then the first compiles the training driver and the statistics while the second
+compiles evaluation and the gradient pass (this process relays who waits for whom; the two
+halves take about the same time); last, everything loads from the cache here in well under
+a second, without waiting for the helpers to exit.  Each half compiles its
 kernels with the argument types the driver calls them with (`_compile_for`), so nothing
 compiles twice.  If a helper cannot start or dies, this process compiles what is missing
 itself: slower, never wrong.
@@ -43,16 +44,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-# A cold warm-up on the 2-core reference machine (`python -m lab.engine.warmup` with a fresh
-# NUMBA_CACHE_DIR prints these for a checkout): how many nnlab kernels compile, the seconds it
-# took (14.8 s at load 1.5 with the two helper processes; 22-23 s in one process) and when each
-# kernel was done.  Used until this machine has recorded a cold warm-up of its own.
+# A cold warm-up on a 2-core machine of the reference kind (`python -m lab.engine.warmup` with a
+# fresh NUMBA_CACHE_DIR prints these for a checkout): how many nnlab kernels compile, the seconds
+# it took and when each kernel was done.  Measured 2026-12-06 on a host whose cores compile ~1.4x
+# slower than the one the first figures came from: 18.9 s with the two helper processes, 32.8 s
+# in one process (14.8 s and 22-23 s there).  Used until this machine has recorded its own.
 DEFAULT_TOTAL = 56
-DEFAULT_SECONDS = 14.8
-DEFAULT_TIMELINE = (1.15, 1.54, 1.63, 1.66, 1.75, 1.92, 2.21, 2.50, 2.70, 2.79, 2.90, 3.01, 3.10, 3.15, 3.35, 3.45,
-                    3.57, 3.62, 3.83, 4.00, 4.10, 4.10, 4.20, 4.33, 4.69, 4.78, 4.92, 5.06, 5.25, 5.29, 5.36, 5.37,
-                    5.50, 5.74, 5.81, 5.94, 6.09, 7.01, 7.27, 7.63, 7.79, 8.66, 9.06, 9.09, 9.19, 9.44, 9.79, 9.99,
-                    10.00, 10.19, 11.33, 12.96, 13.02, 13.72, 13.85, 14.04)
+DEFAULT_SECONDS = 18.9
+DEFAULT_TIMELINE = (1.55, 2.04, 2.16, 2.20, 2.48, 2.53, 2.91, 3.28, 3.72, 3.84, 3.94, 3.98, 4.12,
+                    4.24, 4.57, 4.64, 4.70, 4.92, 4.97, 5.20, 5.32, 5.45, 5.53, 5.83, 6.07, 6.39,
+                    6.56, 6.76, 6.78, 6.90, 6.98, 7.12, 7.31, 7.34, 7.59, 7.67, 8.02, 8.91, 9.41,
+                    9.85, 10.06, 11.13, 11.62, 11.77, 11.78, 12.10, 12.56, 12.80, 13.06, 13.12,
+                    14.51, 16.64, 16.97, 17.93, 18.10, 18.35)
 
 RECORD_NAME = "nnlab-warm-up.json"
 KERNEL_PREFIX = "lab."  # compile events of dispatchers defined in these modules are counted
@@ -67,6 +70,7 @@ def covers(scenario) -> bool:
 
 TINY_SCENARIO = {"data": {"n": 40}, "model": {"hidden": [4]}, "train": {"steps": 2}}
 HELPER_TIMEOUT = 300.0  # seconds a stage of the helper may take before this process stops waiting for it
+HELPER_EXIT_SECONDS = 5.0  # after the warm-up, before a helper that has not exited is killed
 
 
 def compile_float32_kernels() -> None:
@@ -178,13 +182,27 @@ def _compile_backward_half(net, trainer) -> None:
     _compile_for(K.backward, ws, ws.batch, w, True)
 
 
-def _compile_statistics_half() -> None:
+def _compile_evaluation_half(net, trainer) -> None:
     """The backward helper's second half, once the forward pass is in the cache: evaluation
-    (building a Simulation evaluates it), the gradient pass and the per-layer statistics."""
-    from lab.scenario.schema import Scenario
-    from lab.sim import Simulation
+    and the gradient pass (loss_and_grads), called as a Simulation calls them."""
+    trainer.evaluate(trainer.X, trainer.y)
+    net.gradient_pass(trainer.X[:trainer.batch_size], trainer.y[:trainer.batch_size], train=False)
 
-    Simulation(Scenario.model_validate(TINY_SCENARIO)).snapshot()
+
+def _compile_statistics(net) -> None:
+    """The per-layer statistics' kernels (histogram, unit sums), called as layer_stats calls
+    them: the forward helper compiles them after the driver, while the backward helper is
+    still on evaluation (they depend on no other kernel)."""
+    from lab.sim.bins import SYMLOG_BINS, activation_bins
+    from lab.sim.stats import WEIGHT_ZERO_THRESHOLD, ZERO_THRESHOLD, summarize, unit_metrics
+
+    ws = net.workspace(1)
+    layer = net.layers[0]
+    summarize(ws.node(layer.out_node), activation_bins(layer.kind), layer.kind, ZERO_THRESHOLD)
+    summarize(ws.grad_node(layer.out_node), SYMLOG_BINS)
+    w, dw = net.param(layer.weight.name), net.grad(layer.weight.name)
+    summarize(w.ravel(), SYMLOG_BINS, zero_threshold=WEIGHT_ZERO_THRESHOLD)
+    unit_metrics(w, dw)
 
 
 # -- the helper process ----------------------------------------------------------------------
@@ -228,8 +246,9 @@ class Helper:
     """The helper process, seen from the warm-up: stages it reports done ("B", "C"), lines
     it is told ("A"), and every kernel it compiles counted into the warm-up's progress."""
 
-    def __init__(self, proc: subprocess.Popen) -> None:
+    def __init__(self, proc: subprocess.Popen, role: str = "") -> None:
         self.proc = proc
+        self.role = role
         self._stages: set[str] = set()
         self._changed = threading.Condition()
         self._reader = threading.Thread(target=self._read, name="nnlab-warm-up-helper", daemon=True)
@@ -243,7 +262,7 @@ class Helper:
                                     env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
         except OSError:
             return None
-        return Helper(proc)
+        return Helper(proc, role)
 
     @staticmethod
     def start_pair() -> "tuple[Helper, Helper] | None":
@@ -260,8 +279,10 @@ class Helper:
         for raw in self.proc.stdout:
             line = raw.decode("utf-8", "replace").strip()
             if line.startswith("compiled "):
-                if os.environ.get("NNLAB_WARM_UP_TRACE"):
-                    print(f"helper {line}", file=sys.stderr, flush=True)
+                if os.environ.get("NNLAB_WARM_UP_TRACE"):  # when each kernel was done, and by whom
+                    warm_up = _shared.warm_up
+                    at = time.perf_counter() - warm_up._t0 if warm_up is not None else float("nan")
+                    print(f"{at:6.2f} {self.role} {line}", file=sys.stderr, flush=True)
                 _count_elsewhere()
             elif line.startswith("done "):
                 with self._changed:
@@ -285,12 +306,19 @@ class Helper:
                 and stage in self._stages
 
     def close(self) -> None:
+        """Tell the helper the warm-up is over (waiting on stdin, it exits) and go on without
+        waiting for it to exit: what it compiled is in the cache once it said so, and an
+        interpreter with numba loaded takes ~0.5 s to shut down.  A thread reaps it, and
+        kills it if it is still there after HELPER_EXIT_SECONDS (a stage that timed out)."""
         try:
             self.proc.stdin.close()
         except OSError:
             pass
+        threading.Thread(target=self._reap, name="nnlab-warm-up-reaper", daemon=True).start()
+
+    def _reap(self) -> None:
         try:
-            self.proc.wait(timeout=5)
+            self.proc.wait(timeout=HELPER_EXIT_SECONDS)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
@@ -300,9 +328,10 @@ def helper_main(role: str) -> int:
     """A helper process: a line on stdout per kernel compiled and per stage done, a line on
     stdin when the other helper's stage it builds on is in the cache (relayed by the warm-up).
 
-    forward:  the forward pass (A), augmentation; after B, the training driver (D).
-    backward: the backward pass, loss and optimizer (B); after A, evaluation, the gradient
-              pass and the statistics (C)."""
+    forward:  the forward pass (A), augmentation; after B, the training driver and the
+              statistics (D).
+    backward: the backward pass, loss and optimizer (B); after A, evaluation and the
+              gradient pass (C)."""
     from numba.core import event
 
     class Reporter(event.Listener):
@@ -324,13 +353,15 @@ def helper_main(role: str) -> int:
             if sys.stdin.readline().strip() != "B":
                 return 0  # the warm-up ended (or the other helper failed): nothing to build on
             _compile_driver(trainer)
+            _compile_statistics(net)
             print("done D", flush=True)
         else:
-            _compile_backward_half(*_tiny_parts())
+            net, trainer = _tiny_parts()
+            _compile_backward_half(net, trainer)
             print("done B", flush=True)
             if sys.stdin.readline().strip() != "A":
                 return 0
-            _compile_statistics_half()
+            _compile_evaluation_half(net, trainer)
             print("done C", flush=True)
     return 0
 
