@@ -18,9 +18,9 @@ function at a time per process (a global lock), and a compilation in the app's p
 would hold the GIL against its screen.  So on a cold cache two helper processes
 (`python -m lab.engine.warmup --helper forward|backward`) compile into the same on-disk
 cache: one the forward pass and augmentation, the other the backward pass, the loss and the
-optimizer; then the first compiles the training driver and the statistics while the second
-compiles evaluation and the gradient pass (this process relays who waits for whom; the two
-halves take about the same time); last, everything loads from the cache here in well under
+optimizer; then the first compiles the training driver while the second compiles
+evaluation, the gradient pass and the statistics (this process relays who waits for whom;
+the two halves end within a second of each other); last, everything loads from the cache here in well under
 a second, without waiting for the helpers to exit.  Each half compiles its
 kernels with the argument types the driver calls them with (`_compile_for`), so nothing
 compiles twice.  If a helper cannot start or dies, this process compiles what is missing
@@ -47,15 +47,16 @@ from typing import Callable
 # A cold warm-up on a 2-core machine of the reference kind (`python -m lab.engine.warmup` with a
 # fresh NUMBA_CACHE_DIR prints these for a checkout): how many nnlab kernels compile, the seconds
 # it took and when each kernel was done.  Measured 2026-12-06 on a host whose cores compile ~1.4x
-# slower than the one the first figures came from: 18.9 s with the two helper processes, 32.8 s
-# in one process (14.8 s and 22-23 s there).  Used until this machine has recorded its own.
-DEFAULT_TOTAL = 56
-DEFAULT_SECONDS = 18.9
-DEFAULT_TIMELINE = (1.55, 2.04, 2.16, 2.20, 2.48, 2.53, 2.91, 3.28, 3.72, 3.84, 3.94, 3.98, 4.12,
-                    4.24, 4.57, 4.64, 4.70, 4.92, 4.97, 5.20, 5.32, 5.45, 5.53, 5.83, 6.07, 6.39,
-                    6.56, 6.76, 6.78, 6.90, 6.98, 7.12, 7.31, 7.34, 7.59, 7.67, 8.02, 8.91, 9.41,
-                    9.85, 10.06, 11.13, 11.62, 11.77, 11.78, 12.10, 12.56, 12.80, 13.06, 13.12,
-                    14.51, 16.64, 16.97, 17.93, 18.10, 18.35)
+# slower than the one the first figures came from: 18.1 s with the two helper processes, 32.8 s
+# in one process (14.8 s and 22-23 s there, with 56 kernels).  Used until this machine has
+# recorded its own.
+DEFAULT_TOTAL = 52
+DEFAULT_SECONDS = 18.1
+DEFAULT_TIMELINE = (1.65, 2.14, 2.28, 2.32, 2.51, 2.65, 3.04, 3.42, 3.81, 3.93, 4.08, 4.09, 4.27,
+                    4.35, 4.69, 4.79, 4.83, 5.06, 5.13, 5.37, 5.51, 5.64, 5.68, 6.00, 6.37, 6.58,
+                    6.76, 6.95, 7.10, 7.18, 7.22, 7.32, 7.51, 7.68, 7.88, 7.93, 8.26, 9.25, 9.72,
+                    10.16, 10.36, 11.43, 11.94, 12.08, 12.38, 13.45, 13.83, 16.11, 16.94, 17.10,
+                    17.32, 17.36)
 
 RECORD_NAME = "nnlab-warm-up.json"
 KERNEL_PREFIX = "lab."  # compile events of dispatchers defined in these modules are counted
@@ -191,8 +192,8 @@ def _compile_evaluation_half(net, trainer) -> None:
 
 def _compile_statistics(net) -> None:
     """The per-layer statistics' kernels (histogram, unit sums), called as layer_stats calls
-    them: the forward helper compiles them after the driver, while the backward helper is
-    still on evaluation (they depend on no other kernel)."""
+    them (they depend on no other kernel: whichever helper has time compiles them; the
+    backward one does, after evaluation, while the other compiles the driver)."""
     from lab.sim.bins import SYMLOG_BINS, activation_bins
     from lab.sim.stats import WEIGHT_ZERO_THRESHOLD, ZERO_THRESHOLD, summarize, unit_metrics
 
@@ -328,10 +329,9 @@ def helper_main(role: str) -> int:
     """A helper process: a line on stdout per kernel compiled and per stage done, a line on
     stdin when the other helper's stage it builds on is in the cache (relayed by the warm-up).
 
-    forward:  the forward pass (A), augmentation; after B, the training driver and the
-              statistics (D).
-    backward: the backward pass, loss and optimizer (B); after A, evaluation and the
-              gradient pass (C)."""
+    forward:  the forward pass (A), augmentation; after B, the training driver (D).
+    backward: the backward pass, loss and optimizer (B); after A, evaluation, the gradient
+              pass and the statistics (C)."""
     from numba.core import event
 
     class Reporter(event.Listener):
@@ -353,7 +353,6 @@ def helper_main(role: str) -> int:
             if sys.stdin.readline().strip() != "B":
                 return 0  # the warm-up ended (or the other helper failed): nothing to build on
             _compile_driver(trainer)
-            _compile_statistics(net)
             print("done D", flush=True)
         else:
             net, trainer = _tiny_parts()
@@ -362,6 +361,7 @@ def helper_main(role: str) -> int:
             if sys.stdin.readline().strip() != "A":
                 return 0
             _compile_evaluation_half(net, trainer)
+            _compile_statistics(net)
             print("done C", flush=True)
     return 0
 

@@ -276,7 +276,8 @@ def evaluate(ws, net, rng, X, Y, loss_code, total):
     start = 0
     while start < N:
         b = min(B, N - start)
-        x0 = node_view(ws.acts, ws.node_off, ws.node_w, 0, b)
+        # node 0 as a plain int64: a literal 0 is typed Literal[int](0) and compiles node_view again
+        x0 = node_view(ws.acts, ws.node_off, ws.node_w, np.int64(0), b)
         for i in range(b):  # a loop, not x0[:, :] = X[...]: see optim.optimizer_update
             for d in range(D):
                 x0[i, d] = X[start + i, d]
@@ -321,7 +322,7 @@ def train_steps(n_steps, lrs, data, augment, ws, net, opt, rng, loss_code, out):
     t_m1, t_m2, t_last = borrowed_1d(m1, f0, nt), borrowed_1d(m2, f0, nt), borrowed_1d(last_update, f0, nt)
     N, D = X.shape
     last = node_off.size - 1
-    x0 = node_view(acts, node_off, node_w, 0, B)
+    x0 = node_view(acts, node_off, node_w, np.int64(0), B)  # np.int64: see evaluate
     scores = node_view(acts, node_off, node_w, last, B)
     dscores = node_view(dacts, node_off, node_w, last, B)
     l1 = hyper[H_L1]
