@@ -67,3 +67,22 @@ def test_every_screen_of_the_lab_lays_out_at_the_app_size():
     assert len(seen) >= 8
     assert [s.__name__ for s in seen if not issubclass(s, LaysOutAtAppSize)] == []
     assert isinstance(make_app(warm_up=False).get_default_screen(), LabScreen)
+
+
+def test_once_resizes_settle_the_app_takes_the_size_its_terminal_reports():
+    """A resize the app never received (the terminal says 90x28, the app still 100x30) is
+    handed to it when the size is next checked, and the screen is laid out at it."""
+    async def body() -> None:
+        app = make_app(warm_up=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            assert app.terminal_size() is None  # headless: the app's own size is the truth
+            app.terminal_size = lambda: Size(90, 28)  # a real terminal, already resized
+            app.check_size()
+            for _ in range(200):
+                await pilot.pause()
+                if app.screen.size == Size(90, 28):
+                    break
+            assert app.size == Size(90, 28) and app.screen.size == Size(90, 28)
+
+    asyncio.run(body())

@@ -652,8 +652,11 @@ def test_compare_shows_dead_and_sign_for_every_variant_at_100x30(tmp_path):
             assert row[0] == "1" and len(row) == len(columns), (name, header, lines[status + 1])
             dead, sign = row[columns.index("dead")], row[columns.index("sign")]
             assert dead.endswith("%") and re.fullmatch(r"-?\d\.\d\d|-", sign), (dead, sign)
-        legend = next(line for line in lines if "training loss" in line)
-        for i, name in enumerate(names):  # the chart's legend: each variant with its own marker
+        # the chart's legend: the title, then each variant with its own marker, wrapped onto a
+        # second line when the title is long ("..., peaks above 4.2 cut")
+        top = next(k for k, line in enumerate(lines) if "training loss" in line)
+        legend = " ".join(lines[top:top + 2])
+        for i, name in enumerate(names):
             assert f"{marker_of(i)} {name}" in legend
         assert len({marker_of(i) for i in range(len(names))}) == len(names)
 

@@ -7,6 +7,7 @@ from typing import Callable, Iterable
 
 from textual import events
 from textual.app import App, SystemCommand
+from textual.geometry import Size
 from textual.screen import Screen
 from textual.timer import Timer
 
@@ -38,6 +39,7 @@ class NNLabApp(App):
         self.kernels: WarmUp | None = KERNELS if warm_up is True else (warm_up or None)
         self._size_settle: Timer | None = None  # check_size once resizes stop coming
         self._size_switching = False  # the notice is being pushed or popped
+        self._size_handed: Size | None = None  # the last terminal size check_size posted itself
 
     def get_default_screen(self) -> Screen:
         # the screen under the browser gets every resize too (lab/tui/screens/base.py says why)
@@ -149,10 +151,31 @@ class NNLabApp(App):
     def _notice(self) -> TooSmallScreen | None:
         return next((s for s in self.screen_stack if isinstance(s, TooSmallScreen)), None)
 
+    def terminal_size(self) -> Size | None:
+        """The size a real terminal reports now; None under a headless or web driver (where
+        the app's own size is the only truth)."""
+        driver = self._driver
+        read = getattr(driver, "_get_terminal_size", None)
+        if driver is None or driver.is_headless or read is None:
+            return None
+        try:
+            return Size(*read())
+        except (OSError, TypeError, ValueError):
+            return None
+
     def check_size(self) -> None:
         """Cover the screen with a notice below 80x24, and take it away when there is room."""
         if self._size_switching:
             return  # looked at again when the push or pop under way is done
+        real = self.terminal_size()
+        if real is not None and real != self.size and real != self._size_handed:
+            # Once resizes stop, the picture must be the terminal's size.  After a storm of
+            # them, a lab in CI once kept drawing at a size its terminal had left (the help
+            # opened at 120x40 in a 100x30 terminal and stayed so): hand the app the size the
+            # terminal reports, once per size; on_resize looks again when it has settled.
+            self._size_handed = real
+            self.post_message(events.Resize(real, real))
+            return
         width, height = self.size
         small = width < MIN_WIDTH or height < MIN_HEIGHT
         notice = self._notice()
