@@ -32,6 +32,8 @@ from lab.engine.threads import DETERMINISTIC_THREADS
 
 SMALL_SPEEDUP_TARGET = 2.0  # small: engine at least 2x the numpy reference
 GEMM_RATIO_TARGET = 1.5  # every workload: step time at most 1.5x its GEMM floor
+ROOFLINE_RATIO_TARGET = 1.5  # small: step time at most 1.5x its compute roofline (issue 17)
+PEAK_N = 2048  # the square product that measures the machine's float32 matrix-multiply peak
 
 
 # -- timing ------------------------------------------------------------------------------------
@@ -75,11 +77,37 @@ def measure_case(case: Case, repeats: int, threads: int, explicit: bool = False)
                 spread=max((max(v) - min(v)) / _median(v) for v in s.values()), repeats=repeats)
 
 
+def peak_gflops(n: int = PEAK_N, repeats: int = 5) -> float:
+    """This machine's float32 matrix-multiply rate at the current BLAS thread cap: an n x n x n
+    product into a preallocated buffer (large enough that call overhead and cache misses are
+    noise), the best of `repeats`.  The same BLAS the engine calls (numpy's, lab/_blas.py)."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
+    out = np.empty((n, n), np.float32)
+    np.dot(a, b, out=out)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.dot(a, b, out=out)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n ** 3 / best / 1e9
+
+
+def with_roofline(row: dict, flops: float, peak: float) -> dict:
+    """The row with its compute roofline: the step's matrix-multiply FLOPs at the peak rate
+    (no implementation with this BLAS does the same products faster), and engine / roofline."""
+    roof = flops / (peak * 1e9)
+    return {**row, "roof": roof, "roof_ratio": row["engine"] / roof, "peak": peak}
+
+
 def targets(row: dict) -> str:
     out = []
     if row["name"] == "small":
         ok = row["speedup"] >= SMALL_SPEEDUP_TARGET
         out.append(f"speed-up>={SMALL_SPEEDUP_TARGET:g}x {'pass' if ok else 'FAIL'}")
+        if "roof_ratio" in row:
+            ok = row["roof_ratio"] <= ROOFLINE_RATIO_TARGET
+            out.append(f"<={ROOFLINE_RATIO_TARGET:g}x roofline {'pass' if ok else 'FAIL'}")
     ok = row["gemm_ratio"] <= GEMM_RATIO_TARGET
     out.append(f"<={GEMM_RATIO_TARGET:g}x GEMM {'pass' if ok else 'FAIL'}")
     return "; ".join(out)
@@ -93,12 +121,13 @@ def _ms(seconds: float) -> str:
 
 def format_table(rows: list[dict]) -> str:
     head = ("workload", "thr", "engine steps/s", "engine ms", "numpy ms", "GEMM ms", "GEMM GF/s",
-            "speed-up vs numpy", "engine/GEMM", "spread", "targets")
+            "speed-up vs numpy", "engine/GEMM", "engine/roofline", "spread", "targets")
     body = []
     for r in rows:
+        roof = f"{r['roof_ratio']:.2f}x" if "roof_ratio" in r else "-"
         body.append((r["name"], str(r["threads"]), f"{1.0 / r['engine']:.1f}", _ms(r["engine"]), _ms(r["numpy"]),
                      _ms(r["gemm"]), f"{r['gflops']:.1f}", f"{r['speedup']:.2f}x",
-                     f"{r['gemm_ratio']:.2f}x", f"{100 * r['spread']:.0f}%", targets(r)))
+                     f"{r['gemm_ratio']:.2f}x", roof, f"{100 * r['spread']:.0f}%", targets(r)))
     widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
     left = {0, len(head) - 1}
 
@@ -386,6 +415,12 @@ def main(argv=None) -> int:
     print("engine = lab.engine (numba); numpy = plain-numpy reference; GEMM = the same matmuls alone (out=)")
     rows: list[dict] = []
     notes: list[str] = []
+    peaks: dict[int, float] = {}
+    for t in threads:  # the roofline's rate, measured in this run at each thread cap
+        with threadpool_limits(limits=t, user_api="blas"):
+            print(f"  measuring the float32 matrix-multiply peak with {t} BLAS thread(s) ...", file=sys.stderr,
+                  flush=True)
+            peaks[t] = peak_gflops(1024 if args.quick else PEAK_N, 2 if args.quick else 5)
     for wl in workloads:
         print(f"  building {wl.name} ({wl.shape}, batch {wl.batch}) ...", file=sys.stderr, flush=True)
         cases = build_cases(wl)
@@ -398,7 +433,8 @@ def main(argv=None) -> int:
                     reps = args.repeats or wl.repeats
                     print(f"  timing {case.name} with {t} BLAS thread(s) ...",
                           file=sys.stderr, flush=True)
-                    rows.append(measure_case(case, reps, t, explicit=args.repeats is not None))
+                    rows.append(with_roofline(measure_case(case, reps, t, explicit=args.repeats is not None),
+                                              case.flops, peaks[t]))
                     if args.diagnose:
                         if case.what == "training step":
                             notes.extend([f"[{t} thr] " + s for s in diagnose_train(case, reps, rows[-1])])
@@ -416,6 +452,9 @@ def main(argv=None) -> int:
     print(format_table(rows))
     print("speed-up vs numpy: numpy reference time / engine time (>1: the engine is faster).")
     print("engine/GEMM: engine step time / time of the same matrix multiplies alone (1.0 = nothing but GEMM).")
+    print("engine/roofline: engine step time / the step's matrix-multiply FLOPs at this machine's float32 peak, "
+          f"measured in this run as one {1024 if args.quick else PEAK_N}^3 product with the same BLAS: "
+          + ", ".join(f"{peaks[t]:.1f} GF/s with {t} thread{'s' if t > 1 else ''}" for t in threads) + ".")
     print("spread: (max - min) / median of the repeats, worst of the three sides; large = the machine was busy.")
     if max(threads) > DETERMINISTIC_THREADS:
         print(f"The lab trains with {DETERMINISTIC_THREADS} BLAS thread (lab.engine.threads: the same bits headless and in "

@@ -35,7 +35,8 @@ def test_quick_run_prints_every_workload_and_ratios(capsys):
         ratios = re.findall(r"\d+\.\d+x", line)
         assert len(ratios) >= 2, line  # speed-up vs numpy and engine/GEMM
         assert re.search(r"GEMM (pass|FAIL)", line), line
-    assert re.search(r"^small\s.*speed-up>=2x (pass|FAIL)", out, re.M)
+    assert re.search(r"^small\s.*speed-up>=2x (pass|FAIL).*roofline (pass|FAIL)", out, re.M)
+    assert re.search(r"engine/roofline: .* [0-9.]+ GF/s with 1 thread", out)
     assert "BLAS threads" in out
 
 
@@ -47,15 +48,19 @@ def test_only_runs_one_workload(capsys):
     assert not re.search(r"^digits\s", out, re.M)
 
 
-@pytest.mark.parametrize("speedup, gemm_ratio, code", [(10.0, 1.2, 0), (1.0, 1.5, 1), (10.0, 50.0, 1)])
-def test_a_missed_target_makes_the_exit_code_non_zero(monkeypatch, capsys, speedup, gemm_ratio, code):
+@pytest.mark.parametrize("speedup, gemm_ratio, roof_ratio, code",
+                         [(10.0, 1.2, 1.2, 0), (1.0, 1.5, 1.2, 1), (10.0, 50.0, 1.2, 1), (10.0, 1.2, 2.0, 1)])
+def test_a_missed_target_makes_the_exit_code_non_zero(monkeypatch, capsys, speedup, gemm_ratio, roof_ratio, code):
     """The measured numbers are replaced by fixed ones: the exit code follows the printed verdicts."""
     def fake(case, repeats, threads, explicit=False):
         return dict(name=case.name, what=case.what, threads=threads, engine=1e-3, numpy=speedup * 1e-3,
                     gemm=1e-3 / gemm_ratio, speedup=speedup, gemm_ratio=gemm_ratio, gflops=1.0, spread=0.0,
                     repeats=repeats)
 
+    flops = WORKLOADS["small"].gemm_flops()
     monkeypatch.setattr(run, "measure_case", fake)
+    # the peak at which small's 1 ms step is roof_ratio times its roofline
+    monkeypatch.setattr(run, "peak_gflops", lambda *a, **k: flops * roof_ratio / 1e-3 / 1e9)
     assert run.main(["--quick", "--only", "small", "--repeats", "1"]) == code
     out = capsys.readouterr().out
     assert ("FAIL" in out) == bool(code)
