@@ -18,6 +18,7 @@ from lab.tui.screens.base import LabScreen
 from lab.tui.screens.too_small import MIN_HEIGHT, MIN_WIDTH, TooSmallScreen
 
 SIZE_SETTLE_SECONDS = 0.15  # a resize this long after the last one decides the notice
+TERMINAL_SIZE_POLL_SECONDS = 1.0  # how often the terminal's own size is compared with the app's
 
 
 class NNLabApp(App):
@@ -72,6 +73,8 @@ class NNLabApp(App):
             self.kernels.start()
         self._first_screen_up = True
         self.check_size()  # after the first screen is up, so the notice goes on top of it
+        # a resize whose event never arrives is caught within a second (see follow_terminal)
+        self.set_interval(TERMINAL_SIZE_POLL_SECONDS, self.follow_terminal)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """Every key of the screen the palette was opened from is a command, found by what it
@@ -163,19 +166,25 @@ class NNLabApp(App):
         except (OSError, TypeError, ValueError):
             return None
 
+    def follow_terminal(self) -> bool:
+        """Hand the app the size its terminal reports when the two differ (once per size);
+        True if it did.  Once resizes stop, the picture must be the terminal's size: after a
+        storm of them a lab in CI once kept drawing at a size its terminal had left (the help
+        opened at 120x40 in a 100x30 terminal and stayed so), as if the last resize's event
+        never arrived.  Called when resizes settle and once a second (one ioctl)."""
+        real = self.terminal_size()
+        if real is None or real == self.size or real == self._size_handed:
+            return False
+        self._size_handed = real
+        self.post_message(events.Resize(real, real))
+        return True
+
     def check_size(self) -> None:
         """Cover the screen with a notice below 80x24, and take it away when there is room."""
         if self._size_switching:
             return  # looked at again when the push or pop under way is done
-        real = self.terminal_size()
-        if real is not None and real != self.size and real != self._size_handed:
-            # Once resizes stop, the picture must be the terminal's size.  After a storm of
-            # them, a lab in CI once kept drawing at a size its terminal had left (the help
-            # opened at 120x40 in a 100x30 terminal and stayed so): hand the app the size the
-            # terminal reports, once per size; on_resize looks again when it has settled.
-            self._size_handed = real
-            self.post_message(events.Resize(real, real))
-            return
+        if self.follow_terminal():
+            return  # on_resize looks again once the size it was handed has settled
         width, height = self.size
         small = width < MIN_WIDTH or height < MIN_HEIGHT
         notice = self._notice()
