@@ -20,8 +20,8 @@ would hold the GIL against its screen.  So on a cold cache two helper processes
 cache: one the forward pass and augmentation, the other the backward pass, the loss and the
 optimizer; then the first compiles the training driver while the second compiles
 evaluation, the gradient pass and the statistics (this process relays who waits for whom;
-the two halves end within a second of each other); last, everything loads from the cache here in well under
-a second, without waiting for the helpers to exit.  Each half compiles its
+the two halves end within a second of each other); last, everything loads from the cache
+here in well under a second, without waiting for the helpers to exit.  Each half compiles its
 kernels with the argument types the driver calls them with (`_compile_for`), so nothing
 compiles twice.  If a helper cannot start or dies, this process compiles what is missing
 itself: slower, never wrong.

@@ -40,7 +40,7 @@ class NNLabApp(App):
         self.kernels: WarmUp | None = KERNELS if warm_up is True else (warm_up or None)
         self._size_settle: Timer | None = None  # check_size once resizes stop coming
         self._size_switching = False  # the notice is being pushed or popped
-        self._size_handed: Size | None = None  # the last terminal size check_size posted itself
+        self._size_handed: Size | None = None  # posted by follow_terminal, not yet received
 
     def get_default_screen(self) -> Screen:
         # the screen under the browser gets every resize too (lab/tui/screens/base.py says why)
@@ -128,6 +128,7 @@ class NNLabApp(App):
             self.push_screen(HelpScreen(self.screen))
 
     def on_resize(self, event: events.Resize) -> None:
+        self._size_handed = None  # a size arrived: follow_terminal may hand the next one
         # the event carries the new size; self.size may still be the old one here.  Resizes
         # before the first screen is up are left to on_mount (the notice must go on top).
         if getattr(self, "_first_screen_up", False):
@@ -167,8 +168,8 @@ class NNLabApp(App):
             return None
 
     def follow_terminal(self) -> bool:
-        """Hand the app the size its terminal reports when the two differ (once per size);
-        True if it did.  Once resizes stop, the picture must be the terminal's size: after a
+        """Hand the app the size its terminal reports when the two differ (once until a resize
+        arrives); True if it did.  Once resizes stop, the picture must be the terminal's size: after a
         storm of them a lab in CI once kept drawing at a size its terminal had left (the help
         opened at 120x40 in a 100x30 terminal and stayed so), as if the last resize's event
         never arrived.  Called when resizes settle and once a second (one ioctl)."""
