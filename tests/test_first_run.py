@@ -146,6 +146,35 @@ def test_a_cold_warm_up_records_its_count_and_timeline_for_the_next_estimate(tmp
     assert w2.wait(30)
 
 
+def test_a_first_step_may_run_before_the_warm_up_ends_and_the_record_counts_up_to_it(tmp_path):
+    """On a cold cache augmentation compiles after the kernels of a first step: wait() returns
+    then, wait_all() at the end, and the estimate shown to a waiting user stops there too."""
+    import lab.engine.warmup as warmup
+
+    record = tmp_path / "warm-up.json"
+    job = Compiler(3)
+    later = threading.Event()
+
+    def two_then_ready_then_one():
+        job.n = 2
+        job()
+        warmup._first_step_ready()
+        later.wait(30)
+        job.n = 1
+        job()
+
+    w = WarmUp(two_then_ready_then_one, record_path=record)
+    w.start()
+    assert not w.wait(0)
+    job.let(2)
+    assert w.wait(30) and not w.wait_all(0)
+    later.set()
+    job.let()
+    assert w.wait_all(30) and w.progress().compiled == 3
+    saved = Record.load(record)
+    assert saved.total == 2 and len(saved.timeline) == 2 and saved.seconds >= saved.timeline[-1]
+
+
 def test_a_partly_cached_warm_up_keeps_the_previous_record(tmp_path, monkeypatch):
     import lab.engine.warmup as warmup
 

@@ -125,3 +125,18 @@ def test_a_helper_that_dies_is_not_waited_for():
     helper.said("A")  # writing to a dead helper is harmless
     helper.close()
     assert helper.proc.wait(timeout=60) == 3
+
+
+def test_each_helper_hears_the_stages_the_other_reports():
+    """The helpers build on each other's stages (the shared matrix product, the shuffle, the
+    losses): the warm-up relays every stage one reports to the other as it comes."""
+    first = Helper(stand_in("print('done P', flush=True)\nimport sys\nsys.stdin.read()\n"), "forward")
+    second = Helper(stand_in("import sys\nfor line in sys.stdin:\n    if line.strip() == 'P':\n"
+                             "        print('done Q', flush=True)\n        break\n"), "backward")
+    first.peer, second.peer = second, first
+    try:
+        assert second.wait_for("Q")  # it heard P from the first one
+    finally:
+        first.close()
+        second.close()
+    assert second.proc.wait(timeout=60) == 0

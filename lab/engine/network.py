@@ -129,7 +129,8 @@ class Network:
             ws = Workspace(batch, ops, fops, node_off, widths,
                            np.zeros(total, self.dtype), np.zeros(total, self.dtype),
                            np.zeros(aux_size, self.dtype), np.zeros(iaux_size, np.int64),
-                           np.zeros(batch, np.int64), np.zeros(batch, np.int64), np.ones(batch, np.float64))
+                           np.zeros(batch, np.int64), np.zeros(batch, np.int64), np.ones(batch, np.float64),
+                           np.zeros((K.N_LINKS, 2), np.int64))
             if len(self._workspaces) > 8:  # a long session of varied probe sizes stays bounded
                 self._workspaces.pop(next(iter(self._workspaces)))
             self._workspaces[key] = ws
@@ -156,6 +157,7 @@ class Network:
         the workspace, which `last_workspace` returns.
         """
         ws = self._load_batch(x, purpose)
+        K.link(ws, self.weights, self._side_rng, K.FORWARD_LINKS)
         K.forward(ws, ws.batch, self.weights, self._side_rng, train, False)
         self._last_ws = ws
         if train:
@@ -168,6 +170,7 @@ class Network:
         adds those, with the penalties' gradients)."""
         ws = self._load_batch(x)
         y = np.ascontiguousarray(y, dtype=np.int64)
+        K.link(ws, self.weights, self._side_rng)
         loss, _ = K.loss_and_grads(ws, self.weights, self._side_rng, y, LOSS_CODES[self.arch.loss], self.l1, self.l2,
                                    train)
         self._last_ws = ws
@@ -190,6 +193,7 @@ class Network:
         """Eval-mode data loss over X in chunks of ws.batch rows, added to `total`, and the
         correct count (kernels/network.evaluate: slices of a multiple of ws.batch rows, each
         given the last one's total, sum to the same bits as one call)."""
+        K.link(ws, self.weights, self._side_rng, K.FORWARD_LINKS)
         return K.evaluate(ws, self.weights, self._side_rng, X, y, LOSS_CODES[self.arch.loss], total)
 
     def trained_in(self, ws: Workspace) -> None:

@@ -131,7 +131,13 @@ class Trainer:
         start = time.perf_counter()
         net = self.network
         args = self.train_steps_args(lrs)
-        ws, (loss, acc, gnorm, _, _, trace) = args[4], args[-1]
+        augment, ws, (loss, acc, gnorm, _, _, trace) = args[3], args[4], args[-1]
+        augmenting = bool(np.any(augment.params != 0))  # augment_batch compiles only for a run that augments
+        if augmenting and ws.links[K.L_AUGMENT, 1] == 0:
+            from .warmup import KERNELS
+
+            KERNELS.wait_all()  # a first run compiles it after the first step's kernels: never twice at once
+        K.link(ws, net.weights, self.rng, K.TRAINING_LINKS + ((K.L_AUGMENT,) if augmenting else ()), augment)
         done = K.train_steps(*args)
         self._timed(done * self.step_macs(), start)
         net.trained_in(ws)

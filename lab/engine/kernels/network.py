@@ -13,6 +13,10 @@ reference counting; such a view never leaves the compiled call):
     aux / iaux     per-op caches: dropout masks, dropconnect masks and weights,
                    batchnorm xhat and 1/std, maxout argmax
 
+The drivers (train_steps, evaluate, loss_and_grads) call the passes, and the passes the
+activations, through the workspace's address table (links.py: each compiles once, on its
+own; `link` fills the table before a call from Python).
+
 The arrays travel in a few NamedTuples (numba passes them as plain structs, so a call reads
 as its named parts at no cost): a `Workspace` (one batch size's op table and buffers), the
 network's `Weights`, and for training the `Data`, its `Augment`ation, the `Optimizer` and
@@ -29,7 +33,8 @@ import numpy as np
 from ._jit import flag, jit
 from .activations import MAXOUT, activation_backward, activation_forward, maxout_backward, maxout_forward
 from .dense import dense_backward, dense_forward, dropconnect_grad, dropconnect_weights
-from .augment import augment_batch
+from .augment import augment_batch  # called through links (link())
+from .links import address_of, call_linked
 from .losses import loss_forward_backward, plain_loss
 from .optim import H_CLIP, H_L1, H_L2, optimizer_update, penalty_and_sq_norm
 from .regularizers import batchnorm_backward, batchnorm_forward, dropout_backward, dropout_forward
@@ -46,6 +51,12 @@ N_INT_COLS = 14
 # Float columns.
 F_KEEP, F_ALPHA, F_EPS, F_MOMENTUM = range(4)
 N_FLOAT_COLS = 4
+# Rows of a workspace's address table (links.py): the kernels called through it, by the
+# drivers (the passes, augmentation) and by the passes (the activations, nine kernels each way).
+L_FORWARD, L_BACKWARD, L_AUGMENT, L_ACT_FORWARD, L_ACT_BACKWARD = range(5)
+N_LINKS = 5
+FORWARD_LINKS = (L_FORWARD, L_ACT_FORWARD)  # what a forward pass needs
+TRAINING_LINKS = FORWARD_LINKS + (L_BACKWARD, L_ACT_BACKWARD)  # a training step (augment_batch only when augmenting)
 
 
 class Workspace(NamedTuple):
@@ -63,6 +74,7 @@ class Workspace(NamedTuple):
     ybuf: np.ndarray  # the batch's labels
     y2buf: np.ndarray  # mixup partners' labels
     lambuf: np.ndarray  # mixup weights (1 = no mixing)
+    links: np.ndarray  # (N_LINKS, 2) int64: address and type tag of forward, backward, augment_batch
 
     def node(self, i: int, rows: int | None = None) -> np.ndarray:
         """Node i as a (rows, width) view (rows defaults to the batch size); Python only."""
@@ -172,7 +184,7 @@ def forward(ws, B, net, rng, train, update_running):
             else:
                 p0 = ops[k, O_P0]
                 slope = borrowed_1d(params, max(p0, 0), n_out if p0 >= 0 else 0)
-                activation_forward(code, x, out, fops[k, F_ALPHA], slope)
+                call_linked(ws.links[L_ACT_FORWARD, 0], ws.links[L_ACT_FORWARD, 1], (code, x, out, fops[k, F_ALPHA], slope))
         elif kind == DROPOUT:
             a0 = ops[k, O_AUX]
             mask = borrowed_2d(aux, a0, B, n_out)
@@ -229,7 +241,8 @@ def backward(ws, B, net, train):
                 n_slope = n_out if p0 >= 0 else 0
                 slope = borrowed_1d(params, max(p0, 0), n_slope)
                 dslope = borrowed_1d(grads, max(p0, 0), n_slope)
-                activation_backward(code, dout, x, out, fops[k, F_ALPHA], slope, dx, dslope)
+                call_linked(ws.links[L_ACT_BACKWARD, 0], ws.links[L_ACT_BACKWARD, 1],
+                            (code, dout, x, out, fops[k, F_ALPHA], slope, dx, dslope))
         elif kind == DROPOUT:
             a0 = ops[k, O_AUX]
             dropout_backward(dout, borrowed_2d(aux, a0, B, n_out), fops[k, F_KEEP],
@@ -254,12 +267,12 @@ def loss_and_grads(ws, net, rng, y, loss_code, l1, l2, train):
     penalty's gradient is added by the caller, which owns the parameter names).
     """
     B = ws.batch
-    forward(ws, B, net, rng, train, flag(False))
+    call_linked(ws.links[L_FORWARD, 0], ws.links[L_FORWARD, 1], (ws, B, net, rng, train, flag(False)))
     last = ws.node_off.size - 1
     scores = node_view(ws.acts, ws.node_off, ws.node_w, last, B)
     dscores = node_view(ws.dacts, ws.node_off, ws.node_w, last, B)
     loss, correct = plain_loss(loss_code, scores, y, dscores)
-    backward(ws, B, net, train)
+    call_linked(ws.links[L_BACKWARD, 0], ws.links[L_BACKWARD, 1], (ws, B, net, train))
     pen, _ = penalty_and_sq_norm(net.params, net.grads, net.reg, l1, l2)
     return loss + pen, correct
 
@@ -281,7 +294,7 @@ def evaluate(ws, net, rng, X, Y, loss_code, total):
         for i in range(b):  # a loop, not x0[:, :] = X[...]: see optim.optimizer_update
             for d in range(D):
                 x0[i, d] = X[start + i, d]
-        forward(ws, b, net, rng, flag(False), flag(False))
+        call_linked(ws.links[L_FORWARD, 0], ws.links[L_FORWARD, 1], (ws, b, net, rng, flag(False), flag(False)))
         scores = node_view(ws.acts, ws.node_off, ws.node_w, last, b)
         dscores = node_view(ws.dacts, ws.node_off, ws.node_w, last, b)
         loss, c = plain_loss(loss_code, scores, Y[start:start + b], dscores)
@@ -347,15 +360,15 @@ def train_steps(n_steps, lrs, data, augment, ws, net, opt, rng, loss_code, out):
             ybuf[i] = Y[r]
         cursor[0] = c0 + B
         if augmenting:
-            augment_batch(x0, ybuf, y2buf, lambuf, aug, image_shape[0], image_shape[1], image_shape[2], rng,
-                          img_tmp)
+            call_linked(ws.links[L_AUGMENT, 0], ws.links[L_AUGMENT, 1],
+                        (x0, ybuf, y2buf, lambuf, aug, image_shape[0], image_shape[1], image_shape[2], rng, img_tmp))
         else:
             for i in range(B):
                 y2buf[i] = ybuf[i]
         # 2) forward, loss, backward
-        forward(ws, B, net, rng, flag(True), flag(True))
+        call_linked(ws.links[L_FORWARD, 0], ws.links[L_FORWARD, 1], (ws, B, net, rng, flag(True), flag(True)))
         loss, correct = loss_forward_backward(loss_code, scores, ybuf, y2buf, lambuf, dscores)
-        backward(ws, B, net, flag(True))
+        call_linked(ws.links[L_BACKWARD, 0], ws.links[L_BACKWARD, 1], (ws, B, net, flag(True)))
         # 3) penalties and the global gradient norm
         if f0 == 0:
             pen, sq = penalty_and_sq_norm(params, grads, reg, l1, l2)
@@ -381,3 +394,40 @@ def train_steps(n_steps, lrs, data, augment, ws, net, opt, rng, loss_code, out):
         if not ok:
             return s + 1
     return n_steps
+
+
+# -- the address tables (Python) -------------------------------------------------------------
+def linked_signatures(ws: Workspace, net: Weights, rng, augment: Augment | None = None) -> dict:
+    """The argument types the drivers call each linked kernel with, by table row (augment_batch
+    only given the batch's Augment): the types its table entry must be compiled for."""
+    import numba
+    from numba import types
+
+    ws_t, net_t, rng_t = numba.typeof(ws), numba.typeof(net), numba.typeof(rng)
+    rows = types.Array(numba.from_dtype(ws.acts.dtype), 2, "C")  # a node, as borrowed_2d types it
+    vec = types.Array(numba.from_dtype(ws.acts.dtype), 1, "C")  # a parameter slice, as borrowed_1d types it
+    f8, i8 = types.float64, types.int64
+    sigs = {L_FORWARD: (ws_t, i8, net_t, rng_t, types.boolean, types.boolean),
+            L_BACKWARD: (ws_t, i8, net_t, types.boolean),
+            L_ACT_FORWARD: (i8, rows, rows, f8, vec),
+            L_ACT_BACKWARD: (i8, rows, rows, rows, f8, vec, rows, vec)}
+    if augment is not None:
+        sigs[L_AUGMENT] = (rows, numba.typeof(ws.ybuf), numba.typeof(ws.y2buf), numba.typeof(ws.lambuf),
+                           numba.typeof(augment.params), types.int64, types.int64, types.int64, rng_t,
+                           numba.typeof(augment.tmp))
+    return sigs
+
+
+LINKED_KERNELS = {L_FORWARD: forward, L_BACKWARD: backward, L_AUGMENT: augment_batch,
+                  L_ACT_FORWARD: activation_forward, L_ACT_BACKWARD: activation_backward}
+
+
+def link(ws: Workspace, net: Weights, rng, rows=TRAINING_LINKS, augment: Augment | None = None) -> None:
+    """Fill the rows of ws.links the next driver call needs (compiling or loading those kernels
+    the first time); rows already filled are left alone."""
+    missing = [row for row in rows if ws.links[row, 1] == 0]
+    if not missing:
+        return
+    sigs = linked_signatures(ws, net, rng, augment)
+    for row in missing:
+        ws.links[row] = address_of(LINKED_KERNELS[row], sigs[row])
