@@ -53,6 +53,20 @@ def test_an_entry_compiled_for_other_types_is_refused():
         K.evaluate(ws32, net32.weights, np.random.default_rng(0), X, y, LOSS_CODES[net32.arch.loss], 0.0)
 
 
+def test_a_pickled_or_copied_workspace_carries_no_addresses_and_is_relinked():
+    import copy
+    import pickle
+
+    net = tiny_network()
+    X, y = rows(16)
+    ws = net.workspace(16, "eval")
+    net.evaluate_rows(ws, X, y, 0.0)
+    assert ws.links.any()
+    for clone in (pickle.loads(pickle.dumps(ws)), copy.deepcopy(ws)):
+        assert not clone.links.any() and np.array_equal(clone.acts, ws.acts)
+        assert net.evaluate_rows(clone, X, y, 0.0) == net.evaluate_rows(ws, X, y, 0.0)
+
+
 def test_type_tags_are_nonzero_and_tell_types_apart():
     a = (types.Array(types.float32, 2, "C"), types.int64)
     b = (types.Array(types.float64, 2, "C"), types.int64)

@@ -76,6 +76,11 @@ class Workspace(NamedTuple):
     lambuf: np.ndarray  # mixup weights (1 = no mixing)
     links: np.ndarray  # (N_LINKS, 2) int64: address and type tag of forward, backward, augment_batch
 
+    def __reduce__(self):
+        """Pickled or deep-copied without its address table: addresses mean nothing in another
+        process, and an empty table is refilled (`link`) before the next call."""
+        return Workspace, (*self[:-1], np.zeros_like(self.links))
+
     def node(self, i: int, rows: int | None = None) -> np.ndarray:
         """Node i as a (rows, width) view (rows defaults to the batch size); Python only."""
         b = self.batch if rows is None else rows
