@@ -479,19 +479,19 @@ def test_dense_forward_backward():
     np.testing.assert_allclose(out, x @ w + b, rtol=1e-13)
     dout = np.random.default_rng(13).normal(size=(4, 5))
     dx, dw, db = np.full_like(x, np.nan), np.full_like(w, np.nan), np.full_like(b, np.nan)
-    DN.dense_backward(dout, x, w, dx, dw, db, True, False)
+    DN.dense_backward(dout, x, w, dx, dw, db, True, False, np.empty(dx.size, dx.dtype))
     np.testing.assert_allclose(dx, dout @ w.T, rtol=1e-13)
     np.testing.assert_allclose(dw, x.T @ dout, rtol=1e-13)
     np.testing.assert_allclose(db, dout.sum(axis=0), rtol=1e-13)
     # accumulate: dx += dout @ w.T (a node read by two ops)
     prior = np.random.default_rng(14).normal(size=x.shape)
     dx = prior.copy()
-    DN.dense_backward(dout, x, w, dx, dw, db, True, True)
+    DN.dense_backward(dout, x, w, dx, dw, db, True, True, np.empty(dx.size, dx.dtype))
     np.testing.assert_allclose(dx, prior + dout @ w.T, rtol=1e-13)
     # need_dx False: dx left alone, dw / db still written
     dx = np.full_like(x, 7.0)
     dw[:] = np.nan
-    DN.dense_backward(dout, x, w, dx, dw, db, False, False)
+    DN.dense_backward(dout, x, w, dx, dw, db, False, False, np.empty(dx.size, dx.dtype))
     np.testing.assert_array_equal(dx, 7.0)
     np.testing.assert_allclose(dw, x.T @ dout, rtol=1e-13)
 
@@ -527,7 +527,7 @@ def test_dense_with_dropconnect_matches_masked_weights():
     np.testing.assert_allclose(out, x @ (w * mask / keep) + b, rtol=1e-13)
     dout = np.random.default_rng(18).normal(size=(4, 5))
     dx, dw, db = np.empty_like(x), np.empty_like(w), np.empty_like(b)
-    DN.dense_backward(dout, x, w_eff, dx, dw, db, True, False)
+    DN.dense_backward(dout, x, w_eff, dx, dw, db, True, False, np.empty(dx.size, dx.dtype))
     DN.dropconnect_grad(dw, mask, keep)
     np.testing.assert_allclose(dw, (x.T @ dout) * mask / keep, rtol=1e-13)
     np.testing.assert_allclose(dx, dout @ (w * mask / keep).T, rtol=1e-13)
@@ -721,3 +721,26 @@ def test_evaluate_in_chunks():
     assert loss == pytest.approx(ce.mean() + 0.5 * 0.01 * np.sum(w * w), rel=1e-12)
     assert acc == pytest.approx(np.mean(scores.argmax(axis=1) == trainer.y))
     assert all(math.isnan(v) for v in trainer.evaluate(trainer.X[:0], trainer.y[:0]))  # empty set
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m,n,k", [(1, 256, 7), (8, 300, 40), (16, 1024, 64), (32, 256, 100),  # transposed
+                                   (33, 300, 40), (8, 255, 40), (64, 100, 100)])  # direct
+def test_the_input_gradient_product_matches_numpy_either_way_it_is_computed(dtype, m, n, k):
+    """dx = dout @ W.T: at batches of 32 rows or fewer and 256 columns or more it is computed
+    as (W @ dout.T).T in the workspace's scratch (blas.product_nt), otherwise directly."""
+    from lab.engine.kernels.blas import product_nt
+
+    rng = np.random.default_rng(m * 1000 + n + k)
+    dout = rng.normal(size=(m, k)).astype(dtype)
+    w = rng.normal(size=(n, k)).astype(dtype)
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    expected = dout.astype(np.float64) @ w.astype(np.float64).T
+    for scratch in (np.full(m * n, np.nan, dtype), np.empty(0, dtype)):  # no room: the direct product
+        out = np.full((m, n), np.nan, dtype)
+        product_nt(dout, w, out, False, scratch)
+        np.testing.assert_allclose(out, expected, **tol)
+        prior = rng.normal(size=(m, n)).astype(dtype)
+        out = prior.copy()
+        product_nt(dout, w, out, True, scratch)
+        np.testing.assert_allclose(out, prior + expected, **tol)

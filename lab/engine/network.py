@@ -11,6 +11,7 @@ import numpy as np
 from .architecture import PRELU_INITIAL_SLOPE, Architecture, Plan, build_plan, op_tables
 from .init import init_weight
 from .kernels import network as K
+from .kernels.blas import NT_TRANSPOSED_MAX_ROWS
 from .kernels.losses import LOSS_CODES
 
 
@@ -130,6 +131,7 @@ class Network:
                            np.zeros(total, self.dtype), np.zeros(total, self.dtype),
                            np.zeros(aux_size, self.dtype), np.zeros(iaux_size, np.int64),
                            np.zeros(batch, np.int64), np.zeros(batch, np.int64), np.ones(batch, np.float64),
+                           np.zeros(batch * int(widths.max()) if batch <= NT_TRANSPOSED_MAX_ROWS else 0, self.dtype),
                            np.zeros((K.N_LINKS, 2), np.int64))
             if len(self._workspaces) > 8:  # a long session of varied probe sizes stays bounded
                 self._workspaces.pop(next(iter(self._workspaces)))

@@ -54,16 +54,16 @@ from typing import Callable
 # A cold warm-up on a 2-core machine of the reference kind (`python -m lab.engine.warmup` with a
 # fresh NUMBA_CACHE_DIR prints these for a checkout): how many nnlab kernels compile before a
 # first step can run, the seconds that took and when each kernel was done.  Measured 2026-12-06:
-# 10.2 s with the two helper processes (augmentation then compiles for 2.7 s more, in the
-# background); before the passes were called through address tables (kernels/links.py) the
-# whole warm-up took 15.4 s on the same machine, 52 kernels.  Used until this machine has
-# recorded its own.
-DEFAULT_TOTAL = 49
-DEFAULT_SECONDS = 10.2
-DEFAULT_TIMELINE = (1.02, 1.05, 1.21, 1.27, 1.59, 1.90, 2.07, 2.08, 2.47, 3.02, 3.13, 3.17, 3.22, 3.34, 3.46,
-                    3.56, 3.90, 4.01, 4.19, 4.37, 4.52, 4.60, 4.86, 4.95, 5.03, 5.13, 5.19, 5.23, 5.52, 5.67,
-                    5.81, 5.94, 6.01, 6.04, 6.34, 7.01, 7.02, 7.15, 7.34, 7.86, 7.98, 8.17, 8.28, 8.43, 8.47,
-                    8.72, 8.99, 9.32, 9.68)
+# 8.8 s with the two helper processes (augmentation then compiles for ~2.4 s more, in the
+# background; 8.8-10.2 s over the day on this host, whose speed varies by ~15%); before the
+# passes were called through address tables (kernels/links.py) the whole warm-up took 15.4 s
+# on the same host.  Used until this machine has recorded its own.
+DEFAULT_TOTAL = 51
+DEFAULT_SECONDS = 8.8
+DEFAULT_TIMELINE = (0.83, 0.84, 0.98, 1.02, 1.27, 1.53, 1.67, 1.68, 2.00, 2.47, 2.54, 2.59, 2.62,
+                    2.71, 2.84, 2.89, 3.19, 3.28, 3.44, 3.64, 3.72, 3.85, 3.85, 4.06, 4.17, 4.19,
+                    4.27, 4.36, 4.51, 4.59, 4.70, 4.95, 5.03, 5.10, 5.22, 5.28, 5.39, 5.90, 6.01,
+                    6.19, 6.39, 6.64, 6.84, 6.93, 7.02, 7.15, 7.41, 7.66, 7.95, 8.04, 8.27)
 
 RECORD_NAME = "nnlab-warm-up.json"
 KERNEL_PREFIX = "lab."  # compile events of dispatchers defined in these modules are counted

@@ -21,7 +21,7 @@ from numba import types
 
 from lab._blas import find_cblas
 
-from ._jit import jit
+from ._jit import flag, jit
 from .vmath import is_single
 
 _CBLAS = None if numba.config.DISABLE_JIT else find_cblas()
@@ -109,3 +109,34 @@ def product(a, b, out, trans_a, trans_b, acc):
             _plain_product(a, b, out, trans_a, trans_b, acc)
     else:
         _dot_product(a, b, out, trans_a, trans_b, acc)
+
+
+# A product out = a @ b.T with few rows in `a` (a dense layer's dx = dout @ W.T at batch <= 32)
+# runs 1.4-1.9x faster in OpenBLAS written the other way round, out.T = b @ a.T, into a scratch
+# buffer transposed back (measured on one thread: batch 16 at 1024 units, 783 -> 459 us; batch
+# 8 at 256, 36 -> 21 us); at 64 rows or more, or under 256 columns, it is level or slower.
+# Which way a product is computed depends on its shape alone: the same bits every run.
+NT_TRANSPOSED_MAX_ROWS = 32
+NT_TRANSPOSED_MIN_COLS = 256
+
+
+@jit
+def product_nt(a, b, out, acc, scratch):
+    """out (+)= a @ b.T, through out.T = b @ a.T in `scratch` (at least out.size long) when
+    `a` has few rows (see above)."""
+    m, n = out.shape
+    k = a.shape[1]
+    if not (USING_CBLAS and 0 < m <= NT_TRANSPOSED_MAX_ROWS and n >= NT_TRANSPOSED_MIN_COLS and k > 0
+            and scratch.size >= m * n and _c_contiguous(a) and _c_contiguous(b) and _c_contiguous(out)):
+        product(a, b, out, flag(False), flag(True), acc)
+        return
+    if is_single(out):
+        _sgemm(_ROW_MAJOR, _NO_TRANS, _TRANS, n, m, k, np.float32(1.0), b.ctypes.data, k,
+               a.ctypes.data, k, np.float32(0.0), scratch.ctypes.data, m)
+    else:
+        _dgemm(_ROW_MAJOR, _NO_TRANS, _TRANS, n, m, k, 1.0, b.ctypes.data, k, a.ctypes.data, k, 0.0,
+               scratch.ctypes.data, m)
+    for i in range(m):
+        for j in range(n):
+            v = scratch[j * m + i]
+            out[i, j] = out[i, j] + v if acc else v

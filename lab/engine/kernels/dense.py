@@ -7,7 +7,7 @@ training step allocates nothing.
 from __future__ import annotations
 
 from ._jit import flag, jit
-from .blas import product
+from .blas import product, product_nt
 
 
 @jit
@@ -21,10 +21,12 @@ def dense_forward(x, w, b, out):
 
 
 @jit
-def dense_backward(dout, x, w, dx, dw, db, need_dx, accumulate_dx):
+def dense_backward(dout, x, w, dx, dw, db, need_dx, accumulate_dx, scratch):
     """dout (B, n_out) -> dx (B, n_in) (if need_dx; added to when accumulate_dx), dw, db.
 
-    dx is skipped for the first layer: nobody needs the gradient of the data.
+    dx is skipped for the first layer: nobody needs the gradient of the data.  scratch
+    (1-D, at least B * n_in long, or empty) lets dx take the faster transposed product at
+    small batches (blas.product_nt).
     """
     product(x, dout, dw, flag(True), flag(False), flag(False))
     B, n = dout.shape
@@ -34,7 +36,7 @@ def dense_backward(dout, x, w, dx, dw, db, need_dx, accumulate_dx):
         for j in range(n):
             db[j] += dout[i, j]
     if need_dx:
-        product(dout, w, dx, flag(False), flag(True), accumulate_dx)
+        product_nt(dout, w, dx, accumulate_dx, scratch)
 
 
 @jit

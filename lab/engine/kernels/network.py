@@ -74,6 +74,7 @@ class Workspace(NamedTuple):
     ybuf: np.ndarray  # the batch's labels
     y2buf: np.ndarray  # mixup partners' labels
     lambuf: np.ndarray  # mixup weights (1 = no mixing)
+    scratch: np.ndarray  # small batches: a node's worth of room for transposed products (blas.product_nt)
     links: np.ndarray  # (N_LINKS, 2) int64: address and type tag of forward, backward, augment_batch
 
     def __reduce__(self):
@@ -225,7 +226,7 @@ def backward(ws, B, net, train):
             if dropconnect:
                 a0 = ops[k, O_AUX]
                 w = borrowed_2d(aux, a0 + size, n_in, n_out)
-            dense_backward(dout, x, w, dx, dw, db, ops[k, O_NEED_DX] == 1, ops[k, O_ACC_IN] == 1)
+            dense_backward(dout, x, w, dx, dw, db, ops[k, O_NEED_DX] == 1, ops[k, O_ACC_IN] == 1, ws.scratch)
             if dropconnect:
                 a0 = ops[k, O_AUX]
                 dropconnect_grad(dw, borrowed_2d(aux, a0, n_in, n_out), fops[k, F_KEEP])
