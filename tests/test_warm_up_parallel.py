@@ -95,6 +95,14 @@ def test_two_processes_warming_up_at_once_compile_once(tmp_path):
 
 
 # -- the helper's protocol, with a stand-in process (no compilation) ------------------------------------
+@pytest.fixture(autouse=True)
+def _stand_ins_answer_within_a_minute(request, monkeypatch):
+    """A stand-in answers at once: a lost stage fails in a minute, not in the five a compiling
+    helper is given (the cold tests keep those)."""
+    if request.node.get_closest_marker("cold") is None:
+        monkeypatch.setattr("lab.engine.warmup.HELPER_TIMEOUT", 60.0)
+
+
 def stand_in(script: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL)
@@ -127,13 +135,31 @@ def test_a_helper_that_dies_is_not_waited_for():
     assert helper.proc.wait(timeout=60) == 3
 
 
+def test_a_stage_reported_after_the_pairing_is_relayed_too():
+    second = Helper(stand_in("import sys\nfor line in sys.stdin:\n    if line.strip() == 'P':\n"
+                             "        print('done Q', flush=True)\n        break\n"), "backward")
+    first = Helper(stand_in("import sys\nsys.stdin.readline()\nprint('done P', flush=True)\nsys.stdin.read()\n"),
+                   "forward")
+    first.relay_to(second)
+    second.relay_to(first)
+    try:
+        first.said("go")  # only now does the first one report P
+        assert second.wait_for("Q")
+    finally:
+        first.close()
+        second.close()
+    assert second.proc.wait(timeout=60) == 0
+
+
 def test_each_helper_hears_the_stages_the_other_reports():
     """The helpers build on each other's stages (the shared matrix product, the shuffle, the
     losses): the warm-up relays every stage one reports to the other as it comes."""
     first = Helper(stand_in("print('done P', flush=True)\nimport sys\nsys.stdin.read()\n"), "forward")
+    assert first.wait_for("P")  # reported before the pairing: relayed when it is made
     second = Helper(stand_in("import sys\nfor line in sys.stdin:\n    if line.strip() == 'P':\n"
                              "        print('done Q', flush=True)\n        break\n"), "backward")
-    first.peer, second.peer = second, first
+    first.relay_to(second)
+    second.relay_to(first)
     try:
         assert second.wait_for("Q")  # it heard P from the first one
     finally:

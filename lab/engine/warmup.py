@@ -317,8 +317,17 @@ class Helper:
             if forward is not None:
                 forward.close()
             return None
-        forward.peer, backward.peer = backward, forward
+        forward.relay_to(backward)
+        backward.relay_to(forward)
         return forward, backward
+
+    def relay_to(self, peer: "Helper") -> None:
+        """Tell `peer` every stage this helper reports, those already reported included."""
+        with self._changed:
+            self.peer = peer
+            reported = sorted(self._stages - {"exit"})
+        for stage in reported:
+            peer.said(stage)
 
     def _read(self) -> None:
         for raw in self.proc.stdout:
@@ -330,11 +339,12 @@ class Helper:
                     print(f"{at:6.2f} {self.role} {line}", file=sys.stderr, flush=True)
                 _count_elsewhere()
             elif line.startswith("done "):
-                with self._changed:
+                with self._changed:  # with relay_to: a stage reported before the pairing is relayed there
                     self._stages.add(line[5:])
                     self._changed.notify_all()
-                if self.peer is not None:
-                    self.peer.said(line[5:])
+                    peer = self.peer
+                if peer is not None:
+                    peer.said(line[5:])
         with self._changed:  # the helper is gone: nothing more will come
             self._stages.add("exit")
             self._changed.notify_all()
