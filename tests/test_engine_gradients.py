@@ -23,9 +23,8 @@ import pytest
 from lab import vocabulary as V
 from lab.engine.architecture import Architecture
 from lab.engine.network import Network
-from tests.gradcheck import (ATOL, assert_grads_match, away_from_kinks, draw_running, eval_numerical_gradient,
-                             rel_error)
-from tests.reference import ReferenceSpec, init_reference_params, reference_forward, reference_loss_and_grads
+from tests.gradcheck import ATOL, assert_grads_match, away_from_kinks, draw_running, eval_numerical_gradient
+from tests.reference import ReferenceSpec, init_reference_params, reference_loss_and_grads
 
 B, D, C = 5, 3, 3
 ACTIVATIONS = list(V.names(V.public_activations()))

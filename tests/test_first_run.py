@@ -17,7 +17,6 @@ from numba.core import event
 
 import lab.tui.screens.run as run_module
 from lab.engine.warmup import DEFAULT_TOTAL, Progress, Record, WarmUp, covers
-from lab.scenario.schema import Scenario
 from lab.sim import Simulation
 from lab.tui.app import make_app
 from lab.tui.screens.browser import BrowserScreen

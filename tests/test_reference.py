@@ -9,7 +9,7 @@ import pytest
 
 from lab import vocabulary as V
 from tests.gradcheck import (assert_grads_match, away_from_kinks, draw_running, eval_numerical_gradient,
-                             has_activation, rel_error)
+                             has_activation)
 from tests.reference import (
     ReferenceSpec,
     init_reference_params,

@@ -17,15 +17,14 @@ from pathlib import Path
 
 import annotated_types
 import pytest
-from pydantic import BaseModel
 from typer.testing import CliRunner
 
 import lab.cli
 from lab.errors import ExitCode, ScenarioError
 from lab.scenario import load_scenario
 from lab.scenario.load import MAX_FILE_BYTES, MAX_PROBLEMS, parse_scenario
-from lab.scenario.schema import (AugmentSpec, Changes, DataSpec, Event, Expectation, ModelSpec, Scenario,
-                                 ScenarioMeta, ScheduleSpec, TrainSpec, VariantChanges, json_schema)
+from lab.scenario.schema import (AugmentSpec, Changes, DataSpec, Event, Expectation, ModelSpec, ScenarioMeta,
+                                 ScheduleSpec, TrainSpec, VariantChanges, json_schema)
 
 ROOT = Path(__file__).resolve().parents[1]
 BAD = ROOT / "tests" / "data" / "bad_scenarios"

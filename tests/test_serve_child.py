@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 from lab.serve import child
 from lab.tui.widgets.panels import MessageLine

@@ -8,7 +8,6 @@ import threading
 
 import numpy as np
 import pytest
-from pydantic import ValidationError
 
 import lab
 from lab.errors import LabError

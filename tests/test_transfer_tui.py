@@ -8,7 +8,7 @@ import pytest
 
 from lab.scenario.schema import Scenario
 from lab.tui.keys import RUN_KEYS
-from lab.tui.widgets.panels import SettingsBar, StatsPanel
+from lab.tui.widgets.panels import StatsPanel
 from tests.test_tui import change, cli_app, run, run_screen, screen_text, until
 from tests.test_transfer import tiny
 

@@ -419,7 +419,6 @@ def test_z_opens_zoom_whose_keys_work_and_escape_returns(tmp_path):
             await until(pilot, lambda: screen._shown is not None and screen._shown.step == 20, "step 20 shown")
             await pilot.press("z")
             await until(pilot, lambda: isinstance(app.screen, ZoomScreen), "the zoom screen")
-            zoom = app.screen
             n_layers = len(screen._shown.layers)  # 2 hidden + output
             assert n_layers == 3
             title = lambda: screen_text(app).splitlines()[0]  # noqa: E731

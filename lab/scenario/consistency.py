@@ -206,7 +206,7 @@ def mc_problems(raw: Any) -> list[str]:
         for key in ("variant", "ratio_over", "difference_over"):
             run = ex.get(key, "base" if key == "variant" else None)
             if isinstance(run, str) and samples.get(run) == 0:
-                where = "train.mc_samples" if run == "base" else f"the variant's set.mc_samples"
+                where = "train.mc_samples" if run == "base" else "the variant's set.mc_samples"
                 problems.append(f"expect[{i}].metric: {metric} reads run {clip(repr(run))}, whose mc_samples is 0 "
                                 f"(set {where} to the number of dropout masks to average, e.g. 100)")
     return problems
