@@ -62,7 +62,8 @@ else:
         dispatcher.compile(argtypes)
         cres = dispatcher.overloads[argtypes]
         if cres.signature.return_type != types.none:
-            raise TypeError(f"{dispatcher.__name__} returns {cres.signature.return_type}: a linked kernel returns nothing")
+            raise TypeError(f"{dispatcher.__name__} returns {cres.signature.return_type}: "
+                            "a linked kernel returns nothing")
         address = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
         if not address:
             raise RuntimeError(f"no machine code for {dispatcher.__name__}{argtypes}")

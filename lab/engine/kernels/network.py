@@ -75,7 +75,7 @@ class Workspace(NamedTuple):
     y2buf: np.ndarray  # mixup partners' labels
     lambuf: np.ndarray  # mixup weights (1 = no mixing)
     scratch: np.ndarray  # small batches: a node's worth of room for transposed products (blas.product_nt)
-    links: np.ndarray  # (N_LINKS, 2) int64: address and type tag of forward, backward, augment_batch
+    links: np.ndarray  # (N_LINKS, 2) int64: address and type tag of each kernel called through it (L_*)
 
     def __reduce__(self):
         """Pickled or deep-copied without its address table: addresses mean nothing in another
@@ -190,7 +190,8 @@ def forward(ws, B, net, rng, train, update_running):
             else:
                 p0 = ops[k, O_P0]
                 slope = borrowed_1d(params, max(p0, 0), n_out if p0 >= 0 else 0)
-                call_linked(ws.links[L_ACT_FORWARD, 0], ws.links[L_ACT_FORWARD, 1], (code, x, out, fops[k, F_ALPHA], slope))
+                call_linked(ws.links[L_ACT_FORWARD, 0], ws.links[L_ACT_FORWARD, 1],
+                            (code, x, out, fops[k, F_ALPHA], slope))
         elif kind == DROPOUT:
             a0 = ops[k, O_AUX]
             mask = borrowed_2d(aux, a0, B, n_out)
