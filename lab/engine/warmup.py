@@ -133,11 +133,7 @@ def _compile_for(kernel, *args) -> None:
     must be exactly those its caller passes, or the caller compiles another specialization."""
     import numba
 
-    _compile_for_types(kernel, tuple(numba.typeof(a) for a in args))
-
-
-def _compile_for_types(kernel, types) -> None:
-    kernel.compile(tuple(types))
+    kernel.compile(tuple(numba.typeof(a) for a in args))
 
 
 def _tiny_parts():
@@ -163,7 +159,7 @@ def _compile_linked(net, trainer, row: int, augment=None) -> None:
     from .kernels import network as K
 
     ws = net.workspace(trainer.batch_size)
-    _compile_for_types(K.LINKED_KERNELS[row], K.linked_signatures(ws, net.weights, trainer.rng, augment)[row])
+    K.LINKED_KERNELS[row].compile(K.linked_signatures(ws, net.weights, trainer.rng, augment)[row])
 
 
 def _compile_dense(net, trainer) -> None:
@@ -372,7 +368,7 @@ class Helper:
             try:
                 self.proc.stdin.close()
             except OSError:
-                pass
+                pass  # already gone: nothing left to tell it
         threading.Thread(target=self._reap, name="nnlab-warm-up-reaper", daemon=True).start()
 
     def _reap(self) -> None:
